@@ -1,0 +1,14 @@
+DROP TABLE one_time_tokens;
+DROP TABLE audit_events;
+DROP TABLE signing_keys;
+DROP TABLE oidc_clients;
+DROP TABLE user_roles;
+DROP TABLE roles;
+DROP TABLE app_admins;
+DROP TABLE app_access;
+DROP TABLE apps;
+DROP TABLE users;
+DROP TABLE departments;
+DROP TABLE tenant_hosts;
+DROP TABLE tenants;
+DROP TABLE meta;

@@ -1,0 +1,189 @@
+//! The identifiers a person signs in with: username, email, or mobile number in E.164. Each is a
+//! newtype whose constructor normalizes it, so the store's uniqueness rules and the sign-in lookup
+//! agree on what "the same account" means.
+
+use std::fmt;
+
+/// 1-64 characters of letters, digits, `.`, `_`, `-`, starting with a letter (so it never reads
+/// as a phone number or an email), stored lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(s: &str) -> Option<Username> {
+        let s = s.trim().to_lowercase();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        ok.then_some(Username(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, trimmed and lower-cased (every mail system we deliver to treats the local
+/// part case-insensitively, and users type it both ways).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Option<Email> {
+        let s = s.trim().to_lowercase();
+        let (local, domain) = s.split_once('@')?;
+        let ok = !local.is_empty()
+            && local.len() <= 64
+            && s.len() <= 254
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ','));
+        ok.then_some(Email(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A valid mobile number in E.164 (`+8613800138000`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Phone(String);
+
+impl Phone {
+    /// Parses `+CC…` as is, or a national number with `region` (ISO 3166 code such as `CN`) from
+    /// the sign-in page's country/region selector.
+    pub fn parse(s: &str, region: Option<&str>) -> Option<Phone> {
+        let region = match region {
+            Some(r) => Some(
+                r.to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .ok()?,
+            ),
+            None => None,
+        };
+        let number = phonenumber::parse(region, s.trim()).ok()?;
+        if !phonenumber::is_valid(&number) {
+            return None;
+        }
+        Some(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+display_as_str!(Username, Email, Phone);
+
+/// What a person typed in the account field, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    Username(Username),
+    Email(Email),
+    Phone(Phone),
+}
+
+impl Login {
+    pub fn parse(input: &str, region: Option<&str>) -> Option<Login> {
+        let input = input.trim();
+        if input.contains('@') {
+            return Email::parse(input).map(Login::Email);
+        }
+        let looks_like_phone = input.starts_with('+')
+            || (input.chars().any(|c| c.is_ascii_digit())
+                && input
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')')));
+        if looks_like_phone {
+            return Phone::parse(input, region).map(Login::Phone);
+        }
+        Username::parse(input).map(Login::Username)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(Username::parse(" Alice.W ").unwrap().as_str(), "alice.w");
+        for bad in ["", "1alice", "al ice", "a@b", &"a".repeat(65)] {
+            assert!(Username::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse(" Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "alice",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+        ] {
+            assert!(Email::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones_are_e164() {
+        assert_eq!(
+            Phone::parse("+86 138 0013 8000", None).unwrap().as_str(),
+            "+8613800138000"
+        );
+        assert_eq!(
+            Phone::parse("13800138000", Some("cn")).unwrap().as_str(),
+            "+8613800138000"
+        );
+        assert_eq!(
+            Phone::parse("(415) 555-2671", Some("US")).unwrap().as_str(),
+            "+14155552671"
+        );
+        assert!(Phone::parse("12345", None).is_none());
+        assert!(Phone::parse("13800138000", Some("XX")).is_none());
+    }
+
+    #[test]
+    fn login_classifies_the_account_field() {
+        assert!(matches!(
+            Login::parse("bob@example.com", None),
+            Some(Login::Email(_))
+        ));
+        assert!(matches!(
+            Login::parse("+8613800138000", None),
+            Some(Login::Phone(_))
+        ));
+        assert!(matches!(
+            Login::parse("138 0013 8000", Some("CN")),
+            Some(Login::Phone(_))
+        ));
+        assert!(matches!(
+            Login::parse("bob", None),
+            Some(Login::Username(_))
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+//! The application state every handler reaches through axum's `State`: configuration, store,
+//! clock, key material and the per-node caches that keep the hot paths free of queries.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, RwLock};
+
+use crate::clock::{SharedClock, UnixTime};
+use crate::config::Config;
+use crate::crypto::keys::{KeyError, Keyring};
+use crate::crypto::master::MasterKey;
+use crate::crypto::password::PasswordHasher;
+use crate::store::tenants::Tenant;
+use crate::store::{Store, StoreError, keys as key_store, tenants};
+use crate::telemetry::Metrics;
+use crate::tenant::TenantId;
+use crate::web::Templates;
+
+/// How long a node trusts its cached tenants and keys. Changes made on this node invalidate at
+/// once; changes made on another node are seen within this many seconds.
+const CACHE_TTL_SECS: i64 = 10;
+
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub master: MasterKey,
+    pub hasher: PasswordHasher,
+    pub templates: Templates,
+    pub metrics: Metrics,
+    tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
+    tenants_by_host: TtlCache<String, Option<Arc<Tenant>>>,
+    keyrings: TtlCache<TenantId, Arc<Keyring>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: SharedClock,
+        master: MasterKey,
+    ) -> anyhow::Result<App> {
+        let hasher = PasswordHasher::new(&config.password_hash)?;
+        let templates = Templates::load()?;
+        Ok(App(Arc::new(Inner {
+            config,
+            store,
+            clock,
+            master,
+            hasher,
+            templates,
+            metrics: Metrics::default(),
+            tenants_by_id: TtlCache::default(),
+            tenants_by_host: TtlCache::default(),
+            keyrings: TtlCache::default(),
+        })))
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The issuer of a tenant reached by path: `{public_url}/t/{tenant}`.
+    pub fn issuer(&self, tenant: &TenantId) -> String {
+        format!("{}/t/{}", self.config.public_base(), tenant)
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
+        let now = self.now();
+        if let Some(hit) = self.tenants_by_id.get(id, now) {
+            return Ok(hit);
+        }
+        let key = id.clone();
+        let found = self
+            .store
+            .run(move |c| tenants::find(c, &key))
+            .await?
+            .map(Arc::new);
+        self.tenants_by_id.put(id.clone(), found.clone(), now);
+        Ok(found)
+    }
+
+    pub async fn tenant_by_host(&self, host: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+        let now = self.now();
+        if let Some(hit) = self.tenants_by_host.get(&host.to_string(), now) {
+            return Ok(hit);
+        }
+        let key = host.to_string();
+        let found = self
+            .store
+            .run(move |c| tenants::find_by_host(c, &key))
+            .await?
+            .map(Arc::new);
+        self.tenants_by_host
+            .put(host.to_string(), found.clone(), now);
+        Ok(found)
+    }
+
+    /// The tenant's parsed signing keys and JWKS, loaded once per TTL.
+    pub async fn keyring(&self, tenant: &TenantId) -> Result<Arc<Keyring>, KeyError> {
+        let now = self.now();
+        if let Some(hit) = self.keyrings.get(tenant, now) {
+            return Ok(hit);
+        }
+        let key = tenant.clone();
+        let stored = self.store.run(move |c| key_store::list(c, &key)).await?;
+        let ring = Arc::new(Keyring::load(tenant, &stored, &self.master, now)?);
+        self.keyrings.put(tenant.clone(), ring.clone(), now);
+        Ok(ring)
+    }
+
+    /// Forget cached state after a local change (tenant edited, keys rotated).
+    pub fn invalidate_caches(&self) {
+        self.tenants_by_id.clear();
+        self.tenants_by_host.clear();
+        self.keyrings.clear();
+    }
+}
+
+/// A small map whose entries are trusted for [`CACHE_TTL_SECS`].
+struct TtlCache<K, V> {
+    entries: RwLock<HashMap<K, (V, UnixTime)>>,
+}
+
+impl<K, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        TtlCache {
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// Bounds memory when someone probes many unknown tenants or hosts.
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+    fn get(&self, key: &K, now: UnixTime) -> Option<V> {
+        let entries = self.entries.read().ok()?;
+        let (value, at) = entries.get(key)?;
+        (now.0 - at.0 < CACHE_TTL_SECS && now.0 >= at.0).then(|| value.clone())
+    }
+
+    fn put(&self, key: K, value: V, now: UnixTime) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHE_MAX_ENTRIES {
+                entries.retain(|_, (_, at)| now.0 - at.0 < CACHE_TTL_SECS);
+                if entries.len() >= CACHE_MAX_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (value, now));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+}

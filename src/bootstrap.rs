@@ -1,0 +1,116 @@
+//! Start-up: open the database, apply migrations, find the master key and prove it is the right
+//! one, and make sure the `default` tenant and every tenant's signing keys exist. Shared by
+//! `serve` and every CLI command, so they all see the same, fully prepared database.
+
+use anyhow::Context;
+
+use crate::clock::{SharedClock, UnixTime};
+use crate::config::{Config, redact_url};
+use crate::crypto::CryptoError;
+use crate::crypto::keys;
+use crate::crypto::master::{self, MasterKey, MasterKeySource};
+use crate::store::tenants::{self, TenantSpec};
+use crate::store::{Store, keys as key_store, meta, migrate};
+use crate::tenant::TenantId;
+
+const MASTER_KEY_CHECK: &str = "master_key_check";
+
+pub struct Opened {
+    pub store: Store,
+    pub master: MasterKey,
+    pub master_source: MasterKeySource,
+    pub migrations_applied: Vec<String>,
+    pub keys_generated: usize,
+}
+
+/// Everything `serve` and the CLI need before they touch data.
+pub fn open(config: &Config, clock: &SharedClock) -> anyhow::Result<Opened> {
+    let url = config.database_url();
+    let store = Store::from_config(config).with_context(|| {
+        format!(
+            "config key `database.url`: cannot open {} — check the URL and that the database is running",
+            redact_url(&url)
+        )
+    })?;
+    let migrations_applied = store
+        .run_blocking(migrate::run_pending)
+        .context("applying database migrations")?;
+    let (master, master_source) = unlock(&store, config)?;
+    let keys_generated = prepare_tenants(&store, &master, clock.now())?;
+    Ok(Opened {
+        store,
+        master,
+        master_source,
+        migrations_applied,
+        keys_generated,
+    })
+}
+
+/// Loads the master key and checks it against the database before anything is written with it.
+fn unlock(store: &Store, config: &Config) -> anyhow::Result<(MasterKey, MasterKeySource)> {
+    let has_keys = store.run_blocking(key_store::any_exist)?;
+    let check = store.run_blocking(|c| meta::get(c, MASTER_KEY_CHECK))?;
+    let (master, source) = master::load(config, has_keys || check.is_some())?;
+    match check {
+        Some(stored) => master.verify_check_value(&stored).map_err(|e| match e {
+            CryptoError::WrongMasterKey => anyhow::anyhow!(
+                "config key `master_key`/`master_key_file`: {e} (source: {})",
+                describe(&source)
+            ),
+            other => other.into(),
+        })?,
+        None => {
+            let value = master.check_value()?;
+            store.run_blocking(|c| meta::set(c, MASTER_KEY_CHECK, &value))?;
+        }
+    }
+    Ok((master, source))
+}
+
+fn describe(source: &MasterKeySource) -> String {
+    match source {
+        MasterKeySource::Config => "master_key".into(),
+        MasterKeySource::File(p) | MasterKeySource::Generated(p) => p.display().to_string(),
+    }
+}
+
+/// The `default` tenant, and an active plus a next key per algorithm for every tenant.
+fn prepare_tenants(store: &Store, master: &MasterKey, now: UnixTime) -> anyhow::Result<usize> {
+    let default = TenantId::default_tenant();
+    if store
+        .run_blocking(|c| tenants::find(c, &default))?
+        .is_none()
+    {
+        store
+            .run_blocking(|c| {
+                tenants::insert(c, &default, &TenantSpec::named("Default"), now).map(|_| ())
+            })
+            .or_else(|e| match e {
+                // Another node created it first.
+                crate::store::StoreError::Conflict(_) => Ok(()),
+                other => Err(other),
+            })?;
+    }
+    let mut generated = 0;
+    for tenant in store.run_blocking(tenants::list)? {
+        generated += ensure_keys(store, master, &tenant.id, now)?;
+    }
+    Ok(generated)
+}
+
+/// Gives one tenant its signing keys; used at start-up and when a tenant is created.
+pub fn ensure_keys(
+    store: &Store,
+    master: &MasterKey,
+    tenant: &TenantId,
+    now: UnixTime,
+) -> anyhow::Result<usize> {
+    let existing = store.run_blocking(|c| key_store::list(c, tenant))?;
+    keys::verify_decryptable(&existing, master, tenant)?;
+    Ok(store.run_blocking(|c| {
+        keys::ensure(c, master, tenant, 2048, now).map_err(|e| match e {
+            keys::KeyError::Store(s) => s,
+            keys::KeyError::Crypto(c) => crate::store::StoreError::Invalid(c.to_string()),
+        })
+    })?)
+}

@@ -1,0 +1,237 @@
+//! The `sesame` command. Each subcommand opens the database through [`crate::bootstrap`], so every
+//! command sees migrated storage, a checked master key and the `default` tenant.
+
+mod admin;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sesame",
+    version,
+    about = "Sesame: identity provider and SSO broker (OIDC, OAuth 2, SAML 2.0)"
+)]
+pub struct Cli {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, global = true, env = "SESAME_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage users of a tenant.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OIDC clients of a tenant.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys of a tenant.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Apply a declarative file of tenants, departments, apps, roles, users and clients.
+    Import {
+        /// The TOML file (see examples/demo.toml).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Seed the `demo` tenant from examples/demo.toml and print the demo user's password.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file plus environment) and print the effective values.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with its signing keys.
+    Add {
+        /// Slug used in URLs and issuers: a-z, 0-9, '-'.
+        id: String,
+        /// Display name (defaults to the id).
+        #[arg(long)]
+        name: Option<String>,
+        /// A host that routes to this tenant (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// List tenants with their issuers.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantArg {
+    /// The tenant to act on.
+    #[arg(long, short, default_value = "default")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from stdin with --password-stdin, else generated and
+    /// printed once.
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Username (letters, digits, . _ -; starting with a letter).
+        username: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Mobile number with country code, e.g. +8613800138000.
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+        /// Do not ask the user to change the password at first sign-in.
+        #[arg(long)]
+        permanent_password: bool,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Set a user's password (stdin with --password-stdin, else generated and printed once).
+    Passwd {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Username, email, mobile number or user id.
+        user: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        permanent_password: bool,
+    },
+    /// Disable a user: they can no longer sign in.
+    Disable {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user: String,
+    },
+    /// Clear a lockout after failed sign-ins.
+    Unlock {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; a confidential client's secret is printed once and only its hash kept.
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Post-logout redirect URI (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Grant type (repeatable; default authorization_code and refresh_token).
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// A public client (mobile or single-page app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
+        #[arg(long)]
+        auth_method: Option<String>,
+        /// The app this client belongs to.
+        #[arg(long)]
+        app: Option<String>,
+        /// web (default) or mobile: which access scope of the app applies.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Skip the consent screen (the organisation's own apps).
+        #[arg(long)]
+        first_party: bool,
+    },
+    /// List clients.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Remove a client.
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their states.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Activate the published next key, retire the active one and publish a new next key.
+    Rotate {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Only this algorithm (RS256, ES256, EdDSA); all by default.
+        #[arg(long)]
+        alg: Option<String>,
+    },
+}
+
+/// Runs the parsed command; the error is printed by `main` as one line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let clock: SharedClock = std::sync::Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve(args) => serve::serve(config, clock, args).await,
+        Command::Config(ConfigCommand::Check) => {
+            let mut shown = config.clone();
+            if shown.master_key.is_some() {
+                shown.master_key = Some("[redacted]".into());
+            }
+            if let Some(url) = &shown.database.url {
+                shown.database.url = Some(crate::config::redact_url(url));
+            }
+            println!("configuration is valid\n");
+            println!("{}", toml::to_string_pretty(&shown)?);
+            Ok(())
+        }
+        other => admin::run(other, config, clock).await,
+    }
+}

@@ -1,0 +1,69 @@
+//! `sesame serve`
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::ServeArgs;
+use crate::app::App;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::master::MasterKeySource;
+use crate::store::tokens;
+use crate::{bootstrap, demo, router, server, telemetry};
+
+/// How often expired one-time tokens are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+pub async fn serve(config: Config, clock: SharedClock, args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init_logging(&config.log);
+    let addr = config.listen_addr()?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| {
+        format!("config key `listen`: cannot listen on {addr} — is another process using it?")
+    })?;
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(server::tls_config(cert, key).await?),
+        _ => None,
+    };
+    let opened = {
+        let (config, clock) = (config.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || bootstrap::open(&config, &clock)).await??
+    };
+    if let MasterKeySource::Generated(path) = &opened.master_source {
+        tracing::warn!(path = %path.display(), "generated a new master key: back it up; without it the signing keys cannot be read");
+    }
+    if !opened.migrations_applied.is_empty() {
+        tracing::info!(applied = ?opened.migrations_applied, "database migrated");
+    }
+    let app = App::new(config.clone(), opened.store, clock, opened.master)?;
+    if args.demo {
+        let seeded = demo::seed(&app).await?;
+        println!("{}", seeded.banner(&app));
+    }
+    spawn_sweeper(app.clone());
+    let router = router::build(app.clone());
+    tracing::info!(listen = %listener.local_addr()?, public_url = %config.public_url, tls = tls.is_some(), "sesame is serving");
+    server::run(
+        listener,
+        router,
+        tls,
+        server::shutdown_signal(),
+        Duration::from_secs(config.http.shutdown_grace_secs),
+    )
+    .await
+}
+
+fn spawn_sweeper(app: App) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            let now = app.now();
+            match app.store.run(move |c| tokens::sweep_expired(c, now)).await {
+                Ok(n) if n > 0 => tracing::debug!(swept = n, "expired one-time tokens removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired tokens failed"),
+            }
+        }
+    });
+}

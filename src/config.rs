@@ -1,0 +1,563 @@
+//! Typed configuration: defaults usable on a laptop, then an optional TOML file, then `SESAME_…`
+//! environment variables. Every problem is reported as one line naming the key and the fix, so
+//! an operator never has to read a stack trace to start the server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the `SESAME_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["config", "test_database_url", "log"];
+
+/// Sections whose keys can be set as `SESAME_{SECTION}_{KEY}`.
+const SECTIONS: &[&str] = &["database", "tls", "log", "password_hash", "http", "tokens"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The URL browsers and apps reach Sesame at; issuers are `{public_url}/t/{tenant}`.
+    pub public_url: String,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Base64 of 32 random bytes; wins over `master_key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub tls: TlsConfig,
+    pub log: LogConfig,
+    pub password_hash: PasswordHashConfig,
+    pub http: HttpConfig,
+    pub tokens: TokenConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; defaults to `sqlite://{data_dir}/sesame.db`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub pool_size: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `sesame=debug,tower_http=info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Argon2id cost; the defaults are OWASP's (m=19456 KiB, t=2, p=1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordHashConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Defaults for clients that do not set their own lifetimes, in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub access_token_lifetime: i64,
+    pub id_token_lifetime: i64,
+    pub refresh_token_lifetime: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            public_url: "http://127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./sesame-data"),
+            master_key: None,
+            master_key_file: None,
+            database: DatabaseConfig {
+                url: None,
+                pool_size: 8,
+                connect_timeout_secs: 5,
+            },
+            tls: TlsConfig::default(),
+            log: LogConfig {
+                level: "info".into(),
+                format: LogFormat::Text,
+            },
+            password_hash: PasswordHashConfig {
+                memory_kib: 19456,
+                iterations: 2,
+                parallelism: 1,
+            },
+            http: HttpConfig {
+                max_body_bytes: 64 * 1024,
+                request_timeout_secs: 30,
+                shutdown_grace_secs: 20,
+            },
+            tokens: TokenConfig {
+                access_token_lifetime: 900,
+                id_token_lifetime: 900,
+                refresh_token_lifetime: 30 * 24 * 3600,
+            },
+        }
+    }
+}
+
+/// A configuration problem, always naming the key and the fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config key `{key}`: {problem}; {fix}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Which backend a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn of(url: &str) -> Option<DatabaseKind> {
+        if url.starts_with("sqlite://") {
+            Some(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(DatabaseKind::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Reads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment, so tests need not touch the process's.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    "--config",
+                    format!("cannot read {}: {e}", path.display()),
+                    "pass a readable TOML file with --config or SESAME_CONFIG",
+                )
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("SESAME_")?.to_ascii_lowercase();
+                if NON_CONFIG_ENV.contains(&key.as_str()) {
+                    return None;
+                }
+                Some((env_key_to_path(&key), v))
+            })
+            .collect();
+        for (key, value) in env {
+            figment = figment.merge((key.as_str(), parse_env_value(&value)));
+        }
+        let config: Config = figment.extract().map_err(|e| figment_error(e, file))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "listen",
+                format!("'{}' is not an address and port", self.listen),
+                "write it as IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:443",
+            )
+        })
+    }
+
+    /// The public URL without a trailing slash, the base of every issuer.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("sesame.db").display()),
+        }
+    }
+
+    pub fn database_kind(&self) -> DatabaseKind {
+        DatabaseKind::of(&self.database_url()).unwrap_or(DatabaseKind::Sqlite)
+    }
+
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match url::Url::parse(&self.public_url) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
+                if u.query().is_some() || u.fragment().is_some() {
+                    return Err(ConfigError::new(
+                        "public_url",
+                        "has a query or fragment",
+                        "use a plain URL such as https://id.example.com",
+                    ));
+                }
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "public_url",
+                    format!("'{}' is not an http(s) URL", self.public_url),
+                    "use the URL users reach Sesame at, e.g. https://id.example.com",
+                ));
+            }
+        }
+        self.listen_addr()?;
+        let db = self.database_url();
+        match DatabaseKind::of(&db) {
+            Some(DatabaseKind::Postgres) => {
+                if url::Url::parse(&db).is_err() {
+                    return Err(ConfigError::new(
+                        "database.url",
+                        "is not a valid PostgreSQL URL",
+                        "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                    ));
+                }
+            }
+            Some(DatabaseKind::Sqlite) => {
+                if db.trim_start_matches("sqlite://").is_empty() {
+                    return Err(ConfigError::new(
+                        "database.url",
+                        "names no file",
+                        "write it as sqlite://PATH/TO/sesame.db",
+                    ));
+                }
+            }
+            None => {
+                return Err(ConfigError::new(
+                    "database.url",
+                    format!("unsupported scheme in '{}'", redact_url(&db)),
+                    "use sqlite://PATH or postgres://USER@HOST/DATABASE",
+                ));
+            }
+        }
+        if self.database.pool_size == 0 {
+            return Err(ConfigError::new(
+                "database.pool_size",
+                "is 0",
+                "set at least 1 (4-8 is typical)",
+            ));
+        }
+        if let Some(key) = &self.master_key {
+            crate::crypto::master::MasterKey::from_base64(key).map_err(|_| {
+                ConfigError::new(
+                    "master_key",
+                    "is not base64 of 32 bytes",
+                    "generate one with `head -c32 /dev/urandom | base64`",
+                )
+            })?;
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls.cert", cert), ("tls.key", key)] {
+                    if let Err(e) = std::fs::metadata(path) {
+                        return Err(ConfigError::new(
+                            name,
+                            format!("cannot read {}: {e}", path.display()),
+                            "point it at a readable PEM file",
+                        ));
+                    }
+                }
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "tls.key",
+                    "is missing while tls.cert is set",
+                    "set both or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "tls.cert",
+                    "is missing while tls.key is set",
+                    "set both or neither",
+                ));
+            }
+        }
+        let ph = &self.password_hash;
+        if argon2::Params::new(ph.memory_kib, ph.iterations, ph.parallelism, None).is_err() {
+            return Err(ConfigError::new(
+                "password_hash",
+                "memory_kib/iterations/parallelism are out of argon2's range",
+                "use the defaults (19456, 2, 1) or larger values",
+            ));
+        }
+        for (key, value) in [
+            (
+                "tokens.access_token_lifetime",
+                self.tokens.access_token_lifetime,
+            ),
+            ("tokens.id_token_lifetime", self.tokens.id_token_lifetime),
+            (
+                "tokens.refresh_token_lifetime",
+                self.tokens.refresh_token_lifetime,
+            ),
+        ] {
+            if value <= 0 {
+                return Err(ConfigError::new(
+                    key,
+                    "must be positive",
+                    "give a lifetime in seconds",
+                ));
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "http.max_body_bytes",
+                "is below 1024",
+                "use at least 1024 (default 65536)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `database_url` → `database.url`: the first `_` after a section name separates section and key.
+fn env_key_to_path(key: &str) -> String {
+    for section in SECTIONS {
+        if let Some(rest) = key.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    key.to_string()
+}
+
+/// Environment values are strings; numbers are passed on as numbers so `SESAME_DATABASE_POOL_SIZE=4`
+/// works.
+fn parse_env_value(value: &str) -> figment::value::Value {
+    if let Ok(n) = value.parse::<i64>() {
+        return figment::value::Value::from(n);
+    }
+    if let Ok(b) = value.parse::<bool>() {
+        return figment::value::Value::from(b);
+    }
+    figment::value::Value::from(value.to_string())
+}
+
+fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
+    use figment::error::Kind;
+    let key = if e.path.is_empty() {
+        "(file)".to_string()
+    } else {
+        e.path.join(".")
+    };
+    let source = match file {
+        Some(f) => format!(" in {}", f.display()),
+        None => String::new(),
+    };
+    match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            let key = if e.path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            ConfigError::new(
+                &key,
+                format!("is not a known key{source}"),
+                format!(
+                    "remove it or check its spelling (known here: {})",
+                    expected.join(", ")
+                ),
+            )
+        }
+        Kind::InvalidType(actual, expected) => ConfigError::new(
+            &key,
+            format!("has the wrong type{source}: found {actual}"),
+            format!("give {expected}"),
+        ),
+        Kind::Message(msg) => ConfigError::new(
+            &key,
+            format!("cannot be read{source}: {msg}"),
+            "fix the TOML syntax",
+        ),
+        other => ConfigError::new(
+            &key,
+            format!("{other}{source}"),
+            "see docs/configuration.md",
+        ),
+    }
+}
+
+/// Strips a password from a URL before it is printed.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_work_on_a_laptop() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./sesame-data/sesame.db");
+        assert_eq!(c.password_hash.memory_kib, 19456);
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let f = file("public_url = \"https://id.example.com\"\n[database]\npool_size = 3\n");
+        let c = Config::load_from(
+            Some(f.path()),
+            env(&[
+                ("SESAME_DATABASE_URL", "postgres://u@db/sesame"),
+                ("SESAME_DATABASE_POOL_SIZE", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.public_url, "https://id.example.com");
+        assert_eq!(c.database_url(), "postgres://u@db/sesame");
+        assert_eq!(c.database.pool_size, 5);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = file("[database]\nulr = \"sqlite://x\"\n");
+        let e = Config::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(e.key, "database.ulr");
+        assert!(e.to_string().contains("url"), "{e}");
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named() {
+        let e = Config::load_from(None, env(&[("SESAME_PUBLIK_URL", "x")])).unwrap_err();
+        assert_eq!(e.key, "publik_url");
+    }
+
+    #[test]
+    fn bad_urls_name_the_key() {
+        let e = Config::load_from(None, env(&[("SESAME_PUBLIC_URL", "not a url")])).unwrap_err();
+        assert_eq!(e.key, "public_url");
+        let e =
+            Config::load_from(None, env(&[("SESAME_DATABASE_URL", "mysql://x/y")])).unwrap_err();
+        assert_eq!(e.key, "database.url");
+        let e = Config::load_from(None, env(&[("SESAME_LISTEN", "localhost")])).unwrap_err();
+        assert_eq!(e.key, "listen");
+    }
+
+    #[test]
+    fn unreadable_file_and_partial_toml_are_reported() {
+        let e =
+            Config::load_from(Some(Path::new("/nonexistent/sesame.toml")), env(&[])).unwrap_err();
+        assert_eq!(e.key, "--config");
+        let f = file("public_url = \"https://id.example.com\"\n[database\n");
+        let e = Config::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("line"), "{e}");
+    }
+
+    #[test]
+    fn tls_needs_both_halves_and_readable_files() {
+        let e =
+            Config::load_from(None, env(&[("SESAME_TLS_CERT", "/nonexistent.pem")])).unwrap_err();
+        assert_eq!(e.key, "tls.key");
+        let e = Config::load_from(
+            None,
+            env(&[
+                ("SESAME_TLS_CERT", "/nonexistent.pem"),
+                ("SESAME_TLS_KEY", "/nonexistent.key"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "tls.cert");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let f = file("[database]\npool_size = \"many\"\n");
+        let e = Config::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(e.key, "database.pool_size");
+    }
+
+    #[test]
+    fn test_variables_are_not_config_keys() {
+        Config::load_from(
+            None,
+            env(&[
+                ("SESAME_TEST_DATABASE_URL", "postgres://x/y"),
+                ("SESAME_CONFIG", "a"),
+            ]),
+        )
+        .unwrap();
+    }
+}

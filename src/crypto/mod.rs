@@ -1,0 +1,29 @@
+//! Key material and secrets: the master key that encrypts signing keys at rest, the signing keys
+//! themselves (generation, rotation, JWKS, JWS), argon2 password hashing, and random secrets with
+//! their hashes.
+
+pub mod keys;
+pub mod master;
+pub mod password;
+pub mod secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error(
+        "the master key does not decrypt the stored signing keys: it is not the key they were encrypted \
+         with; restore the original master_key / master_key_file (nothing was changed)"
+    )]
+    WrongMasterKey,
+    #[error("{0}")]
+    MasterKey(String),
+    #[error("key operation failed: {0}")]
+    Key(String),
+    #[error("password hashing failed: {0}")]
+    Password(String),
+}
+
+impl From<josekit::JoseError> for CryptoError {
+    fn from(e: josekit::JoseError) -> Self {
+        CryptoError::Key(e.to_string())
+    }
+}

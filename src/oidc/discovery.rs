@@ -1,0 +1,87 @@
+//! OpenID Connect Discovery 1.0 §4 and the JWK Set (RFC 7517 §5). Both are served from the
+//! tenant's cached keyring, so they cost no query after the first request.
+//!
+//! The document lists only what this server does today; endpoints join it as they are built.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::crypto::keys::Alg;
+use crate::tenant::resolve::TenantCtx;
+use crate::web::error::PageError;
+
+/// Relying parties re-fetch at most this often. A rotation publishes the next key a full
+/// rotation ahead, so a cached JWKS always holds the key that signs.
+const JWKS_MAX_AGE: &str = "public, max-age=300";
+const DISCOVERY_MAX_AGE: &str = "public, max-age=300";
+
+/// Discovery metadata for `issuer`; pure so it can be checked without HTTP.
+pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
+    let mut algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
+    // OIDC Core §15.1: RS256 comes first as the algorithm every client can use.
+    algs.sort_by_key(|a| *a != "RS256");
+    json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+    })
+}
+
+/// `GET /t/{tenant}/.well-known/openid-configuration`
+pub async fn configuration(
+    State(app): State<App>,
+    tenant: TenantCtx,
+) -> Result<Response, PageError> {
+    let ring = app.keyring(tenant.id()).await?;
+    let mut response = Json(metadata(&tenant.issuer, &ring.algorithms())).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(DISCOVERY_MAX_AGE),
+    );
+    Ok(response)
+}
+
+/// `GET /t/{tenant}/jwks`
+pub async fn jwks(State(app): State<App>, tenant: TenantCtx) -> Result<Response, PageError> {
+    let ring = app.keyring(tenant.id()).await?;
+    let mut response = Json(ring.jwks().clone()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(JWKS_MAX_AGE),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_truthful_and_rs256_first() {
+        let m = metadata(
+            "https://id.example.com/t/acme",
+            &[Alg::ES256, Alg::RS256, Alg::EdDSA],
+        );
+        assert_eq!(m["issuer"], "https://id.example.com/t/acme");
+        assert_eq!(m["jwks_uri"], "https://id.example.com/t/acme/jwks");
+        assert_eq!(m["id_token_signing_alg_values_supported"][0], "RS256");
+        assert!(
+            m.get("token_endpoint").is_none(),
+            "no endpoint is advertised before it exists"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! OIDC clients. The secret is kept only as a SHA-256 hash (it is 256 random bits, so a slow
+//! hash would add nothing) and compared in constant time.
+
+use diesel::prelude::*;
+
+use super::StoreError;
+use super::apps::Channel;
+use super::conn::Conn;
+use super::schema::oidc_clients as c;
+use crate::clock::UnixTime;
+use crate::crypto::secret::TokenHash;
+use crate::tenant::TenantId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
+            AuthMethod::None,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+
+    /// Whether the method authenticates with a shared secret we must hold a hash of.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub client_id: String,
+    pub app_id: Option<String>,
+    pub name: String,
+    pub secret_hash: Option<TokenHash>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub auth_method: AuthMethod,
+    pub channel: Channel,
+    pub first_party: bool,
+    pub access_token_lifetime: Option<i64>,
+    pub id_token_lifetime: Option<i64>,
+    pub refresh_token_lifetime: Option<i64>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = c, check_for_backend(crate::store::conn::MultiBackend))]
+struct Row {
+    client_id: String,
+    app_id: Option<String>,
+    name: String,
+    secret_hash: Option<Vec<u8>>,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    token_endpoint_auth_method: String,
+    channel: String,
+    first_party: bool,
+    access_token_lifetime: Option<i64>,
+    id_token_lifetime: Option<i64>,
+    refresh_token_lifetime: Option<i64>,
+}
+
+fn json_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_json(v: &[String]) -> String {
+    serde_json::Value::from(v.to_vec()).to_string()
+}
+
+impl From<Row> for Client {
+    fn from(r: Row) -> Client {
+        Client {
+            client_id: r.client_id,
+            app_id: r.app_id,
+            name: r.name,
+            secret_hash: r.secret_hash.as_deref().and_then(TokenHash::from_bytes),
+            redirect_uris: json_list(&r.redirect_uris),
+            post_logout_redirect_uris: json_list(&r.post_logout_redirect_uris),
+            grant_types: json_list(&r.grant_types),
+            // An unknown method authenticates nobody.
+            auth_method: AuthMethod::parse(&r.token_endpoint_auth_method)
+                .unwrap_or(AuthMethod::PrivateKeyJwt),
+            channel: Channel::parse(&r.channel).unwrap_or(Channel::Web),
+            first_party: r.first_party,
+            access_token_lifetime: r.access_token_lifetime,
+            id_token_lifetime: r.id_token_lifetime,
+            refresh_token_lifetime: r.refresh_token_lifetime,
+        }
+    }
+}
+
+pub fn list(conn: &mut Conn, tenant: &TenantId) -> Result<Vec<Client>, StoreError> {
+    let rows: Vec<Row> = c::table
+        .filter(c::tenant_id.eq(tenant.as_str()))
+        .order(c::client_id.asc())
+        .select(Row::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(Client::from).collect())
+}
+
+pub fn find(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
+    let row: Option<Row> = c::table
+        .filter(c::tenant_id.eq(tenant.as_str()))
+        .filter(c::client_id.eq(client_id))
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Client::from))
+}
+
+pub fn insert(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    client: &Client,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::insert_into(c::table)
+        .values((
+            c::tenant_id.eq(tenant.as_str()),
+            c::client_id.eq(&client.client_id),
+            c::created_at.eq(now.0),
+            c::updated_at.eq(now.0),
+            c::app_id.eq(&client.app_id),
+            c::name.eq(&client.name),
+            c::secret_hash.eq(client.secret_hash.as_ref().map(|h| h.as_bytes().to_vec())),
+            c::redirect_uris.eq(to_json(&client.redirect_uris)),
+            c::post_logout_redirect_uris.eq(to_json(&client.post_logout_redirect_uris)),
+            c::grant_types.eq(to_json(&client.grant_types)),
+            c::token_endpoint_auth_method.eq(client.auth_method.as_str()),
+            c::channel.eq(client.channel.as_str()),
+            c::first_party.eq(client.first_party),
+            c::access_token_lifetime.eq(client.access_token_lifetime),
+            c::id_token_lifetime.eq(client.id_token_lifetime),
+            c::refresh_token_lifetime.eq(client.refresh_token_lifetime),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    client: &Client,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let n = diesel::update(
+        c::table
+            .filter(c::tenant_id.eq(tenant.as_str()))
+            .filter(c::client_id.eq(&client.client_id)),
+    )
+    .set((
+        c::updated_at.eq(now.0),
+        c::app_id.eq(&client.app_id),
+        c::name.eq(&client.name),
+        c::secret_hash.eq(client.secret_hash.as_ref().map(|h| h.as_bytes().to_vec())),
+        c::redirect_uris.eq(to_json(&client.redirect_uris)),
+        c::post_logout_redirect_uris.eq(to_json(&client.post_logout_redirect_uris)),
+        c::grant_types.eq(to_json(&client.grant_types)),
+        c::token_endpoint_auth_method.eq(client.auth_method.as_str()),
+        c::channel.eq(client.channel.as_str()),
+        c::first_party.eq(client.first_party),
+        c::access_token_lifetime.eq(client.access_token_lifetime),
+        c::id_token_lifetime.eq(client.id_token_lifetime),
+        c::refresh_token_lifetime.eq(client.refresh_token_lifetime),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!(
+            "no client '{}' in tenant '{tenant}'",
+            client.client_id
+        )));
+    }
+    Ok(())
+}
+
+/// Returns whether a client was removed.
+pub fn remove(conn: &mut Conn, tenant: &TenantId, client_id: &str) -> Result<bool, StoreError> {
+    let n = diesel::delete(
+        c::table
+            .filter(c::tenant_id.eq(tenant.as_str()))
+            .filter(c::client_id.eq(client_id)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// The longest access- or ID-token lifetime any client of the tenant sets, so a retired key
+/// stays published for as long as something it signed can be valid.
+pub fn max_token_lifetime(conn: &mut Conn, tenant: &TenantId) -> Result<Option<i64>, StoreError> {
+    let rows: Vec<(Option<i64>, Option<i64>)> = c::table
+        .filter(c::tenant_id.eq(tenant.as_str()))
+        .select((c::access_token_lifetime, c::id_token_lifetime))
+        .load(conn)?;
+    Ok(rows.into_iter().flat_map(|(a, i)| [a, i]).flatten().max())
+}

@@ -1,0 +1,114 @@
+//! One connection type for both backends, and the r2d2 manager that opens it.
+//!
+//! The derive generates `MultiBackend` here, so row structs use
+//! `#[diesel(check_for_backend(crate::store::conn::MultiBackend))]`.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+use crate::config::DatabaseKind;
+
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Runs the same body once per backend where a statement cannot go through the enum
+/// (upserts, batch inserts, `BEGIN IMMEDIATE`): `per_backend!(conn, |c| body)`.
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::conn::Conn::Postgres($c) => $body,
+            $crate::store::conn::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// A pooled connection plus whether it saw its server go away, so r2d2 drops it instead of
+/// handing a dead connection to the next request.
+pub struct Pooled {
+    pub conn: Conn,
+    pub broken: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+/// Picks the backend from the URL scheme. diesel's own manager tries PostgreSQL then SQLite, which
+/// turns "connection refused" into "invalid URL"; this one reports the real cause.
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+    kind: DatabaseKind,
+    connect_timeout_secs: u64,
+}
+
+impl Manager {
+    pub fn new(url: &str, kind: DatabaseKind, connect_timeout_secs: u64) -> Manager {
+        Manager {
+            url: url.to_string(),
+            kind,
+            connect_timeout_secs,
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Pooled;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<Pooled, ConnectError> {
+        let conn = match self.kind {
+            DatabaseKind::Postgres => {
+                let url = with_connect_timeout(&self.url, self.connect_timeout_secs);
+                let mut c = diesel::PgConnection::establish(&url)
+                    .map_err(|e| ConnectError(e.to_string()))?;
+                c.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(|e| ConnectError(e.to_string()))?;
+                Conn::Postgres(c)
+            }
+            DatabaseKind::Sqlite => {
+                let mut c = diesel::SqliteConnection::establish(&self.url)
+                    .map_err(|e| ConnectError(e.to_string()))?;
+                // busy_timeout first: the others may have to wait for a writer.
+                for pragma in [
+                    "PRAGMA busy_timeout = 5000",
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA foreign_keys = ON",
+                ] {
+                    c.batch_execute(pragma)
+                        .map_err(|e| ConnectError(format!("{pragma}: {e}")))?;
+                }
+                Conn::Sqlite(c)
+            }
+        };
+        Ok(Pooled {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectError> {
+        conn.conn
+            .batch_execute("SELECT 1")
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        conn.broken || std::thread::panicking() || conn.conn.is_broken()
+    }
+}
+
+/// libpq waits forever for an unreachable host unless told otherwise.
+fn with_connect_timeout(url: &str, secs: u64) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={}", secs.max(1))
+}

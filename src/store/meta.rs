@@ -1,0 +1,30 @@
+//! Server-wide key/value facts (for example the master-key check value).
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use super::StoreError;
+use super::conn::{Conn, per_backend};
+use super::schema::meta;
+
+pub fn get(conn: &mut Conn, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(meta::table
+        .filter(meta::key.eq(key))
+        .select(meta::value)
+        .first(conn)
+        .optional()?)
+}
+
+/// Insert or replace; an upsert is not expressible through the multi-backend enum, so it is
+/// expanded once per backend.
+pub fn set(conn: &mut Conn, key: &str, value: &str) -> Result<(), StoreError> {
+    per_backend!(conn, |c| {
+        diesel::insert_into(meta::table)
+            .values((meta::key.eq(key), meta::value.eq(value)))
+            .on_conflict(meta::key)
+            .do_update()
+            .set(meta::value.eq(excluded(meta::value)))
+            .execute(c)
+    })?;
+    Ok(())
+}

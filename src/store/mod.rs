@@ -1,0 +1,255 @@
+//! The only place that names a table. diesel over one [`conn::Conn`] (SQLite or PostgreSQL by URL
+//! scheme); every call goes through [`Store::run`] on the blocking pool so async handlers never
+//! wait on the database. One module per aggregate, each a set of free functions over `&mut Conn`
+//! that take the tenant first, so no query can read across tenants.
+
+pub mod apps;
+pub mod audit;
+pub mod clients;
+pub mod conn;
+pub mod departments;
+pub mod keys;
+pub mod meta;
+pub mod migrate;
+pub mod roles;
+pub mod schema;
+pub mod tenants;
+pub mod tokens;
+pub mod tx;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::config::{Config, DatabaseKind, redact_url};
+pub use conn::Conn;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached; becomes 503 / `temporarily_unavailable` everywhere.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken; the message says which, in words a user can act on.
+    #[error("{0}")]
+    Conflict(String),
+    /// A write named something that does not exist (a department, a role, a tenant ...).
+    #[error("{0}")]
+    NotFound(String),
+    /// Data that the store refuses (bad reference, bad value).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(#[source] DieselError),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info)
+            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                StoreError::Unavailable(info.message().to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Conflict(describe_unique_violation(
+                    info.message(),
+                    info.constraint_name(),
+                ))
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                StoreError::Invalid(format!(
+                    "a referenced record does not exist ({})",
+                    info.message()
+                ))
+            }
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("database is locked") =>
+            {
+                StoreError::Unavailable("database is busy".into())
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// Turns "UNIQUE constraint failed: users.tenant_id, users.email" (SQLite) or the constraint name
+/// `users_email_unique` (PostgreSQL) into "email is already in use in this tenant".
+fn describe_unique_violation(message: &str, constraint: Option<&str>) -> String {
+    let haystack = format!("{} {}", constraint.unwrap_or(""), message);
+    for (needle, what) in [
+        (
+            "users_email",
+            "this email is already used by another user in this tenant",
+        ),
+        (
+            "users.email",
+            "this email is already used by another user in this tenant",
+        ),
+        (
+            "users_phone",
+            "this mobile number is already used by another user in this tenant",
+        ),
+        (
+            "users.phone",
+            "this mobile number is already used by another user in this tenant",
+        ),
+        (
+            "users_username",
+            "this username is already taken in this tenant",
+        ),
+        (
+            "users.username",
+            "this username is already taken in this tenant",
+        ),
+        ("users_pkey", "a user with this id already exists"),
+        ("users.id", "a user with this id already exists"),
+        ("tenants", "a tenant with this id already exists"),
+        ("tenant_hosts", "this host already routes to a tenant"),
+        (
+            "oidc_clients",
+            "a client with this id already exists in this tenant",
+        ),
+        (
+            "departments",
+            "a department with this id already exists in this tenant",
+        ),
+        ("roles", "a role with this id already exists in this tenant"),
+        ("apps", "an app with this id already exists in this tenant"),
+    ] {
+        if haystack.contains(needle) {
+            return what.to_string();
+        }
+    }
+    "a record with the same unique value already exists".to_string()
+}
+
+/// The shared handle to the database: a pool plus the blocking-pool bridge.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<conn::Manager>,
+    kind: DatabaseKind,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How full the pool is, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl Store {
+    /// Opens the pool; for SQLite creates the file's folder on first start. Fails with the real
+    /// cause when the database cannot be reached.
+    pub fn open(url: &str, pool_size: u32, connect_timeout_secs: u64) -> Result<Store, StoreError> {
+        let kind = DatabaseKind::of(url).ok_or_else(|| {
+            StoreError::Invalid(format!("unsupported database URL '{}'", redact_url(url)))
+        })?;
+        if kind == DatabaseKind::Sqlite {
+            let path = std::path::Path::new(url.trim_start_matches("sqlite://"));
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let manager = conn::Manager::new(url, kind, connect_timeout_secs);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(connect_timeout_secs.max(1)))
+            .error_handler(Box::new(LogPoolErrors))
+            .build(manager)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))
+            })?;
+        Ok(Store { pool, kind })
+    }
+
+    pub fn from_config(config: &Config) -> Result<Store, StoreError> {
+        Store::open(
+            &config.database_url(),
+            config.database.pool_size,
+            config.database.connect_timeout_secs,
+        )
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        let s = self.pool.state();
+        PoolState {
+            connections: s.connections,
+            idle: s.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.run_blocking(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// The same as [`Store::run`] for code already off the async workers (CLI, start-up).
+    pub fn run_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, StoreError>,
+    {
+        let mut pooled = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let result = f(&mut pooled.conn);
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            pooled.broken = true;
+        }
+        result
+    }
+
+    /// `SELECT 1` through a fresh checkout, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("SELECT 1")
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Database(e) => StoreError::Unavailable(e.to_string()),
+                    other => other,
+                })
+        })
+        .await
+    }
+}
+
+#[derive(Debug)]
+struct LogPoolErrors;
+
+impl r2d2::HandleError<conn::ConnectError> for LogPoolErrors {
+    fn handle_error(&self, error: conn::ConnectError) {
+        tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+/// A short random id for rows that have no natural key (audit events, users created without one).
+pub fn new_id() -> String {
+    crate::crypto::secret::random_token(16)
+}

@@ -1,0 +1,176 @@
+//! diesel's view of the tables in `migrations/`; kept by hand so it names only types both
+//! backends share.
+
+diesel::table! {
+    meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        display_name -> Text,
+        status -> Text,
+        trial_expires_at -> Nullable<BigInt>,
+        branding -> Text,
+        settings -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    tenant_hosts (host) {
+        host -> Text,
+        tenant_id -> Text,
+    }
+}
+
+diesel::table! {
+    departments (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        parent_id -> Nullable<Text>,
+        name -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        username -> Nullable<Text>,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+        phone -> Nullable<Text>,
+        phone_verified -> Bool,
+        display_name -> Text,
+        department_id -> Nullable<Text>,
+        employee_no -> Nullable<Text>,
+        status -> Text,
+        password_hash -> Nullable<Text>,
+        must_change_password -> Bool,
+        password_changed_at -> Nullable<BigInt>,
+        failed_logins -> Integer,
+        locked_until -> Nullable<BigInt>,
+        locale -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    apps (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        description -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    app_access (tenant_id, app_id, channel, subject_kind, subject_id) {
+        tenant_id -> Text,
+        app_id -> Text,
+        channel -> Text,
+        subject_kind -> Text,
+        subject_id -> Text,
+    }
+}
+
+diesel::table! {
+    app_admins (tenant_id, app_id, user_id) {
+        tenant_id -> Text,
+        app_id -> Text,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    roles (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        app_id -> Nullable<Text>,
+        name -> Text,
+        description -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_roles (tenant_id, user_id, role_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        role_id -> Text,
+    }
+}
+
+diesel::table! {
+    oidc_clients (tenant_id, client_id) {
+        tenant_id -> Text,
+        client_id -> Text,
+        app_id -> Nullable<Text>,
+        name -> Text,
+        secret_hash -> Nullable<Binary>,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        grant_types -> Text,
+        token_endpoint_auth_method -> Text,
+        channel -> Text,
+        first_party -> Bool,
+        access_token_lifetime -> Nullable<BigInt>,
+        id_token_lifetime -> Nullable<BigInt>,
+        refresh_token_lifetime -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (tenant_id, kid) {
+        tenant_id -> Text,
+        kid -> Text,
+        alg -> Text,
+        state -> Text,
+        public_jwk -> Text,
+        private_key -> Binary,
+        created_at -> BigInt,
+        activated_at -> Nullable<BigInt>,
+        retired_at -> Nullable<BigInt>,
+        publish_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        tenant_id -> Text,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        ip -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    one_time_tokens (hash) {
+        hash -> Binary,
+        tenant_id -> Text,
+        kind -> Text,
+        subject -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}

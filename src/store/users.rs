@@ -1,0 +1,332 @@
+//! Users of a tenant. The password hash never leaves this module inside a `User`; it is read only
+//! by [`password_hash`] for the one place that verifies it.
+
+use diesel::prelude::*;
+
+use super::conn::Conn;
+use super::schema::users as u;
+use super::{StoreError, new_id};
+use crate::account::{Email, Login, Phone, Username};
+use crate::clock::UnixTime;
+use crate::tenant::TenantId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    Active,
+    Disabled,
+    Locked,
+    Pending,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+            UserStatus::Locked => "locked",
+            UserStatus::Pending => "pending",
+        }
+    }
+
+    fn parse(s: &str) -> UserStatus {
+        match s {
+            "active" => UserStatus::Active,
+            "locked" => UserStatus::Locked,
+            "pending" => UserStatus::Pending,
+            _ => UserStatus::Disabled,
+        }
+    }
+}
+
+/// The fields an administrator manages.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserProfile {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    pub display_name: String,
+    pub department_id: Option<String>,
+    pub employee_no: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub tenant_id: TenantId,
+    pub id: String,
+    pub profile: UserProfile,
+    pub email_verified: bool,
+    pub phone_verified: bool,
+    pub status: UserStatus,
+    pub has_password: bool,
+    pub must_change_password: bool,
+    pub password_changed_at: Option<UnixTime>,
+    pub failed_logins: i32,
+    pub locked_until: Option<UnixTime>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    pub last_login_at: Option<UnixTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Generated when `None`.
+    pub id: Option<String>,
+    pub profile: UserProfile,
+    pub status: UserStatus,
+    pub password_hash: Option<String>,
+    pub must_change_password: bool,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = u, check_for_backend(crate::store::conn::MultiBackend))]
+struct Row {
+    tenant_id: String,
+    id: String,
+    username: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+    phone: Option<String>,
+    phone_verified: bool,
+    display_name: String,
+    department_id: Option<String>,
+    employee_no: Option<String>,
+    status: String,
+    password_hash: Option<String>,
+    must_change_password: bool,
+    password_changed_at: Option<i64>,
+    failed_logins: i32,
+    locked_until: Option<i64>,
+    locale: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
+}
+
+impl Row {
+    fn into_user(self, tenant: &TenantId) -> User {
+        debug_assert_eq!(self.tenant_id, tenant.as_str());
+        User {
+            tenant_id: tenant.clone(),
+            id: self.id,
+            profile: UserProfile {
+                // Values were normalized on the way in; parse again rather than trust the column.
+                username: self.username.as_deref().and_then(Username::parse),
+                email: self.email.as_deref().and_then(Email::parse),
+                phone: self.phone.as_deref().and_then(|p| Phone::parse(p, None)),
+                display_name: self.display_name,
+                department_id: self.department_id,
+                employee_no: self.employee_no,
+                locale: self.locale,
+            },
+            email_verified: self.email_verified,
+            phone_verified: self.phone_verified,
+            status: UserStatus::parse(&self.status),
+            has_password: self.password_hash.is_some(),
+            must_change_password: self.must_change_password,
+            password_changed_at: self.password_changed_at.map(UnixTime),
+            failed_logins: self.failed_logins,
+            locked_until: self.locked_until.map(UnixTime),
+            created_at: UnixTime(self.created_at),
+            updated_at: UnixTime(self.updated_at),
+            last_login_at: self.last_login_at.map(UnixTime),
+        }
+    }
+}
+
+fn scoped(tenant: &TenantId) -> u::BoxedQuery<'_, crate::store::conn::MultiBackend> {
+    u::table
+        .filter(u::tenant_id.eq(tenant.as_str()))
+        .into_boxed()
+}
+
+pub fn insert(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    new: &NewUser,
+    now: UnixTime,
+) -> Result<User, StoreError> {
+    let id = new.id.clone().unwrap_or_else(new_id);
+    let p = &new.profile;
+    diesel::insert_into(u::table)
+        .values((
+            u::tenant_id.eq(tenant.as_str()),
+            u::id.eq(&id),
+            u::username.eq(p.username.as_ref().map(Username::as_str)),
+            u::email.eq(p.email.as_ref().map(Email::as_str)),
+            u::phone.eq(p.phone.as_ref().map(Phone::as_str)),
+            u::display_name.eq(&p.display_name),
+            u::department_id.eq(&p.department_id),
+            u::employee_no.eq(&p.employee_no),
+            u::locale.eq(&p.locale),
+            u::status.eq(new.status.as_str()),
+            u::password_hash.eq(&new.password_hash),
+            u::must_change_password.eq(new.must_change_password),
+            u::password_changed_at.eq(new.password_hash.as_ref().map(|_| now.0)),
+            u::created_at.eq(now.0),
+            u::updated_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    find(conn, tenant, &id)?.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+}
+
+pub fn find(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<Option<User>, StoreError> {
+    let row: Option<Row> = scoped(tenant)
+        .filter(u::id.eq(id))
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|r| r.into_user(tenant)))
+}
+
+/// The user an account field names: by username, email or E.164 mobile number.
+pub fn find_by_login(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    login: &Login,
+) -> Result<Option<User>, StoreError> {
+    let query = match login {
+        Login::Username(x) => scoped(tenant).filter(u::username.eq(x.as_str())),
+        Login::Email(x) => scoped(tenant).filter(u::email.eq(x.as_str())),
+        Login::Phone(x) => scoped(tenant).filter(u::phone.eq(x.as_str())),
+    };
+    let row: Option<Row> = query.select(Row::as_select()).first(conn).optional()?;
+    Ok(row.map(|r| r.into_user(tenant)))
+}
+
+pub fn list(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<User>, StoreError> {
+    let rows: Vec<Row> = scoped(tenant)
+        .order((u::username.asc(), u::id.asc()))
+        .limit(limit)
+        .offset(offset)
+        .select(Row::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.into_user(tenant)).collect())
+}
+
+pub fn password_hash(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(scoped(tenant)
+        .filter(u::id.eq(id))
+        .select(u::password_hash)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+fn not_found(tenant: &TenantId, id: &str) -> StoreError {
+    StoreError::NotFound(format!("no user '{id}' in tenant '{tenant}'"))
+}
+
+fn expect_one(n: usize, tenant: &TenantId, id: &str) -> Result<(), StoreError> {
+    if n == 0 {
+        Err(not_found(tenant, id))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn set_password(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    hash: &str,
+    must_change: bool,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let n = diesel::update(
+        u::table
+            .filter(u::tenant_id.eq(tenant.as_str()))
+            .filter(u::id.eq(id)),
+    )
+    .set((
+        u::password_hash.eq(hash),
+        u::must_change_password.eq(must_change),
+        u::password_changed_at.eq(now.0),
+        u::updated_at.eq(now.0),
+    ))
+    .execute(conn)?;
+    expect_one(n, tenant, id)
+}
+
+pub fn set_status(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    status: UserStatus,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let n = diesel::update(
+        u::table
+            .filter(u::tenant_id.eq(tenant.as_str()))
+            .filter(u::id.eq(id)),
+    )
+    .set((u::status.eq(status.as_str()), u::updated_at.eq(now.0)))
+    .execute(conn)?;
+    expect_one(n, tenant, id)
+}
+
+/// Clears a lock: failure counter to zero, `locked` back to `active` (other statuses are kept).
+pub fn unlock(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let n = diesel::update(
+        u::table
+            .filter(u::tenant_id.eq(tenant.as_str()))
+            .filter(u::id.eq(id)),
+    )
+    .set((
+        u::failed_logins.eq(0),
+        u::locked_until.eq(None::<i64>),
+        u::updated_at.eq(now.0),
+    ))
+    .execute(conn)?;
+    expect_one(n, tenant, id)?;
+    diesel::update(
+        u::table
+            .filter(u::tenant_id.eq(tenant.as_str()))
+            .filter(u::id.eq(id))
+            .filter(u::status.eq(UserStatus::Locked.as_str())),
+    )
+    .set(u::status.eq(UserStatus::Active.as_str()))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn update_profile(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    p: &UserProfile,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let n = diesel::update(
+        u::table
+            .filter(u::tenant_id.eq(tenant.as_str()))
+            .filter(u::id.eq(id)),
+    )
+    .set((
+        u::username.eq(p.username.as_ref().map(Username::as_str)),
+        u::email.eq(p.email.as_ref().map(Email::as_str)),
+        u::phone.eq(p.phone.as_ref().map(Phone::as_str)),
+        u::display_name.eq(&p.display_name),
+        u::department_id.eq(&p.department_id),
+        u::employee_no.eq(&p.employee_no),
+        u::locale.eq(&p.locale),
+        u::updated_at.eq(now.0),
+    ))
+    .execute(conn)?;
+    expect_one(n, tenant, id)
+}

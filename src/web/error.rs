@@ -1,0 +1,165 @@
+//! `PageError`: the error of every non-protocol surface (pages, discovery, operations). A handler
+//! returns it; [`render`] turns it into an HTML page or JSON, whichever the client accepts, with the
+//! request id to quote, and logs the internal cause once. Nothing internal reaches the body.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::App;
+use crate::crypto::keys::KeyError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("There is no tenant '{0}' on this server. Check the address you were given.")]
+    UnknownTenant(String),
+    #[error("The page you asked for does not exist.")]
+    NotFound,
+    #[error("The request was too large.")]
+    PayloadTooLarge,
+    #[error("Sesame cannot reach its database right now. Please try again in a moment.")]
+    Unavailable(String),
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal(String),
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => PageError::Unavailable(why),
+            other => PageError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<KeyError> for PageError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => s.into(),
+            KeyError::Crypto(c) => PageError::Internal(c.to_string()),
+        }
+    }
+}
+
+impl From<crate::web::TemplateError> for PageError {
+    fn from(e: crate::web::TemplateError) -> Self {
+        PageError::Internal(e.to_string())
+    }
+}
+
+/// What [`render`] needs, carried in the response extensions.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub message: String,
+    /// Logged, never shown.
+    pub cause: Option<String>,
+}
+
+impl PageError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
+        match self {
+            PageError::UnknownTenant(_) => (
+                StatusCode::NOT_FOUND,
+                "tenant_not_found",
+                "Unknown tenant",
+                None,
+            ),
+            PageError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found", None),
+            PageError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request too large",
+                None,
+            ),
+            PageError::Unavailable(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Temporarily unavailable",
+                Some(why.clone()),
+            ),
+            PageError::Internal(why) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "Something went wrong",
+                Some(why.clone()),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, code, title, cause) = self.parts();
+        let mut response = status.into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response.extensions_mut().insert(ErrorInfo {
+            code,
+            title,
+            message: self.to_string(),
+            cause,
+        });
+        response
+    }
+}
+
+/// Renders [`ErrorInfo`] responses: JSON for API clients, a page for browsers.
+pub async fn render(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_default();
+    let mut response = next.run(req).await;
+    let Some(info) = response.extensions_mut().remove::<ErrorInfo>() else {
+        return response;
+    };
+    let status = response.status();
+    match &info.cause {
+        Some(cause) if status.is_server_error() => {
+            tracing::error!(%status, code = info.code, cause = %cause, request_id = %request_id, "request failed")
+        }
+        _ => {
+            tracing::debug!(%status, code = info.code, request_id = %request_id, "request refused")
+        }
+    }
+    let headers = std::mem::take(response.headers_mut());
+    let mut rendered = if wants_html {
+        let ctx = minijinja::context! { title => info.title, message => &info.message, request_id => &request_id };
+        match app.templates.render("error.html", ctx) {
+            Ok(page) => (status, page).into_response(),
+            Err(_) => (status, info.message.clone()).into_response(),
+        }
+    } else {
+        let body = json!({ "error": info.code, "error_description": info.message, "request_id": request_id });
+        (status, axum::Json(body)).into_response()
+    };
+    for (name, value) in headers.iter() {
+        rendered
+            .headers_mut()
+            .entry(name.clone())
+            .or_insert(value.clone());
+    }
+    rendered
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    rendered
+}
