@@ -406,7 +406,9 @@ fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
     };
     match &e.kind {
         Kind::UnknownField(field, expected) => {
-            let key = if e.path.is_empty() {
+            let key = if e.path.last() == Some(field) {
+                key
+            } else if e.path.is_empty() {
                 field.to_string()
             } else {
                 format!("{key}.{field}")

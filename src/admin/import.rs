@@ -700,19 +700,16 @@ fn apply_users(
         let existing = match &u.id {
             Some(id) => users::find(c, tid, id)?,
             None => {
-                let logins = [
-                    username.map(Login::Username),
-                    email.map(Login::Email),
-                    phone.map(Login::Phone),
-                ];
-                let mut found = None;
-                for login in logins.into_iter().flatten() {
-                    if let Some(user) = users::find_by_login(c, tid, &login)? {
-                        found = Some(user);
-                        break;
-                    }
+                // A user is known by the first identifier the entry gives: username, else email,
+                // else mobile number. The others are fields that may change.
+                let login = username
+                    .map(Login::Username)
+                    .or(email.map(Login::Email))
+                    .or(phone.map(Login::Phone));
+                match login {
+                    Some(login) => users::find_by_login(c, tid, &login)?,
+                    None => None,
                 }
-                found
             }
         };
         let mut change = Change::Unchanged;

@@ -102,9 +102,12 @@ pub fn host_issuer(public_url: &str, host: &str) -> String {
     }
 }
 
-/// Echo at most a short, printable form of what the client sent.
+/// Echo at most a short, harmless form of what the client sent.
 fn printable(raw: &str) -> String {
-    raw.chars().filter(|c| !c.is_control()).take(64).collect()
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,407 @@
+//! HTTP surface: discovery, JWKS, tenant routing, operations endpoints, headers, and import.
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Map, json};
+use sesame::crypto::keys::Alg;
+use sesame::tenant::TenantId;
+
+use crate::support::{TestApp, TestDb, TestServer, both_backends};
+
+const ACME: &str = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme"
+hosts = ["login.acme.test"]
+
+[[tenants.departments]]
+id = "hq"
+name = "HQ"
+
+[[tenants.departments]]
+id = "sales"
+name = "Sales"
+parent = "hq"
+
+[[tenants.apps]]
+id = "crm"
+name = "CRM"
+web_access = { departments = ["hq"], users = ["carol"] }
+mobile_access = { everyone = true }
+admins = ["carol"]
+
+[[tenants.roles]]
+id = "crm:rep"
+name = "Rep"
+app = "crm"
+
+[[tenants.users]]
+username = "carol"
+email = "carol@acme.test"
+phone = "+14155552671"
+department = "sales"
+roles = ["crm:rep"]
+password = "correct horse battery"
+
+[[tenants.clients]]
+client_id = "crm-web"
+app = "crm"
+redirect_uris = ["https://crm.acme.test/callback"]
+secret = "s3cret-s3cret-s3cret"
+"#;
+
+both_backends!(discovery_and_jwks_verify_a_signature_made_by_sesame, |db| {
+    let t = TestApp::new(db).await;
+    t.import(ACME).await;
+    let d = t.get("/t/acme/.well-known/openid-configuration").await;
+    assert_eq!(d.status, 200);
+    assert!(d.header("cache-control").unwrap().contains("max-age"));
+    let doc = d.json();
+    assert_eq!(doc["issuer"], "http://127.0.0.1:8080/t/acme");
+    assert_eq!(doc["jwks_uri"], "http://127.0.0.1:8080/t/acme/jwks");
+
+    let j = t.get("/t/acme/jwks").await;
+    assert_eq!(j.status, 200);
+    assert_eq!(j.header("content-type"), Some("application/jwk-set+json"));
+    assert!(
+        j.header("cache-control")
+            .unwrap()
+            .starts_with("public, max-age=")
+    );
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&j.body).unwrap();
+    assert_eq!(
+        set.keys.len(),
+        6,
+        "active and next key for three algorithms"
+    );
+
+    // Sign with sesame's keyring, verify with an independent JWT library and only the JWKS.
+    let ring = t
+        .app
+        .keyring(&TenantId::parse("acme").unwrap())
+        .await
+        .unwrap();
+    for (alg, jalg) in [
+        (Alg::RS256, jsonwebtoken::Algorithm::RS256),
+        (Alg::ES256, jsonwebtoken::Algorithm::ES256),
+        (Alg::EdDSA, jsonwebtoken::Algorithm::EdDSA),
+    ] {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), doc["issuer"].clone());
+        claims.insert("sub".into(), json!("carol"));
+        claims.insert("aud".into(), json!("crm-web"));
+        claims.insert("exp".into(), json!(4_000_000_000i64));
+        let token = ring.sign(alg, "JWT", claims).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        let kid = header.kid.expect("kid in header");
+        let jwk = set.find(&kid).expect("signing key is published");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jalg);
+        v.set_audience(&["crm-web"]);
+        v.set_issuer(&["http://127.0.0.1:8080/t/acme"]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).unwrap();
+        assert_eq!(data.claims["sub"], "carol");
+    }
+});
+
+#[tokio::test]
+async fn default_tenant_exists_after_first_start() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    assert_eq!(
+        t.get("/t/default/.well-known/openid-configuration")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn unknown_tenant_is_a_404_naming_it_as_json_or_page() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let r = t.get("/t/nosuch/jwks").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "tenant_not_found");
+    assert!(
+        r.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("nosuch")
+    );
+    let page = t
+        .send(
+            Request::get("/t/nosuch/.well-known/openid-configuration")
+                .header("accept", "text/html")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().contains("nosuch"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    // A malformed slug is refused the same way, and never echoed raw.
+    let r = t.get("/t/%3Cscript%3E/jwks").await;
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("<script>"));
+}
+
+#[tokio::test]
+async fn a_tenant_host_routes_to_the_tenant_with_its_own_issuer() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    t.import(ACME).await;
+    let r = t
+        .send(
+            Request::get("/.well-known/openid-configuration")
+                .header("host", "LOGIN.acme.test:9999")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The issuer keeps public_url's scheme and port, never the client's.
+    assert_eq!(r.json()["issuer"], "http://login.acme.test:8080");
+    let other = t
+        .send(
+            Request::get("/jwks")
+                .header("host", "evil.test")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(other.status, 404);
+}
+
+#[tokio::test]
+async fn operations_endpoints_and_headers() {
+    let t = TestApp::with_config(TestDb::sqlite(), |c| {
+        c.public_url = "https://id.example.com".into()
+    })
+    .await;
+    let h = t.get("/healthz").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(h.header("referrer-policy"), Some("no-referrer"));
+    assert!(
+        h.header("strict-transport-security")
+            .unwrap()
+            .contains("max-age=")
+    );
+    assert!(h.header("x-request-id").is_some());
+    assert_eq!(t.get("/readyz").await.json()["status"], "ready");
+    t.get("/t/default/jwks").await;
+    let m = t.get("/metrics").await;
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    assert!(
+        text.contains(
+            r#"sesame_http_requests_total{method="GET",route="/t/{tenant}/jwks",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("sesame_db_pool_max_connections 4"), "{text}");
+    assert!(text.contains("sesame_http_request_duration_seconds_bucket"));
+    // Random paths are counted under one label, not one each.
+    t.get("/random/a").await;
+    t.get("/random/b").await;
+    let text = t.get("/metrics").await.text();
+    assert!(!text.contains("/random/"), "{text}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_unknown_paths_are_refused() {
+    let t = TestApp::with_config(TestDb::sqlite(), |c| c.http.max_body_bytes = 2048).await;
+    let big = vec![b'a'; 10_000];
+    let r = t
+        .send(
+            Request::post("/t/default/jwks")
+                .header("content-length", "10000")
+                .body(Body::from(big))
+                .unwrap(),
+        )
+        .await;
+    assert!(r.status == 405 || r.status == 413, "{}", r.status);
+    assert_eq!(t.get("/nothing/here").await.status, 404);
+    assert_eq!(t.get("/t/default/nothing").await.status, 404);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    use axum::routing::get;
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (g, e) = (gate.clone(), entered.clone());
+    let router = axum::Router::new().route(
+        "/slow",
+        get(move || {
+            let (g, e) = (g.clone(), e.clone());
+            async move {
+                e.notify_one();
+                g.notified().await;
+                "finished"
+            }
+        }),
+    );
+    let mut server = TestServer::start(router, std::time::Duration::from_secs(10));
+    let client = server.client.clone();
+    let url = server.url("/slow");
+    let in_flight =
+        tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() });
+    entered.notified().await;
+    server.shutdown();
+    tokio::task::yield_now().await;
+    gate.notify_one();
+    assert_eq!(in_flight.await.unwrap(), "finished");
+    let task = server.task.take().unwrap();
+    task.await.unwrap().unwrap();
+    assert!(
+        reqwest::get(server.url("/slow")).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+both_backends!(import_is_idempotent_and_complete, |db| {
+    let t = TestApp::new(db).await;
+    let first = t.import(ACME).await;
+    assert_eq!(first.created, 7, "{first:?}");
+    let second = t.import(ACME).await;
+    assert_eq!((second.created, second.updated), (0, 0), "{second:?}");
+    assert_eq!(second.unchanged, 7);
+    let acme = TenantId::parse("acme").unwrap();
+    let tid = acme.clone();
+    let (user, roles, app, client, hash) = t
+        .app
+        .store
+        .run(move |c| {
+            let login = sesame::account::Login::parse("carol", None).unwrap();
+            let user = sesame::store::users::find_by_login(c, &tid, &login)?.unwrap();
+            let roles = sesame::store::roles::of_user(c, &tid, &user.id)?;
+            let app = sesame::store::apps::find(c, &tid, "crm")?.unwrap();
+            let client = sesame::store::clients::find(c, &tid, "crm-web")?.unwrap();
+            let hash = sesame::store::users::password_hash(c, &tid, &user.id)?.unwrap();
+            Ok((user, roles, app, client, hash))
+        })
+        .await
+        .unwrap();
+    assert_eq!(user.profile.phone.unwrap().as_str(), "+14155552671");
+    assert_eq!(roles, vec!["crm:rep"]);
+    assert_eq!(app.web_access.departments, vec!["hq"]);
+    assert_eq!(app.web_access.users, vec![user.id.clone()]);
+    assert!(app.mobile_access.everyone);
+    assert_eq!(app.admins, vec![user.id.clone()]);
+    assert!(client.secret_hash.unwrap().matches("s3cret-s3cret-s3cret"));
+    assert!(hash.starts_with("$argon2id$"), "password stored hashed");
+    assert!(t.app.hasher.verify_blocking(&hash, "correct horse battery"));
+    // Changing one field updates exactly that record.
+    let third = t
+        .import(&ACME.replace("name = \"Rep\"", "name = \"Sales rep\""))
+        .await;
+    assert_eq!((third.created, third.updated), (0, 1), "{third:?}");
+});
+
+both_backends!(a_bad_import_names_the_line_and_changes_nothing, |db| {
+    let t = TestApp::new(db).await;
+    let bad = ACME.replace("department = \"sales\"", "department = \"salse\"");
+    let line = bad.lines().position(|l| l.contains("salse")).unwrap() + 1;
+    let (hasher, now) = (t.app.hasher.clone(), t.app.now());
+    let text = bad.clone();
+    let err = t
+        .app
+        .store
+        .run(move |c| {
+            Ok(sesame::admin::import::apply(
+                c,
+                "people.toml",
+                &text,
+                &hasher,
+                now,
+            ))
+        })
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!("people.toml:{line}: department 'salse' does not exist")
+    );
+    let tenants = t.app.store.run(sesame::store::tenants::list).await.unwrap();
+    assert!(
+        tenants.iter().all(|x| x.id.as_str() != "acme"),
+        "nothing was applied"
+    );
+
+    // A syntax error and an unknown key are named too.
+    for (text, expect) in [
+        ("[[tenants]\nid = 1", "test.toml:1"),
+        (
+            "[[tenants]]\nid = \"x\"\ndisplay_name = \"X\"\ncolour = 1\n",
+            "test.toml:4",
+        ),
+    ] {
+        let (hasher, text2) = (t.app.hasher.clone(), text.to_string());
+        let err = t
+            .app
+            .store
+            .run(move |c| {
+                Ok(sesame::admin::import::apply(
+                    c,
+                    "test.toml",
+                    &text2,
+                    &hasher,
+                    now,
+                ))
+            })
+            .await
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(expect), "{err}");
+    }
+    // A duplicate email against an existing user rolls back everything else in the file.
+    t.import(ACME).await;
+    let clash = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme renamed"
+
+[[tenants.users]]
+username = "dave"
+email = "carol@acme.test"
+"#;
+    let (hasher, text) = (t.app.hasher.clone(), clash.to_string());
+    let err = t
+        .app
+        .store
+        .run(move |c| {
+            Ok(sesame::admin::import::apply(
+                c, "x.toml", &text, &hasher, now,
+            ))
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("x.toml:7: this email is already used"),
+        "{err}"
+    );
+    let acme = t
+        .app
+        .store
+        .run(|c| sesame::store::tenants::find(c, &TenantId::parse("acme").unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        acme.display_name, "Acme",
+        "the rename in the same file was rolled back"
+    );
+});

@@ -1,0 +1,9 @@
+//! The one integration test binary. `support` gives the harness; each module is a scenario area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod http;
+mod outage;
+mod store;

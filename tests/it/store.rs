@@ -1,0 +1,496 @@
+//! Storage: the same suite on SQLite and (when configured) PostgreSQL.
+
+use sesame::account::{Email, Login, Phone, Username};
+use sesame::crypto::keys::{self, Alg};
+use sesame::crypto::master::MasterKey;
+use sesame::crypto::secret::TokenHash;
+use sesame::store::keys::KeyState;
+use sesame::store::tenants::{self, TenantSpec};
+use sesame::store::tokens::{self, NewOneTimeToken};
+use sesame::store::users::{self, NewUser, UserProfile, UserStatus};
+use sesame::store::{Store, StoreError, keys as key_store, meta, migrate};
+use sesame::tenant::TenantId;
+
+use crate::support::{T0, both_backends};
+
+fn tid(s: &str) -> TenantId {
+    TenantId::parse(s).unwrap()
+}
+
+fn migrated(db: &crate::support::TestDb) -> Store {
+    let store = db.store();
+    store.run_blocking(migrate::run_pending).unwrap();
+    for t in ["acme", "globex"] {
+        store
+            .run_blocking(|c| tenants::insert(c, &tid(t), &TenantSpec::named(t), T0))
+            .unwrap();
+    }
+    store
+}
+
+fn user(username: &str, email: Option<&str>, phone: Option<&str>) -> NewUser {
+    NewUser {
+        id: None,
+        profile: UserProfile {
+            username: Username::parse(username),
+            email: email.and_then(Email::parse),
+            phone: phone.and_then(|p| Phone::parse(p, None)),
+            display_name: username.into(),
+            ..UserProfile::default()
+        },
+        status: UserStatus::Active,
+        password_hash: None,
+        must_change_password: false,
+    }
+}
+
+both_backends!(single_use_consume_returns_once, |db| {
+    let store = migrated(&db);
+    let hash = TokenHash::of("code-123");
+    fn token(h: &TokenHash) -> NewOneTimeToken<'_> {
+        NewOneTimeToken {
+            hash: h,
+            kind: "login_code",
+            subject: "user-1",
+            payload: serde_json::json!({"n": 1}),
+            expires_at: T0.plus(300),
+        }
+    }
+    store
+        .run_blocking(|c| tokens::insert(c, &tid("acme"), token(&hash), T0))
+        .unwrap();
+    // Another tenant or another kind cannot consume it.
+    assert!(
+        store
+            .run_blocking(|c| tokens::consume(c, &tid("globex"), "login_code", &hash, T0))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .run_blocking(|c| tokens::consume(c, &tid("acme"), "reset", &hash, T0))
+            .unwrap()
+            .is_none()
+    );
+    let first = store
+        .run_blocking(|c| tokens::consume(c, &tid("acme"), "login_code", &hash, T0.plus(1)))
+        .unwrap();
+    let first = first.expect("first consume wins");
+    assert_eq!(first.subject, "user-1");
+    assert_eq!(first.payload["n"], 1);
+    let second = store
+        .run_blocking(|c| tokens::consume(c, &tid("acme"), "login_code", &hash, T0.plus(2)))
+        .unwrap();
+    assert!(second.is_none(), "a consumed token is gone");
+
+    // Expired tokens cannot be consumed, and the sweeper removes them.
+    let old = TokenHash::of("old");
+    store
+        .run_blocking(|c| tokens::insert(c, &tid("acme"), token(&old), T0))
+        .unwrap();
+    assert!(
+        store
+            .run_blocking(|c| tokens::consume(c, &tid("acme"), "login_code", &old, T0.plus(300)))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .run_blocking(|c| tokens::sweep_expired(c, T0.plus(301)))
+            .unwrap(),
+        2
+    );
+});
+
+both_backends!(racing_consumers_get_one_winner, |db| {
+    let store = migrated(&db);
+    for round in 0..20 {
+        let secret = format!("race-{round}");
+        let hash = TokenHash::of(&secret);
+        let new = NewOneTimeToken {
+            hash: &hash,
+            kind: "k",
+            subject: "s",
+            payload: serde_json::json!({}),
+            expires_at: T0.plus(60),
+        };
+        store
+            .run_blocking(|c| tokens::insert(c, &tid("acme"), new, T0))
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (store, hash) = (store.clone(), hash.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .run(move |c| tokens::consume(c, &tid("acme"), "k", &hash, T0))
+                    .await
+                    .unwrap()
+                    .is_some()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+});
+
+both_backends!(upsert_replaces_the_value, |db| {
+    let store = migrated(&db);
+    store.run_blocking(|c| meta::set(c, "k", "one")).unwrap();
+    store.run_blocking(|c| meta::set(c, "k", "two")).unwrap();
+    assert_eq!(
+        store
+            .run_blocking(|c| meta::get(c, "k"))
+            .unwrap()
+            .as_deref(),
+        Some("two")
+    );
+    assert_eq!(
+        store.run_blocking(|c| meta::get(c, "missing")).unwrap(),
+        None
+    );
+});
+
+both_backends!(duplicate_accounts_are_refused_clearly, |db| {
+    let store = migrated(&db);
+    let acme = tid("acme");
+    store
+        .run_blocking(|c| {
+            users::insert(
+                c,
+                &acme,
+                &user("alice", Some("alice@example.com"), Some("+8613800138000")),
+                T0,
+            )
+        })
+        .unwrap();
+    let cases = [
+        (user("Alice", None, None), "username"),
+        (user("alice2", Some("ALICE@example.com"), None), "email"),
+        (
+            user("alice3", None, Some("+86 138 0013 8000")),
+            "mobile number",
+        ),
+    ];
+    for (new, what) in cases {
+        let err = store
+            .run_blocking(|c| users::insert(c, &acme, &new, T0))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(what),
+            "{err} should mention {what}"
+        );
+    }
+    // The same identifiers are free in another tenant.
+    store
+        .run_blocking(|c| {
+            users::insert(
+                c,
+                &tid("globex"),
+                &user("alice", Some("alice@example.com"), Some("+8613800138000")),
+                T0,
+            )
+        })
+        .unwrap();
+});
+
+both_backends!(tenants_cannot_read_each_other, |db| {
+    let store = migrated(&db);
+    let alice = store
+        .run_blocking(|c| {
+            users::insert(
+                c,
+                &tid("acme"),
+                &user("alice", Some("a@acme.com"), None),
+                T0,
+            )
+        })
+        .unwrap();
+    assert!(
+        store
+            .run_blocking(|c| users::find(c, &tid("globex"), &alice.id))
+            .unwrap()
+            .is_none()
+    );
+    let login = Login::parse("a@acme.com", None).unwrap();
+    assert!(
+        store
+            .run_blocking(|c| users::find_by_login(c, &tid("globex"), &login))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .run_blocking(|c| users::find_by_login(c, &tid("acme"), &login))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .run_blocking(|c| users::list(c, &tid("globex"), 10, 0))
+            .unwrap()
+            .is_empty()
+    );
+    let err = store
+        .run_blocking(|c| users::set_status(c, &tid("globex"), &alice.id, UserStatus::Disabled, T0))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+});
+
+both_backends!(user_lifecycle_and_unlock, |db| {
+    let store = migrated(&db);
+    let acme = tid("acme");
+    let u = store
+        .run_blocking(|c| users::insert(c, &acme, &user("bob", None, None), T0))
+        .unwrap();
+    store
+        .run_blocking(|c| users::set_password(c, &acme, &u.id, "$argon2id$x", true, T0.plus(5)))
+        .unwrap();
+    store
+        .run_blocking(|c| users::set_status(c, &acme, &u.id, UserStatus::Locked, T0))
+        .unwrap();
+    store
+        .run_blocking(|c| users::unlock(c, &acme, &u.id, T0))
+        .unwrap();
+    let u = store
+        .run_blocking(|c| users::find(c, &acme, &u.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.status, UserStatus::Active);
+    assert!(u.has_password && u.must_change_password);
+    assert_eq!(u.password_changed_at, Some(T0.plus(5)));
+    assert_eq!(
+        store
+            .run_blocking(|c| users::password_hash(c, &acme, &u.id))
+            .unwrap()
+            .as_deref(),
+        Some("$argon2id$x")
+    );
+});
+
+both_backends!(
+    key_rotation_publishes_before_signing_and_retires_later,
+    |db| {
+        let store = migrated(&db);
+        let acme = tid("acme");
+        let master = MasterKey::generate();
+        let generated = store
+            .run_blocking(|c| {
+                keys::ensure(c, &master, &acme, 2048, T0)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .unwrap();
+        assert_eq!(generated, 6, "active + next for RS256, ES256, EdDSA");
+        let before = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
+        let next_rs = before
+            .iter()
+            .find(|k| k.alg == "RS256" && k.state == KeyState::Next)
+            .unwrap()
+            .kid
+            .clone();
+        let active_rs = before
+            .iter()
+            .find(|k| k.alg == "RS256" && k.state == KeyState::Active)
+            .unwrap()
+            .kid
+            .clone();
+
+        let r = store
+            .run_blocking(|c| {
+                keys::rotate(c, &master, &acme, Alg::RS256, 2048, 600, T0.plus(10))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .unwrap();
+        assert_eq!(
+            r.activated, next_rs,
+            "the key that was already published is the one that starts signing"
+        );
+        assert_eq!(r.retired.as_deref(), Some(active_rs.as_str()));
+        let after = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
+        let ring = keys::Keyring::load(&acme, &after, &master, T0.plus(10)).unwrap();
+        let kids: Vec<&str> = ring.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert!(
+            kids.contains(&active_rs.as_str()),
+            "retired key still published"
+        );
+        assert!(
+            kids.contains(&r.next.as_str()),
+            "new next key published before use"
+        );
+        assert_eq!(ring.active(Alg::RS256).unwrap().kid, next_rs);
+        // Once its tokens can no longer be valid the retired key leaves the JWKS, and the next
+        // rotation deletes it.
+        let later = keys::Keyring::load(&acme, &after, &master, T0.plus(611)).unwrap();
+        assert!(
+            !later.jwks()["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kid"] == active_rs.as_str())
+        );
+        store
+            .run_blocking(|c| {
+                keys::rotate(c, &master, &acme, Alg::RS256, 2048, 600, T0.plus(700))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .unwrap();
+        let final_keys = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
+        assert!(!final_keys.iter().any(|k| k.kid == active_rs));
+        // Private keys are stored encrypted: no PEM in the column.
+        assert!(
+            final_keys
+                .iter()
+                .all(|k| !String::from_utf8_lossy(&k.private_key).contains("PRIVATE KEY"))
+        );
+    }
+);
+
+both_backends!(a_failing_migration_leaves_nothing_half_applied, |db| {
+    let store = db.store();
+    store.run_blocking(migrate::run_pending).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Copy the real migrations, then add one whose second statement fails.
+    let real = if db.is_postgres {
+        "migrations/postgres"
+    } else {
+        "migrations/sqlite"
+    };
+    for entry in std::fs::read_dir(real).unwrap() {
+        let entry = entry.unwrap();
+        let target = dir.path().join(entry.file_name());
+        std::fs::create_dir_all(&target).unwrap();
+        for f in std::fs::read_dir(entry.path()).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), target.join(f.file_name())).unwrap();
+        }
+    }
+    let bad = dir.path().join("2099-01-01-000000_broken");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("up.sql"),
+        "CREATE TABLE half_applied (id TEXT);\nINSERT INTO no_such_table VALUES (1);\n",
+    )
+    .unwrap();
+    std::fs::write(bad.join("down.sql"), "DROP TABLE half_applied;\n").unwrap();
+    let source = diesel_migrations::FileBasedMigrations::from_path(dir.path()).unwrap();
+    let err = store
+        .run_blocking(|c| migrate::run_pending_from(c, source))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Migration(_)), "{err:?}");
+    let exists = store.run_blocking(|c| {
+        use diesel::RunQueryDsl;
+        Ok::<_, StoreError>(
+            diesel::sql_query("SELECT id FROM half_applied")
+                .execute(c)
+                .is_ok(),
+        )
+    });
+    assert!(
+        !exists.unwrap(),
+        "the failed migration's first statement was rolled back"
+    );
+});
+
+/// The twin folders must name the same migrations, and (on PostgreSQL) produce the same tables
+/// and columns as SQLite.
+#[test]
+fn migration_folders_name_the_same_migrations() {
+    let names = |dir: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("migrations/sqlite"), names("migrations/postgres"));
+    for name in names("migrations/sqlite") {
+        for file in ["up.sql", "down.sql"] {
+            let lite = std::fs::read_to_string(format!("migrations/sqlite/{name}/{file}")).unwrap();
+            let pg = std::fs::read_to_string(format!("migrations/postgres/{name}/{file}")).unwrap();
+            let normalize = |s: &str| s.replace("BYTEA", "BLOB");
+            assert_eq!(
+                normalize(&lite),
+                normalize(&pg),
+                "{name}/{file} differs beyond BLOB/BYTEA"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn migrated_schemas_match_across_backends() {
+    let Some(pg) = crate::support::TestDb::postgres() else {
+        eprintln!("skipped: SESAME_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let lite = crate::support::TestDb::sqlite();
+    let a = schema_of(&lite.store());
+    let b = schema_of(&pg.store());
+    assert_eq!(a, b);
+    assert!(a.len() > 50, "saw the whole schema: {}", a.len());
+}
+
+/// (table, column, type family, not null, primary key) for every column.
+fn schema_of(store: &Store) -> std::collections::BTreeSet<(String, String, String, bool, bool)> {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Col {
+        #[diesel(sql_type = Text)]
+        t: String,
+        #[diesel(sql_type = Text)]
+        c: String,
+        #[diesel(sql_type = Text)]
+        ty: String,
+        #[diesel(sql_type = BigInt)]
+        nn: i64,
+        #[diesel(sql_type = BigInt)]
+        pk: i64,
+    }
+    store.run_blocking(migrate::run_pending).unwrap();
+    let sql = if store.kind() == sesame::config::DatabaseKind::Sqlite {
+        "SELECT m.name AS t, p.name AS c, p.type AS ty, CAST(p.\"notnull\" AS BIGINT) AS nn, CAST(p.pk > 0 AS BIGINT) AS pk \
+         FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name != '__diesel_schema_migrations'"
+    } else {
+        "SELECT c.table_name::text AS t, c.column_name::text AS c, c.data_type::text AS ty, \
+         CAST(c.is_nullable = 'NO' AS INT)::BIGINT AS nn, \
+         CAST(EXISTS (SELECT 1 FROM information_schema.key_column_usage k JOIN information_schema.table_constraints tc \
+            ON tc.constraint_name = k.constraint_name AND tc.table_schema = k.table_schema \
+            WHERE tc.constraint_type = 'PRIMARY KEY' AND k.table_name = c.table_name AND k.column_name = c.column_name \
+            AND k.table_schema = c.table_schema) AS INT)::BIGINT AS pk \
+         FROM information_schema.columns c WHERE c.table_schema = current_schema() AND c.table_name != '__diesel_schema_migrations'"
+    };
+    let rows: Vec<Col> = store
+        .run_blocking(|c| Ok(diesel::sql_query(sql).load(c)?))
+        .unwrap();
+    rows.into_iter()
+        .map(|r| {
+            let family = match r.ty.to_lowercase().as_str() {
+                "text" => "text",
+                "bigint" => "bigint",
+                "integer" => "integer",
+                "boolean" => "bool",
+                "blob" | "bytea" => "binary",
+                other => panic!("unexpected column type {other} in {}.{}", r.t, r.c),
+            };
+            // SQLite reports primary-key columns as nullable.
+            (
+                r.t,
+                r.c,
+                family.to_string(),
+                r.nn == 1 || r.pk == 1,
+                r.pk == 1,
+            )
+        })
+        .collect()
+}
