@@ -562,4 +562,33 @@ mod tests {
         )
         .unwrap();
     }
+
+    /// docs/configuration.md lists every key; this fails when a key is added without docs.
+    #[test]
+    fn every_key_is_documented() {
+        let docs = include_str!("../docs/configuration.md");
+        let mut full = Config::default();
+        full.master_key = Some(String::new());
+        full.master_key_file = Some(PathBuf::new());
+        full.database.url = Some(String::new());
+        full.tls = TlsConfig {
+            cert: Some(PathBuf::new()),
+            key: Some(PathBuf::new()),
+        };
+        let value = serde_json::to_value(&full).unwrap();
+        let mut keys = Vec::new();
+        for (k, v) in value.as_object().unwrap() {
+            match v.as_object() {
+                Some(section) => keys.extend(section.keys().map(|inner| format!("{k}.{inner}"))),
+                None => keys.push(k.clone()),
+            }
+        }
+        assert!(keys.len() > 15);
+        for key in keys {
+            assert!(
+                docs.contains(&format!("| `{key}` |")),
+                "docs/configuration.md does not document `{key}`"
+            );
+        }
+    }
 }

@@ -471,13 +471,13 @@ fn apply_departments(
         .collect();
     for d in entries {
         key(src, "department", &d.id)?;
-        if let Some(p) = &d.parent {
-            if !known.contains(p.get_ref().as_str()) {
-                return src.err(
-                    p.span(),
-                    format!("parent department '{}' does not exist", p.get_ref()),
-                );
-            }
+        if let Some(p) = &d.parent
+            && !known.contains(p.get_ref().as_str())
+        {
+            return src.err(
+                p.span(),
+                format!("parent department '{}' does not exist", p.get_ref()),
+            );
         }
     }
     // The tree the file asks for must have no cycle.
@@ -560,13 +560,13 @@ fn apply_roles(
     let app_ids: HashSet<String> = apps::list_ids(c, tid)?.into_iter().collect();
     for r in entries {
         let id = key(src, "role", &r.id)?;
-        if let Some(app) = &r.app {
-            if !app_ids.contains(app.get_ref()) {
-                return src.err(
-                    app.span(),
-                    format!("app '{}' does not exist", app.get_ref()),
-                );
-            }
+        if let Some(app) = &r.app
+            && !app_ids.contains(app.get_ref())
+        {
+            return src.err(
+                app.span(),
+                format!("app '{}' does not exist", app.get_ref()),
+            );
         }
         let want = Role {
             id: id.to_string(),
@@ -658,13 +658,13 @@ fn apply_users(
             )?),
             None => None,
         };
-        if let Some(d) = &u.department {
-            if !dept_ids.contains(d.get_ref()) {
-                return src.err(
-                    d.span(),
-                    format!("department '{}' does not exist", d.get_ref()),
-                );
-            }
+        if let Some(d) = &u.department
+            && !dept_ids.contains(d.get_ref())
+        {
+            return src.err(
+                d.span(),
+                format!("department '{}' does not exist", d.get_ref()),
+            );
         }
         if let Some(roles) = &u.roles {
             for r in roles {
@@ -673,13 +673,13 @@ fn apply_users(
                 }
             }
         }
-        if let Some(h) = &u.password_hash {
-            if !is_argon2_phc(h.get_ref()) {
-                return src.err(
-                    h.span(),
-                    "password_hash must be an argon2 PHC string ($argon2id$…)",
-                );
-            }
+        if let Some(h) = &u.password_hash
+            && !is_argon2_phc(h.get_ref())
+        {
+            return src.err(
+                h.span(),
+                "password_hash must be an argon2 PHC string ($argon2id$…)",
+            );
         }
         let display_name = u
             .display_name
@@ -769,11 +769,11 @@ fn apply_users(
                 if let Some(hash) = new_hash {
                     users::set_password(c, tid, &user.id, &hash, must_change, now)?;
                     change = Change::Updated;
-                } else if must_change != user.must_change_password {
-                    if let Some(hash) = stored {
-                        users::set_password(c, tid, &user.id, &hash, must_change, now)?;
-                        change = Change::Updated;
-                    }
+                } else if must_change != user.must_change_password
+                    && let Some(hash) = stored
+                {
+                    users::set_password(c, tid, &user.id, &hash, must_change, now)?;
+                    change = Change::Updated;
                 }
                 user.id
             }
@@ -915,13 +915,13 @@ pub fn client_from_entry(
         text,
     };
     let id = key(&src, "client", &e.client_id)?;
-    if let Some(app) = &e.app {
-        if !app_ids.contains(app.get_ref()) {
-            return src.err(
-                app.span(),
-                format!("app '{}' does not exist", app.get_ref()),
-            );
-        }
+    if let Some(app) = &e.app
+        && !app_ids.contains(app.get_ref())
+    {
+        return src.err(
+            app.span(),
+            format!("app '{}' does not exist", app.get_ref()),
+        );
     }
     for uri in e.redirect_uris.iter().chain(&e.post_logout_redirect_uris) {
         if let Err(why) = check_registrable(uri.get_ref()) {

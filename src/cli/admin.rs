@@ -89,8 +89,8 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
         }
         Command::Tenant(TenantCommand::List) => {
             println!(
-                "{:<20} {:<10} {:<28} {}",
-                "TENANT", "STATUS", "NAME", "ISSUER / HOSTS"
+                "{:<20} {:<10} {:<28} ISSUER / HOSTS",
+                "TENANT", "STATUS", "NAME"
             );
             for t in store.run_blocking(tenants::list)? {
                 println!(
@@ -113,8 +113,8 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
         Command::Keys(KeysCommand::List { tenant }) => {
             let tid = tenant_of(&store, &tenant)?;
             println!(
-                "{:<45} {:<6} {:<8} {:<21} {}",
-                "KID", "ALG", "STATE", "CREATED", "PUBLISHED UNTIL"
+                "{:<45} {:<6} {:<8} {:<21} PUBLISHED UNTIL",
+                "KID", "ALG", "STATE", "CREATED"
             );
             for k in store.run_blocking(|c| key_store::list(c, &tid))? {
                 let until = match (k.state, k.publish_until) {
@@ -198,10 +198,10 @@ fn tenant_of(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
 
 fn find_user(store: &Store, tid: &TenantId, who: &str) -> anyhow::Result<User> {
     let found = store.run_blocking(|c| {
-        if let Some(login) = Login::parse(who, None) {
-            if let Some(u) = users::find_by_login(c, tid, &login)? {
-                return Ok(Some(u));
-            }
+        if let Some(login) = Login::parse(who, None)
+            && let Some(u) = users::find_by_login(c, tid, &login)?
+        {
+            return Ok(Some(u));
         }
         users::find(c, tid, who)
     })?;
@@ -297,8 +297,8 @@ fn user(
         UserCommand::List { tenant } => {
             let tid = tenant_of(store, &tenant)?;
             println!(
-                "{:<24} {:<16} {:<28} {:<16} {:<9} {}",
-                "ID", "USERNAME", "EMAIL", "PHONE", "STATUS", "NAME"
+                "{:<24} {:<16} {:<28} {:<16} {:<9} NAME",
+                "ID", "USERNAME", "EMAIL", "PHONE", "STATUS"
             );
             let mut offset = 0;
             loop {
@@ -460,8 +460,8 @@ fn client(cmd: ClientCommand, store: &Store, now: UnixTime) -> anyhow::Result<()
         ClientCommand::List { tenant } => {
             let tid = tenant_of(store, &tenant)?;
             println!(
-                "{:<24} {:<20} {:<12} {:<7} {}",
-                "CLIENT", "AUTH", "APP", "CHANNEL", "REDIRECT URIS"
+                "{:<24} {:<20} {:<12} {:<7} REDIRECT URIS",
+                "CLIENT", "AUTH", "APP", "CHANNEL"
             );
             for c in store.run_blocking(|c| clients::list(c, &tid))? {
                 println!(

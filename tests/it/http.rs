@@ -405,3 +405,47 @@ email = "carol@acme.test"
         "the rename in the same file was rolled back"
     );
 });
+
+#[tokio::test]
+async fn another_nodes_key_rotation_is_served_within_the_cache_ttl() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let before = t.get("/t/default/jwks").await.json();
+    // Rotate behind this node's back, as another node would.
+    let (master, now) = (t.app.master.clone(), t.app.now());
+    let rotation = t
+        .app
+        .store
+        .run(move |c| {
+            sesame::crypto::keys::rotate(
+                c,
+                &master,
+                &TenantId::default_tenant(),
+                Alg::ES256,
+                2048,
+                600,
+                now,
+            )
+            .map_err(|e| sesame::store::StoreError::Invalid(e.to_string()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("/t/default/jwks").await.json(),
+        before,
+        "served from the cache"
+    );
+    t.clock.advance(11);
+    let after = t.get("/t/default/jwks").await.json();
+    let kids: Vec<&str> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&rotation.next.as_str()),
+        "new next key published after the TTL"
+    );
+    let ring = t.app.keyring(&TenantId::default_tenant()).await.unwrap();
+    assert_eq!(ring.active(Alg::ES256).unwrap().kid, rotation.activated);
+}
