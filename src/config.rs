@@ -567,9 +567,11 @@ mod tests {
     #[test]
     fn every_key_is_documented() {
         let docs = include_str!("../docs/configuration.md");
-        let mut full = Config::default();
-        full.master_key = Some(String::new());
-        full.master_key_file = Some(PathBuf::new());
+        let mut full = Config {
+            master_key: Some(String::new()),
+            master_key_file: Some(PathBuf::new()),
+            ..Config::default()
+        };
         full.database.url = Some(String::new());
         full.tls = TlsConfig {
             cert: Some(PathBuf::new()),

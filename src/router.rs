@@ -9,6 +9,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -54,6 +55,8 @@ pub fn build(app: App) -> Router {
         // Innermost first: each `.layer` wraps everything above it.
         .layer(middleware::from_fn_with_state(app.clone(), telemetry::track))
         .layer(DefaultBodyLimit::max(max_body))
+        // Refuses by Content-Length before any handler runs; DefaultBodyLimit covers streamed bodies.
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(middleware::from_fn_with_state(app.clone(), web::error::render))
         .layer(middleware::from_fn_with_state(app.clone(), security_headers))

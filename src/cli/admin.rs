@@ -18,7 +18,9 @@ use crate::crypto::secret::generate_password;
 use crate::store::apps::Channel;
 use crate::store::tenants::{self, TenantSpec};
 use crate::store::users::{self, NewUser, User, UserProfile, UserStatus};
-use crate::store::{Conn, Store, StoreError, apps, audit, clients, keys as key_store, migrate, tx};
+use crate::store::{
+    Conn, Store, StoreError, apps, audit, clients, departments, keys as key_store, migrate, tx,
+};
 use crate::tenant::{TenantId, normalize_host};
 
 pub async fn run(command: Command, config: Config, clock: SharedClock) -> anyhow::Result<()> {
@@ -272,6 +274,13 @@ fn user(
             };
             if profile.username.is_none() && profile.email.is_none() && profile.phone.is_none() {
                 bail!("give a username, --email or --phone");
+            }
+            if let Some(dept) = &profile.department_id
+                && store
+                    .run_blocking(|c| departments::find(c, &tid, dept))?
+                    .is_none()
+            {
+                bail!("no department '{dept}' in tenant '{tid}'");
             }
             let (password, generated) = new_password(password_stdin)?;
             let hash = hasher.hash_blocking(&password)?;

@@ -249,7 +249,8 @@ impl r2d2::HandleError<conn::ConnectError> for LogPoolErrors {
     }
 }
 
-/// A short random id for rows that have no natural key (audit events, users created without one).
+/// A random id for rows that have no natural key (audit events, users created without one):
+/// 128 bits as lowercase hex, so it is safe in URLs, claims and command lines alike.
 pub fn new_id() -> String {
-    crate::crypto::secret::random_token(16)
+    crate::crypto::secret::random_hex(16)
 }

@@ -98,10 +98,11 @@ struct Row {
     updated_at: i64,
 }
 
-fn into_tenant(r: Row, hosts: Vec<String>) -> Tenant {
-    Tenant {
-        // Rows were written through TenantId; a hand-edited bad slug still loads rather than hides.
-        id: TenantId::parse(&r.id).unwrap_or_else(TenantId::default_tenant),
+/// `None` for a row whose id is not a valid slug (only possible by editing the database by hand):
+/// such a tenant is unreachable rather than mistaken for another.
+fn into_tenant(r: Row, hosts: Vec<String>) -> Option<Tenant> {
+    Some(Tenant {
+        id: TenantId::parse(&r.id)?,
         display_name: r.display_name,
         status: TenantStatus::parse(&r.status),
         trial_expires_at: r.trial_expires_at.map(UnixTime),
@@ -110,7 +111,7 @@ fn into_tenant(r: Row, hosts: Vec<String>) -> Tenant {
         settings: serde_json::from_str(&r.settings).unwrap_or_default(),
         created_at: UnixTime(r.created_at),
         updated_at: UnixTime(r.updated_at),
-    }
+    })
 }
 
 fn hosts_of(conn: &mut Conn, id: &str) -> Result<Vec<String>, StoreError> {
@@ -130,7 +131,7 @@ pub fn find(conn: &mut Conn, id: &TenantId) -> Result<Option<Tenant>, StoreError
     match row {
         Some(r) => {
             let hosts = hosts_of(conn, &r.id)?;
-            Ok(Some(into_tenant(r, hosts)))
+            Ok(into_tenant(r, hosts))
         }
         None => Ok(None),
     }
@@ -159,7 +160,7 @@ pub fn list(conn: &mut Conn) -> Result<Vec<Tenant>, StoreError> {
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|r| {
+        .filter_map(|r| {
             let hosts = all
                 .iter()
                 .filter(|(tid, _)| *tid == r.id)

@@ -18,8 +18,6 @@ pub enum PageError {
     UnknownTenant(String),
     #[error("The page you asked for does not exist.")]
     NotFound,
-    #[error("The request was too large.")]
-    PayloadTooLarge,
     #[error("Sesame cannot reach its database right now. Please try again in a moment.")]
     Unavailable(String),
     #[error("Something went wrong on our side. Please try again.")]
@@ -70,12 +68,6 @@ impl PageError {
                 None,
             ),
             PageError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found", None),
-            PageError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Request too large",
-                None,
-            ),
             PageError::Unavailable(why) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

@@ -417,3 +417,10 @@ async fn serve_demo_publishes_discovery_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(password.len(), 20, "{stdout}");
 }
+
+#[test]
+fn user_add_names_a_missing_department() {
+    let e = Env::new();
+    let err = e.fails(&["user", "add", "zoe", "--department", "nowhere"]);
+    assert!(err.contains("no department 'nowhere'"), "{err}");
+}

@@ -75,33 +75,7 @@ both_backends!(discovery_and_jwks_verify_a_signature_made_by_sesame, |db| {
         "active and next key for three algorithms"
     );
 
-    // Sign with sesame's keyring, verify with an independent JWT library and only the JWKS.
-    let ring = t
-        .app
-        .keyring(&TenantId::parse("acme").unwrap())
-        .await
-        .unwrap();
-    for (alg, jalg) in [
-        (Alg::RS256, jsonwebtoken::Algorithm::RS256),
-        (Alg::ES256, jsonwebtoken::Algorithm::ES256),
-        (Alg::EdDSA, jsonwebtoken::Algorithm::EdDSA),
-    ] {
-        let mut claims = Map::new();
-        claims.insert("iss".into(), doc["issuer"].clone());
-        claims.insert("sub".into(), json!("carol"));
-        claims.insert("aud".into(), json!("crm-web"));
-        claims.insert("exp".into(), json!(4_000_000_000i64));
-        let token = ring.sign(alg, "JWT", claims).unwrap();
-        let header = jsonwebtoken::decode_header(&token).unwrap();
-        let kid = header.kid.expect("kid in header");
-        let jwk = set.find(&kid).expect("signing key is published");
-        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-        let mut v = jsonwebtoken::Validation::new(jalg);
-        v.set_audience(&["crm-web"]);
-        v.set_issuer(&["http://127.0.0.1:8080/t/acme"]);
-        let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).unwrap();
-        assert_eq!(data.claims["sub"], "carol");
-    }
+    verify_signature_with_published_keys(&t, "acme").await;
 });
 
 #[tokio::test]
@@ -218,18 +192,175 @@ async fn operations_endpoints_and_headers() {
 #[tokio::test]
 async fn oversized_bodies_and_unknown_paths_are_refused() {
     let t = TestApp::with_config(TestDb::sqlite(), |c| c.http.max_body_bytes = 2048).await;
-    let big = vec![b'a'; 10_000];
+    for uri in ["/t/default/jwks", "/healthz", "/anything"] {
+        let r = t
+            .send(
+                Request::post(uri)
+                    .header("content-length", "10000")
+                    .body(Body::from(vec![b'a'; 10_000]))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 413, "{uri}");
+    }
+    assert_eq!(t.get("/nothing/here").await.status, 404);
+    assert_eq!(t.get("/t/default/nothing").await.status, 404);
     let r = t
         .send(
             Request::post("/t/default/jwks")
-                .header("content-length", "10000")
-                .body(Body::from(big))
+                .body(Body::from("x"))
                 .unwrap(),
         )
         .await;
-    assert!(r.status == 405 || r.status == 413, "{}", r.status);
-    assert_eq!(t.get("/nothing/here").await.status, 404);
-    assert_eq!(t.get("/t/default/nothing").await.status, 404);
+    assert_eq!(r.status, 405);
+}
+
+#[tokio::test]
+async fn serves_https_when_tls_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let t = TestApp::with_config(TestDb::sqlite(), |c| {
+        c.public_url = "https://localhost".into()
+    })
+    .await;
+    let tls = sesame::server::tls_config(&cert_path, &key_path)
+        .await
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sesame::server::run(
+        listener,
+        t.router.clone(),
+        Some(tls),
+        async {
+            let _ = rx.await;
+        },
+        std::time::Duration::from_secs(1),
+    ));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://localhost:{port}/t/default/jwks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "no plain HTTP on the TLS port"
+    );
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+    let bad = sesame::server::tls_config(&key_path, &cert_path)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("tls.cert"), "{bad}");
+}
+
+#[tokio::test]
+async fn demo_seed_gives_a_working_tenant_and_password() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let seeded = sesame::demo::seed(&t.app).await.unwrap();
+    let again = sesame::demo::seed(&t.app).await.unwrap();
+    assert_ne!(
+        seeded.password, again.password,
+        "a new password at every start"
+    );
+    let demo = TenantId::parse("demo").unwrap();
+    let (hash, apps, clients, depts) = t
+        .app
+        .store
+        .run(move |c| {
+            let login = sesame::account::Login::parse("demo", None).unwrap();
+            let user = sesame::store::users::find_by_login(c, &demo, &login)?.unwrap();
+            Ok((
+                sesame::store::users::password_hash(c, &demo, &user.id)?.unwrap(),
+                sesame::store::apps::list_ids(c, &demo)?,
+                sesame::store::clients::list(c, &demo)?,
+                sesame::store::departments::list(c, &demo)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(t.app.hasher.verify_blocking(&hash, &again.password));
+    assert!(!t.app.hasher.verify_blocking(&hash, &seeded.password));
+    assert_eq!(apps, vec!["crm", "marketing"]);
+    assert!(
+        clients
+            .iter()
+            .any(|c| c.client_id == "crm-web" && c.app_id.as_deref() == Some("crm"))
+    );
+    assert!(
+        depts
+            .iter()
+            .any(|d| d.parent_id.as_deref() == Some("sales")),
+        "a department tree"
+    );
+    verify_signature_with_published_keys(&t, "demo").await;
+}
+
+/// Fetches discovery and JWKS over the router, signs with sesame's keyring, and verifies the
+/// result with an independent JWT library using only what was published.
+async fn verify_signature_with_published_keys(t: &TestApp, tenant: &str) {
+    let doc = t
+        .get(&format!("/t/{tenant}/.well-known/openid-configuration"))
+        .await
+        .json();
+    let issuer = doc["issuer"].as_str().unwrap().to_string();
+    let jwks_path = doc["jwks_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://127.0.0.1:8080")
+        .to_string();
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_slice(&t.get(&jwks_path).await.body).unwrap();
+    let ring = t
+        .app
+        .keyring(&TenantId::parse(tenant).unwrap())
+        .await
+        .unwrap();
+    for (alg, jalg) in [
+        (Alg::RS256, jsonwebtoken::Algorithm::RS256),
+        (Alg::ES256, jsonwebtoken::Algorithm::ES256),
+        (Alg::EdDSA, jsonwebtoken::Algorithm::EdDSA),
+    ] {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(issuer));
+        claims.insert("sub".into(), json!("someone"));
+        claims.insert("aud".into(), json!("crm-web"));
+        claims.insert("exp".into(), json!(4_000_000_000i64));
+        let token = ring.sign(alg, "JWT", claims).unwrap();
+        let kid = jsonwebtoken::decode_header(&token)
+            .unwrap()
+            .kid
+            .expect("kid in header");
+        let jwk = set.find(&kid).expect("signing key is published");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jalg);
+        v.set_audience(&["crm-web"]);
+        v.set_issuer(&[issuer.as_str()]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).unwrap();
+        assert_eq!(data.claims["sub"], "someone");
+        // A tampered token does not verify.
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        parts[1] = parts[1].chars().rev().collect();
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&parts.join("."), &key, &v).is_err());
+    }
 }
 
 #[tokio::test]
