@@ -166,6 +166,23 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 );
             }
         }
+        Command::Audit { tenant, limit } => {
+            let tid = tenant_of(&store, &tenant)?;
+            println!(
+                "{:<21} {:<8} {:<20} {:<34} OUTCOME",
+                "TIME", "ACTOR", "ACTION", "TARGET"
+            );
+            for e in store.run_blocking(|c| audit::list(c, &tid, limit.clamp(1, 10_000)))? {
+                println!(
+                    "{:<21} {:<8} {:<20} {:<34} {}",
+                    e.at.to_string(),
+                    e.actor,
+                    e.action,
+                    e.target.as_deref().unwrap_or("-"),
+                    e.outcome
+                );
+            }
+        }
         Command::Serve(_) | Command::Config(_) => bail!("not an administrative command"),
     }
     Ok(())

@@ -46,6 +46,14 @@ pub enum Command {
     /// Manage signing keys of a tenant.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the tenant's audit log, newest first.
+    Audit {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// How many events.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Apply a declarative file of tenants, departments, apps, roles, users and clients.
     Import {
         /// The TOML file (see examples/demo.toml).

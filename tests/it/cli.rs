@@ -85,6 +85,7 @@ fn every_command_has_help() {
         vec!["client", "remove", "--help"],
         vec!["keys", "rotate", "--help"],
         vec!["import", "--help"],
+        vec!["audit", "--help"],
     ] {
         assert!(e.ok(&args).contains("Usage:"), "{args:?}");
     }
