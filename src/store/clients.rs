@@ -138,6 +138,43 @@ pub fn find(
     Ok(row.map(Client::from))
 }
 
+/// Every column an administrator sets, shared by insert and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = c, treat_none_as_null = true)]
+struct Columns<'a> {
+    app_id: Option<&'a str>,
+    name: &'a str,
+    secret_hash: Option<&'a [u8]>,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    token_endpoint_auth_method: &'a str,
+    channel: &'a str,
+    first_party: bool,
+    access_token_lifetime: Option<i64>,
+    id_token_lifetime: Option<i64>,
+    refresh_token_lifetime: Option<i64>,
+}
+
+impl<'a> From<&'a Client> for Columns<'a> {
+    fn from(client: &'a Client) -> Self {
+        Columns {
+            app_id: client.app_id.as_deref(),
+            name: &client.name,
+            secret_hash: client.secret_hash.as_ref().map(|h| h.as_bytes().as_slice()),
+            redirect_uris: to_json(&client.redirect_uris),
+            post_logout_redirect_uris: to_json(&client.post_logout_redirect_uris),
+            grant_types: to_json(&client.grant_types),
+            token_endpoint_auth_method: client.auth_method.as_str(),
+            channel: client.channel.as_str(),
+            first_party: client.first_party,
+            access_token_lifetime: client.access_token_lifetime,
+            id_token_lifetime: client.id_token_lifetime,
+            refresh_token_lifetime: client.refresh_token_lifetime,
+        }
+    }
+}
+
 pub fn insert(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -150,18 +187,7 @@ pub fn insert(
             c::client_id.eq(&client.client_id),
             c::created_at.eq(now.0),
             c::updated_at.eq(now.0),
-            c::app_id.eq(&client.app_id),
-            c::name.eq(&client.name),
-            c::secret_hash.eq(client.secret_hash.as_ref().map(|h| h.as_bytes().to_vec())),
-            c::redirect_uris.eq(to_json(&client.redirect_uris)),
-            c::post_logout_redirect_uris.eq(to_json(&client.post_logout_redirect_uris)),
-            c::grant_types.eq(to_json(&client.grant_types)),
-            c::token_endpoint_auth_method.eq(client.auth_method.as_str()),
-            c::channel.eq(client.channel.as_str()),
-            c::first_party.eq(client.first_party),
-            c::access_token_lifetime.eq(client.access_token_lifetime),
-            c::id_token_lifetime.eq(client.id_token_lifetime),
-            c::refresh_token_lifetime.eq(client.refresh_token_lifetime),
+            Columns::from(client),
         ))
         .execute(conn)?;
     Ok(())
@@ -178,21 +204,7 @@ pub fn update(
             .filter(c::tenant_id.eq(tenant.as_str()))
             .filter(c::client_id.eq(&client.client_id)),
     )
-    .set((
-        c::updated_at.eq(now.0),
-        c::app_id.eq(&client.app_id),
-        c::name.eq(&client.name),
-        c::secret_hash.eq(client.secret_hash.as_ref().map(|h| h.as_bytes().to_vec())),
-        c::redirect_uris.eq(to_json(&client.redirect_uris)),
-        c::post_logout_redirect_uris.eq(to_json(&client.post_logout_redirect_uris)),
-        c::grant_types.eq(to_json(&client.grant_types)),
-        c::token_endpoint_auth_method.eq(client.auth_method.as_str()),
-        c::channel.eq(client.channel.as_str()),
-        c::first_party.eq(client.first_party),
-        c::access_token_lifetime.eq(client.access_token_lifetime),
-        c::id_token_lifetime.eq(client.id_token_lifetime),
-        c::refresh_token_lifetime.eq(client.refresh_token_lifetime),
-    ))
+    .set((c::updated_at.eq(now.0), Columns::from(client)))
     .execute(conn)?;
     if n == 0 {
         return Err(StoreError::NotFound(format!(

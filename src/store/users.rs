@@ -135,6 +135,42 @@ impl Row {
     }
 }
 
+/// The single row `(tenant, id)`, as an update target.
+macro_rules! user_row {
+    ($tenant:expr, $id:expr) => {
+        u::table
+            .filter(u::tenant_id.eq($tenant.as_str()))
+            .filter(u::id.eq($id))
+    };
+}
+
+/// The administrator-managed columns, shared by insert and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = u, treat_none_as_null = true)]
+struct ProfileColumns<'a> {
+    username: Option<&'a str>,
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+    display_name: &'a str,
+    department_id: Option<&'a str>,
+    employee_no: Option<&'a str>,
+    locale: Option<&'a str>,
+}
+
+impl<'a> From<&'a UserProfile> for ProfileColumns<'a> {
+    fn from(p: &'a UserProfile) -> Self {
+        ProfileColumns {
+            username: p.username.as_ref().map(Username::as_str),
+            email: p.email.as_ref().map(Email::as_str),
+            phone: p.phone.as_ref().map(Phone::as_str),
+            display_name: &p.display_name,
+            department_id: p.department_id.as_deref(),
+            employee_no: p.employee_no.as_deref(),
+            locale: p.locale.as_deref(),
+        }
+    }
+}
+
 fn scoped(tenant: &TenantId) -> u::BoxedQuery<'_, crate::store::conn::MultiBackend> {
     u::table
         .filter(u::tenant_id.eq(tenant.as_str()))
@@ -148,18 +184,11 @@ pub fn insert(
     now: UnixTime,
 ) -> Result<User, StoreError> {
     let id = new.id.clone().unwrap_or_else(new_id);
-    let p = &new.profile;
     diesel::insert_into(u::table)
         .values((
             u::tenant_id.eq(tenant.as_str()),
             u::id.eq(&id),
-            u::username.eq(p.username.as_ref().map(Username::as_str)),
-            u::email.eq(p.email.as_ref().map(Email::as_str)),
-            u::phone.eq(p.phone.as_ref().map(Phone::as_str)),
-            u::display_name.eq(&p.display_name),
-            u::department_id.eq(&p.department_id),
-            u::employee_no.eq(&p.employee_no),
-            u::locale.eq(&p.locale),
+            ProfileColumns::from(&new.profile),
             u::status.eq(new.status.as_str()),
             u::password_hash.eq(&new.password_hash),
             u::must_change_password.eq(new.must_change_password),
@@ -243,18 +272,14 @@ pub fn set_password(
     must_change: bool,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let n = diesel::update(
-        u::table
-            .filter(u::tenant_id.eq(tenant.as_str()))
-            .filter(u::id.eq(id)),
-    )
-    .set((
-        u::password_hash.eq(hash),
-        u::must_change_password.eq(must_change),
-        u::password_changed_at.eq(now.0),
-        u::updated_at.eq(now.0),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(user_row!(tenant, id))
+        .set((
+            u::password_hash.eq(hash),
+            u::must_change_password.eq(must_change),
+            u::password_changed_at.eq(now.0),
+            u::updated_at.eq(now.0),
+        ))
+        .execute(conn)?;
     expect_one(n, tenant, id)
 }
 
@@ -265,13 +290,9 @@ pub fn set_status(
     status: UserStatus,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let n = diesel::update(
-        u::table
-            .filter(u::tenant_id.eq(tenant.as_str()))
-            .filter(u::id.eq(id)),
-    )
-    .set((u::status.eq(status.as_str()), u::updated_at.eq(now.0)))
-    .execute(conn)?;
+    let n = diesel::update(user_row!(tenant, id))
+        .set((u::status.eq(status.as_str()), u::updated_at.eq(now.0)))
+        .execute(conn)?;
     expect_one(n, tenant, id)
 }
 
@@ -282,26 +303,17 @@ pub fn unlock(
     id: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let n = diesel::update(
-        u::table
-            .filter(u::tenant_id.eq(tenant.as_str()))
-            .filter(u::id.eq(id)),
-    )
-    .set((
-        u::failed_logins.eq(0),
-        u::locked_until.eq(None::<i64>),
-        u::updated_at.eq(now.0),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(user_row!(tenant, id))
+        .set((
+            u::failed_logins.eq(0),
+            u::locked_until.eq(None::<i64>),
+            u::updated_at.eq(now.0),
+        ))
+        .execute(conn)?;
     expect_one(n, tenant, id)?;
-    diesel::update(
-        u::table
-            .filter(u::tenant_id.eq(tenant.as_str()))
-            .filter(u::id.eq(id))
-            .filter(u::status.eq(UserStatus::Locked.as_str())),
-    )
-    .set(u::status.eq(UserStatus::Active.as_str()))
-    .execute(conn)?;
+    diesel::update(user_row!(tenant, id).filter(u::status.eq(UserStatus::Locked.as_str())))
+        .set(u::status.eq(UserStatus::Active.as_str()))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -312,21 +324,8 @@ pub fn update_profile(
     p: &UserProfile,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let n = diesel::update(
-        u::table
-            .filter(u::tenant_id.eq(tenant.as_str()))
-            .filter(u::id.eq(id)),
-    )
-    .set((
-        u::username.eq(p.username.as_ref().map(Username::as_str)),
-        u::email.eq(p.email.as_ref().map(Email::as_str)),
-        u::phone.eq(p.phone.as_ref().map(Phone::as_str)),
-        u::display_name.eq(&p.display_name),
-        u::department_id.eq(&p.department_id),
-        u::employee_no.eq(&p.employee_no),
-        u::locale.eq(&p.locale),
-        u::updated_at.eq(now.0),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(user_row!(tenant, id))
+        .set((ProfileColumns::from(p), u::updated_at.eq(now.0)))
+        .execute(conn)?;
     expect_one(n, tenant, id)
 }

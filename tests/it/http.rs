@@ -441,24 +441,7 @@ both_backends!(a_bad_import_names_the_line_and_changes_nothing, |db| {
     let t = TestApp::new(db).await;
     let bad = ACME.replace("department = \"sales\"", "department = \"salse\"");
     let line = bad.lines().position(|l| l.contains("salse")).unwrap() + 1;
-    let (hasher, now) = (t.app.hasher.clone(), t.app.now());
-    let text = bad.clone();
-    let err = t
-        .app
-        .store
-        .run(move |c| {
-            Ok(sesame::admin::import::apply(
-                c,
-                "people.toml",
-                &text,
-                &hasher,
-                now,
-            ))
-        })
-        .await
-        .unwrap()
-        .unwrap_err()
-        .to_string();
+    let err = t.try_import("people.toml", &bad).await.unwrap_err();
     assert_eq!(
         err,
         format!("people.toml:{line}: department 'salse' does not exist")
@@ -477,23 +460,7 @@ both_backends!(a_bad_import_names_the_line_and_changes_nothing, |db| {
             "test.toml:4",
         ),
     ] {
-        let (hasher, text2) = (t.app.hasher.clone(), text.to_string());
-        let err = t
-            .app
-            .store
-            .run(move |c| {
-                Ok(sesame::admin::import::apply(
-                    c,
-                    "test.toml",
-                    &text2,
-                    &hasher,
-                    now,
-                ))
-            })
-            .await
-            .unwrap()
-            .unwrap_err()
-            .to_string();
+        let err = t.try_import("test.toml", text).await.unwrap_err();
         assert!(err.starts_with(expect), "{err}");
     }
     // A duplicate email against an existing user rolls back everything else in the file.
@@ -507,21 +474,9 @@ display_name = "Acme renamed"
 username = "dave"
 email = "carol@acme.test"
 "#;
-    let (hasher, text) = (t.app.hasher.clone(), clash.to_string());
-    let err = t
-        .app
-        .store
-        .run(move |c| {
-            Ok(sesame::admin::import::apply(
-                c, "x.toml", &text, &hasher, now,
-            ))
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = t.try_import("x.toml", clash).await.unwrap_err();
     assert!(
-        err.to_string()
-            .starts_with("x.toml:7: this email is already used"),
+        err.starts_with("x.toml:7: this email is already used"),
         "{err}"
     );
     let acme = t

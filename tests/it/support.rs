@@ -191,23 +191,30 @@ impl TestApp {
             .await
     }
 
-    /// Imports a declarative file the way `sesame import` does.
-    pub async fn import(&self, text: &str) -> sesame::admin::import::ImportReport {
-        let (hasher, now, text) = (self.app.hasher.clone(), self.app.now(), text.to_string());
+    /// Imports a declarative file the way `sesame import` does; the error as the CLI prints it.
+    pub async fn try_import(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<sesame::admin::import::ImportReport, String> {
+        let (hasher, now) = (self.app.hasher.clone(), self.app.now());
+        let (name, text) = (name.to_string(), text.to_string());
         let report = self
             .app
             .store
-            .run(move |c| {
-                sesame::admin::import::apply(c, "test.toml", &text, &hasher, now)
-                    .map_err(|e| sesame::store::StoreError::Invalid(e.to_string()))
-            })
+            .run(move |c| Ok(sesame::admin::import::apply(c, &name, &text, &hasher, now)))
             .await
-            .unwrap();
+            .unwrap()
+            .map_err(|e| e.to_string())?;
         for t in &report.new_tenants {
             sesame::bootstrap::ensure_keys(&self.app.store, &self.app.master, t, now).unwrap();
         }
         self.app.invalidate_caches();
-        report
+        Ok(report)
+    }
+
+    pub async fn import(&self, text: &str) -> sesame::admin::import::ImportReport {
+        self.try_import("test.toml", text).await.unwrap()
     }
 }
 
