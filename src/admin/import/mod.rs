@@ -1,0 +1,459 @@
+//! `sesame import FILE.toml`: tenants, departments, apps, roles, users and clients declared in one
+//! file. Applying a file twice changes nothing; a bad file changes nothing (one write transaction)
+//! and the error names the line.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::valid_key;
+
+mod app_entries;
+mod directory;
+
+use crate::clock::UnixTime;
+use crate::crypto::password::PasswordHasher;
+use crate::store::apps::{AccessScope, App, Channel};
+use crate::store::tenants::{self, TenantSpec, TenantStatus};
+use crate::store::users::UserStatus;
+use crate::store::{Conn, StoreError, apps, audit, tx};
+use crate::tenant::{TenantId, normalize_host};
+pub use app_entries::client_from_entry;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportFile {
+    #[serde(default)]
+    pub tenants: Vec<TenantEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    pub id: Spanned<String>,
+    pub display_name: String,
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+    #[serde(default)]
+    pub trial_expires_at: Option<i64>,
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub departments: Vec<DepartmentEntry>,
+    #[serde(default)]
+    pub apps: Vec<AppEntry>,
+    #[serde(default)]
+    pub roles: Vec<RoleEntry>,
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    #[serde(default)]
+    pub clients: Vec<ClientEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentEntry {
+    pub id: Spanned<String>,
+    pub name: String,
+    #[serde(default)]
+    pub parent: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    pub id: Spanned<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub web_access: AccessEntry,
+    #[serde(default)]
+    pub mobile_access: AccessEntry,
+    /// Usernames (or emails / mobile numbers) of the app's administrators.
+    #[serde(default)]
+    pub admins: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEntry {
+    #[serde(default)]
+    pub everyone: bool,
+    #[serde(default)]
+    pub departments: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub users: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleEntry {
+    pub id: Spanned<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub app: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    #[serde(default)]
+    pub email: Option<Spanned<String>>,
+    #[serde(default)]
+    pub phone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub department: Option<Spanned<String>>,
+    #[serde(default)]
+    pub employee_no: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Left as it is on an existing user when absent.
+    #[serde(default)]
+    pub status: Option<UserStatus>,
+    /// Left as they are on an existing user when absent.
+    #[serde(default)]
+    pub roles: Option<Vec<Spanned<String>>>,
+    /// Plain text, hashed on import; prefer `password_hash`.
+    #[serde(default)]
+    pub password: Option<Spanned<String>>,
+    /// An argon2 PHC string.
+    #[serde(default)]
+    pub password_hash: Option<Spanned<String>>,
+    #[serde(default)]
+    pub must_change_password: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    pub client_id: Spanned<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub app: Option<Spanned<String>>,
+    #[serde(default)]
+    pub redirect_uris: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub grant_types: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub auth_method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    #[serde(default)]
+    pub first_party: bool,
+    /// Plain text, stored only as a hash. Absent on a new confidential client: one is generated
+    /// and reported once.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub access_token_lifetime: Option<i64>,
+    #[serde(default)]
+    pub id_token_lifetime: Option<i64>,
+    #[serde(default)]
+    pub refresh_token_lifetime: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{file}:{line}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for ImportError {
+    fn from(e: diesel::result::Error) -> Self {
+        ImportError::Store(e.into())
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub new_tenants: Vec<TenantId>,
+    /// `(tenant, client_id, secret)` for confidential clients created without a secret; shown once.
+    pub generated_secrets: Vec<(TenantId, String, String)>,
+}
+
+impl ImportReport {
+    pub(super) fn count(&mut self, change: Change) {
+        match change {
+            Change::Created => self.created += 1,
+            Change::Updated => self.updated += 1,
+            Change::Unchanged => self.unchanged += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// The file's text, to turn byte spans into line numbers.
+pub(super) struct Source<'a> {
+    pub(super) name: &'a str,
+    pub(super) text: &'a str,
+}
+
+impl Source<'_> {
+    pub(super) fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ImportError> {
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        Err(ImportError::At {
+            file: self.name.to_string(),
+            line,
+            message: message.into(),
+        })
+    }
+
+    pub(super) fn wrap<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        r: Result<T, StoreError>,
+    ) -> Result<T, ImportError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(StoreError::Unavailable(e)) => Err(ImportError::Store(StoreError::Unavailable(e))),
+            Err(e) => self.err(span, e.to_string()),
+        }
+    }
+}
+
+/// Parses `text` (named `name` in messages) and applies it in one write transaction.
+pub fn apply(
+    conn: &mut Conn,
+    name: &str,
+    text: &str,
+    hasher: &PasswordHasher,
+    now: UnixTime,
+) -> Result<ImportReport, ImportError> {
+    let src = Source { name, text };
+    let file: ImportFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            return src.err(span, e.message().to_string());
+        }
+    };
+    check_unique_ids(&src, &file)?;
+    tx::write(conn, |c| {
+        let mut report = ImportReport::default();
+        for tenant in &file.tenants {
+            apply_tenant(c, &src, tenant, hasher, now, &mut report)?;
+        }
+        Ok(report)
+    })
+}
+
+fn check_unique_ids(src: &Source<'_>, file: &ImportFile) -> Result<(), ImportError> {
+    fn dupes<'a>(
+        src: &Source<'_>,
+        what: &str,
+        ids: impl Iterator<Item = &'a Spanned<String>>,
+    ) -> Result<(), ImportError> {
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.get_ref().as_str()) {
+                return src.err(
+                    id.span(),
+                    format!("{what} '{}' is declared twice", id.get_ref()),
+                );
+            }
+        }
+        Ok(())
+    }
+    dupes(src, "tenant", file.tenants.iter().map(|t| &t.id))?;
+    for t in &file.tenants {
+        dupes(src, "department", t.departments.iter().map(|d| &d.id))?;
+        dupes(src, "app", t.apps.iter().map(|a| &a.id))?;
+        dupes(src, "role", t.roles.iter().map(|r| &r.id))?;
+        dupes(src, "client", t.clients.iter().map(|c| &c.client_id))?;
+        dupes(
+            src,
+            "username",
+            t.users.iter().filter_map(|u| u.username.as_ref()),
+        )?;
+        dupes(
+            src,
+            "email",
+            t.users.iter().filter_map(|u| u.email.as_ref()),
+        )?;
+        dupes(
+            src,
+            "mobile number",
+            t.users.iter().filter_map(|u| u.phone.as_ref()),
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn key<'a>(
+    src: &Source<'_>,
+    what: &str,
+    id: &'a Spanned<String>,
+) -> Result<&'a str, ImportError> {
+    if valid_key(id.get_ref()) {
+        Ok(id.get_ref())
+    } else {
+        src.err(
+            id.span(),
+            format!(
+                "{what} id '{}' must be 1-64 of a-z 0-9 . _ : - (starting with a letter or digit)",
+                id.get_ref()
+            ),
+        )
+    }
+}
+
+fn apply_tenant(
+    c: &mut Conn,
+    src: &Source<'_>,
+    entry: &TenantEntry,
+    hasher: &PasswordHasher,
+    now: UnixTime,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let Some(tid) = TenantId::parse(entry.id.get_ref()) else {
+        return src.err(
+            entry.id.span(),
+            format!(
+                "tenant id '{}' must be 1-63 of a-z 0-9 -",
+                entry.id.get_ref()
+            ),
+        );
+    };
+    let mut hosts = Vec::new();
+    for h in &entry.hosts {
+        match normalize_host(h.get_ref()) {
+            Some(n) => hosts.push(n),
+            None => return src.err(h.span(), format!("'{}' is not a host name", h.get_ref())),
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    let existing = tenants::find(c, &tid)?;
+    let spec = TenantSpec {
+        display_name: entry.display_name.clone(),
+        status: entry
+            .status
+            .unwrap_or(existing.as_ref().map_or(TenantStatus::Active, |t| t.status)),
+        trial_expires_at: entry
+            .trial_expires_at
+            .map(UnixTime)
+            .or(existing.as_ref().and_then(|t| t.trial_expires_at)),
+        hosts,
+        branding: existing
+            .as_ref()
+            .map_or(serde_json::json!({}), |t| t.branding.clone()),
+        settings: existing
+            .as_ref()
+            .map_or(serde_json::json!({}), |t| t.settings.clone()),
+    };
+    let change = match &existing {
+        None => {
+            src.wrap(entry.id.span(), tenants::insert(c, &tid, &spec, now))?;
+            report.new_tenants.push(tid.clone());
+            Change::Created
+        }
+        Some(t) if t.spec() == spec => Change::Unchanged,
+        Some(_) => {
+            src.wrap(entry.id.span(), tenants::update(c, &tid, &spec, now))?;
+            Change::Updated
+        }
+    };
+    report.count(change);
+    let mut log = Vec::new();
+    if change != Change::Unchanged {
+        log.push(("tenant", tid.to_string(), change));
+    }
+
+    directory::apply_departments(c, src, &tid, &entry.departments, now, report, &mut log)?;
+    // Apps first without access lists and admins (those name roles and users created below).
+    let app_ids: HashSet<String> = apps::list_ids(c, &tid)?.into_iter().collect();
+    for app in &entry.apps {
+        let id = key(src, "app", &app.id)?;
+        if !app_ids.contains(id) {
+            let shell = App {
+                id: id.to_string(),
+                name: app.name.clone(),
+                description: app.description.clone(),
+                web_access: AccessScope::default(),
+                mobile_access: AccessScope::default(),
+                admins: vec![],
+            };
+            src.wrap(app.id.span(), apps::put(c, &tid, &shell, now))?;
+        }
+    }
+    directory::apply_roles(c, src, &tid, &entry.roles, now, report, &mut log)?;
+    let user_ids =
+        directory::apply_users(c, src, &tid, &entry.users, hasher, now, report, &mut log)?;
+    app_entries::apply_apps(
+        c,
+        src,
+        &tid,
+        &entry.apps,
+        &app_ids,
+        &user_ids,
+        now,
+        report,
+        &mut log,
+    )?;
+    app_entries::apply_clients(c, src, &tid, &entry.clients, now, report, &mut log)?;
+
+    for (kind, target, change) in log {
+        let action = format!(
+            "{kind}.{}",
+            if change == Change::Created {
+                "create"
+            } else {
+                "update"
+            }
+        );
+        audit::record(
+            c,
+            &tid,
+            &audit::NewAuditEvent {
+                actor: "import",
+                action: &action,
+                target: Some(&target),
+                outcome: "success",
+                ip: None,
+                details: serde_json::json!({ "file": src.name }),
+            },
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) type Log = Vec<(&'static str, String, Change)>;
