@@ -160,6 +160,8 @@ impl fmt::Debug for ActiveKey {
 pub struct Keyring {
     active: Vec<ActiveKey>,
     jwks: Value,
+    /// `jwks` serialized once, so serving it copies bytes instead of re-encoding JSON.
+    jwks_json: bytes::Bytes,
 }
 
 impl Keyring {
@@ -191,12 +193,17 @@ impl Keyring {
         active.sort_by_key(|k| k.alg);
         Ok(Keyring {
             active,
+            jwks_json: bytes::Bytes::from(json!({ "keys": &published }).to_string()),
             jwks: json!({ "keys": published }),
         })
     }
 
     pub fn jwks(&self) -> &Value {
         &self.jwks
+    }
+
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.jwks_json.clone()
     }
 
     pub fn algorithms(&self) -> Vec<Alg> {

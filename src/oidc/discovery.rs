@@ -49,7 +49,7 @@ pub async fn configuration(
 /// `GET /t/{tenant}/jwks`
 pub async fn jwks(State(app): State<App>, tenant: TenantCtx) -> Result<Response, PageError> {
     let ring = app.keyring(tenant.id()).await?;
-    let mut response = Json(ring.jwks().clone()).into_response();
+    let mut response = ring.jwks_json().into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
