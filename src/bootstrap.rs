@@ -51,19 +51,21 @@ fn unlock(store: &Store, config: &Config) -> anyhow::Result<(MasterKey, MasterKe
     let has_keys = store.run_blocking(key_store::any_exist)?;
     let check = store.run_blocking(|c| meta::get(c, MASTER_KEY_CHECK))?;
     let (master, source) = master::load(config, has_keys || check.is_some())?;
-    match check {
-        Some(stored) => master.verify_check_value(&stored).map_err(|e| match e {
-            CryptoError::WrongMasterKey => anyhow::anyhow!(
-                "config key `master_key`/`master_key_file`: {e} (source: {})",
-                describe(&source)
-            ),
-            other => other.into(),
-        })?,
+    let stored = match check {
+        Some(stored) => stored,
+        // First start: record this key, unless another node recorded its own first.
         None => {
             let value = master.check_value()?;
-            store.run_blocking(|c| meta::set(c, MASTER_KEY_CHECK, &value))?;
+            store.run_blocking(|c| meta::insert_if_absent(c, MASTER_KEY_CHECK, &value))?
         }
-    }
+    };
+    master.verify_check_value(&stored).map_err(|e| match e {
+        CryptoError::WrongMasterKey => anyhow::anyhow!(
+            "config key `master_key`/`master_key_file`: {e} (source: {})",
+            describe(&source)
+        ),
+        other => other.into(),
+    })?;
     Ok((master, source))
 }
 

@@ -15,7 +15,7 @@ const NON_CONFIG_ENV: &[&str] = &["config", "test_database_url", "log"];
 /// Sections whose keys can be set as `SESAME_{SECTION}_{KEY}`.
 const SECTIONS: &[&str] = &["database", "tls", "log", "password_hash", "http", "tokens"];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The URL browsers and apps reach Sesame at; issuers are `{public_url}/t/{tenant}`.
@@ -133,6 +133,39 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// A copy safe to print: the master key and any database password replaced.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        if shown.master_key.is_some() {
+            shown.master_key = Some("[redacted]".into());
+        }
+        if let Some(url) = &shown.database.url {
+            shown.database.url = Some(redact_url(url));
+        }
+        shown
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.redacted();
+        f.debug_struct("Config")
+            .field("public_url", &r.public_url)
+            .field("listen", &r.listen)
+            .field("data_dir", &r.data_dir)
+            .field("master_key", &r.master_key)
+            .field("master_key_file", &r.master_key_file)
+            .field("database", &r.database)
+            .field("tls", &r.tls)
+            .field("log", &r.log)
+            .field("password_hash", &r.password_hash)
+            .field("http", &r.http)
+            .field("tokens", &r.tokens)
+            .finish()
+    }
+}
+
 /// A configuration problem, always naming the key and the fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("config key `{key}`: {problem}; {fix}")]
@@ -206,7 +239,7 @@ impl Config {
         for (key, value) in env {
             figment = figment.merge((key.as_str(), parse_env_value(&value)));
         }
-        let config: Config = figment.extract().map_err(|e| figment_error(e, file))?;
+        let mut config: Config = figment.extract().map_err(|e| figment_error(e, file))?;
         config.validate()?;
         Ok(config)
     }
@@ -241,7 +274,9 @@ impl Config {
         self.public_url.starts_with("https://")
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every key and normalizes `public_url` (lower-case scheme and host, no default port,
+    /// no trailing slash) so issuers built from it are stable.
+    fn validate(&mut self) -> Result<(), ConfigError> {
         match url::Url::parse(&self.public_url) {
             Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
                 if u.query().is_some() || u.fragment().is_some() {
@@ -251,6 +286,14 @@ impl Config {
                         "use a plain URL such as https://id.example.com",
                     ));
                 }
+                if !u.username().is_empty() || u.password().is_some() {
+                    return Err(ConfigError::new(
+                        "public_url",
+                        "contains a user name or password",
+                        "use a plain URL such as https://id.example.com",
+                    ));
+                }
+                self.public_url = u.as_str().trim_end_matches('/').to_string();
             }
             _ => {
                 return Err(ConfigError::new(
@@ -332,6 +375,13 @@ impl Config {
                     "set both or neither",
                 ));
             }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("'{}' is not a log filter", self.log.level),
+                "use a level (error, warn, info, debug, trace) or a filter like sesame=debug,info",
+            ));
         }
         let ph = &self.password_hash;
         if argon2::Params::new(ph.memory_kib, ph.iterations, ph.parallelism, None).is_err() {
@@ -422,9 +472,10 @@ fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
                 ),
             )
         }
+        // Name only the type found: the value may be a password (a URL put under the wrong key).
         Kind::InvalidType(actual, expected) => ConfigError::new(
             &key,
-            format!("has the wrong type{source}: found {actual}"),
+            format!("has the wrong type{source}: found {}", type_name(actual)),
             format!("give {expected}"),
         ),
         Kind::Message(msg) => ConfigError::new(
@@ -437,6 +488,16 @@ fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
             format!("{other}{source}"),
             "see docs/configuration.md",
         ),
+    }
+}
+
+fn type_name(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Str(_) | Actual::Other(_) => "a string".into(),
+        Actual::Bytes(_) => "bytes".into(),
+        Actual::Char(_) => "a character".into(),
+        other => other.to_string(),
     }
 }
 
@@ -542,6 +603,44 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "tls.cert");
+    }
+
+    #[test]
+    fn public_url_is_normalized_and_secrets_never_printed() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("SESAME_PUBLIC_URL", "HTTPS://ID.Example.com:443/"),
+                (
+                    "SESAME_MASTER_KEY",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
+                ("SESAME_DATABASE_URL", "postgres://u:hunter2@db/sesame"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.public_url, "https://id.example.com");
+        assert!(c.https());
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("AAAAAAAA"),
+            "{debug}"
+        );
+        let e = Config::load_from(
+            None,
+            env(&[("SESAME_PUBLIC_URL", "https://u:p@id.example.com")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "public_url");
+        // A URL under the wrong key is reported without its password.
+        let e = Config::load_from(
+            None,
+            env(&[("SESAME_DATABASE", "postgres://u:hunter2@h/db")]),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = Config::load_from(None, env(&[("SESAME_LOG_LEVEL", "loud=[")])).unwrap_err();
+        assert_eq!(e.key, "log.level");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod data_dir;
 pub mod demo;
 pub mod oidc;
 pub mod ops;

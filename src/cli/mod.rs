@@ -229,13 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(config, clock, args).await,
         Command::Config(ConfigCommand::Check) => {
-            let mut shown = config.clone();
-            if shown.master_key.is_some() {
-                shown.master_key = Some("[redacted]".into());
-            }
-            if let Some(url) = &shown.database.url {
-                shown.database.url = Some(crate::config::redact_url(url));
-            }
+            let shown = config.redacted();
             println!("configuration is valid\n");
             println!("{}", toml::to_string_pretty(&shown)?);
             Ok(())

@@ -111,12 +111,13 @@ pub fn find(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<Option<App>,
             _ => scope.roles.push(subject),
         }
     }
-    let admins = adm::table
+    // Sorted in Rust, not by the database's collation (see `tenants::hosts_of`).
+    let mut admins: Vec<String> = adm::table
         .filter(adm::tenant_id.eq(tenant.as_str()))
         .filter(adm::app_id.eq(&id))
-        .order(adm::user_id.asc())
         .select(adm::user_id)
         .load(conn)?;
+    admins.sort();
     Ok(Some(App {
         id,
         name,

@@ -39,11 +39,19 @@ pub struct ConnectError(String);
 
 /// Picks the backend from the URL scheme. diesel's own manager tries PostgreSQL then SQLite, which
 /// turns "connection refused" into "invalid URL"; this one reports the real cause.
-#[derive(Debug)]
 pub struct Manager {
     url: String,
     kind: DatabaseKind,
     connect_timeout_secs: u64,
+}
+
+/// Never prints the URL: it may carry a password.
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Manager {

@@ -68,22 +68,14 @@ pub fn insert(
     Ok(())
 }
 
-/// Renames or moves a department; refuses a move under its own subtree.
+/// Renames or moves a department. Callers check the resulting tree for cycles first (with
+/// [`path`]); a row-by-row check would reject valid moves that a batch makes in several steps.
 pub fn update(
     conn: &mut Conn,
     tenant: &TenantId,
     dept: &Department,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    if let Some(parent) = &dept.parent_id {
-        let all = list(conn, tenant)?;
-        if path(&all, parent).iter().any(|p| p == &dept.id) {
-            return Err(StoreError::Invalid(format!(
-                "department '{}' cannot move under its own sub-department '{parent}'",
-                dept.id
-            )));
-        }
-    }
     let n = diesel::update(
         d::table
             .filter(d::tenant_id.eq(tenant.as_str()))

@@ -15,6 +15,19 @@ pub fn get(conn: &mut Conn, key: &str) -> Result<Option<String>, StoreError> {
         .optional()?)
 }
 
+/// Inserts unless the key exists; returns the stored value either way (the first writer wins,
+/// so two nodes starting together agree).
+pub fn insert_if_absent(conn: &mut Conn, key: &str, value: &str) -> Result<String, StoreError> {
+    per_backend!(conn, |c| {
+        diesel::insert_into(meta::table)
+            .values((meta::key.eq(key), meta::value.eq(value)))
+            .on_conflict(meta::key)
+            .do_nothing()
+            .execute(c)
+    })?;
+    get(conn, key)?.ok_or_else(|| StoreError::NotFound(format!("meta key {key}")))
+}
+
 /// Insert or replace; an upsert is not expressible through the multi-backend enum, so it is
 /// expanded once per backend.
 pub fn set(conn: &mut Conn, key: &str, value: &str) -> Result<(), StoreError> {

@@ -158,7 +158,7 @@ impl Store {
         if kind == DatabaseKind::Sqlite {
             let path = std::path::Path::new(url.trim_start_matches("sqlite://"));
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
+                crate::data_dir::create_private(dir).map_err(|e| {
                     StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }

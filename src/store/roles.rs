@@ -80,18 +80,20 @@ pub fn update(conn: &mut Conn, tenant: &TenantId, role: &Role) -> Result<(), Sto
     Ok(())
 }
 
-/// Role ids the user holds, sorted.
+/// Role ids the user holds, sorted byte-wise.
 pub fn of_user(
     conn: &mut Conn,
     tenant: &TenantId,
     user_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(ur::table
+    // Sorted in Rust, not by the database's collation (see `tenants::hosts_of`).
+    let mut ids: Vec<String> = ur::table
         .filter(ur::tenant_id.eq(tenant.as_str()))
         .filter(ur::user_id.eq(user_id))
-        .order(ur::role_id.asc())
         .select(ur::role_id)
-        .load(conn)?)
+        .load(conn)?;
+    ids.sort();
+    Ok(ids)
 }
 
 /// Makes the user hold exactly `role_ids`.

@@ -114,12 +114,15 @@ fn into_tenant(r: Row, hosts: Vec<String>) -> Option<Tenant> {
     })
 }
 
+/// Sorted in Rust: `ORDER BY` follows the database's collation, which differs between SQLite and a
+/// PostgreSQL cluster, and callers compare these lists with lists sorted in Rust.
 fn hosts_of(conn: &mut Conn, id: &str) -> Result<Vec<String>, StoreError> {
-    Ok(h::table
+    let mut hosts: Vec<String> = h::table
         .filter(h::tenant_id.eq(id))
         .select(h::host)
-        .order(h::host.asc())
-        .load(conn)?)
+        .load(conn)?;
+    hosts.sort();
+    Ok(hosts)
 }
 
 pub fn find(conn: &mut Conn, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
