@@ -18,7 +18,7 @@ use crate::web::Templates;
 
 /// How long a node trusts its cached tenants and keys. Changes made on this node invalidate at
 /// once; changes made on another node are seen within this many seconds.
-const CACHE_TTL_SECS: i64 = 10;
+pub const CACHE_TTL_SECS: i64 = 10;
 
 #[derive(Clone)]
 pub struct App(Arc<Inner>);

@@ -109,10 +109,14 @@ pub fn ensure_keys(
 ) -> anyhow::Result<usize> {
     let existing = store.run_blocking(|c| key_store::list(c, tenant))?;
     keys::verify_decryptable(&existing, master, tenant)?;
-    Ok(store.run_blocking(|c| {
-        keys::ensure(c, master, tenant, 2048, now).map_err(|e| match e {
-            keys::KeyError::Store(s) => s,
-            keys::KeyError::Crypto(c) => crate::store::StoreError::Invalid(c.to_string()),
-        })
-    })?)
+    // Another node starting at the same moment may insert first; its keys are as good as ours.
+    for _ in 0..3 {
+        match store.run_blocking(|c| Ok(keys::ensure(c, master, tenant, 2048, now)?)) {
+            Err(crate::store::StoreError::Conflict(_)) => continue,
+            other => return Ok(other?),
+        }
+    }
+    anyhow::bail!(
+        "could not create signing keys for tenant {tenant}: other nodes kept creating them at the same time"
+    )
 }

@@ -9,12 +9,14 @@ use toml::Spanned;
 use super::{ClientCommand, Command, KeysCommand, TenantArg, TenantCommand, UserCommand};
 use crate::account::{Email, Login, Phone, Username};
 use crate::admin::import::{self, ClientEntry};
+use crate::app::CACHE_TTL_SECS;
 use crate::bootstrap::{self, Opened};
 use crate::clock::{SharedClock, UnixTime};
 use crate::config::Config;
-use crate::crypto::keys::{self, Alg};
+use crate::crypto::keys::{self, Alg, RotationPolicy};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::generate_password;
+use crate::oidc::discovery::JWKS_MAX_AGE_SECS;
 use crate::store::apps::Channel;
 use crate::store::tenants::{self, TenantSpec};
 use crate::store::users::{self, NewUser, User, UserProfile, UserStatus};
@@ -133,7 +135,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 );
             }
         }
-        Command::Keys(KeysCommand::Rotate { tenant, alg }) => {
+        Command::Keys(KeysCommand::Rotate { tenant, alg, force }) => {
             let tid = tenant_of(&store, &tenant)?;
             let algs: Vec<Alg> = match alg {
                 Some(a) => vec![a.parse()?],
@@ -147,12 +149,17 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
             // Allow for clock skew at the relying parties.
             let grace = longest + 300;
             for alg in algs {
-                let r = store.run_blocking(|c| {
-                    keys::rotate(c, &master, &tid, alg, 2048, grace, now).map_err(|e| match e {
-                        keys::KeyError::Store(s) => s,
-                        keys::KeyError::Crypto(e) => StoreError::Invalid(e.to_string()),
-                    })
-                })?;
+                let policy = RotationPolicy {
+                    rsa_bits: 2048,
+                    retire_grace: grace,
+                    min_next_age: if force {
+                        0
+                    } else {
+                        JWKS_MAX_AGE_SECS + CACHE_TTL_SECS
+                    },
+                };
+                let r = store
+                    .run_blocking(|c| Ok(keys::rotate(c, &master, &tid, alg, &policy, now)?))?;
                 store.run_blocking(|c| record(c, &tid, "keys.rotate", &r.activated, now))?;
                 println!(
                     "{}: now signing with {}; published next {}{}",

@@ -219,6 +219,10 @@ pub enum KeysCommand {
         /// Only this algorithm (RS256, ES256, EdDSA); all by default.
         #[arg(long)]
         alg: Option<String>,
+        /// Rotate even if the next key was published too recently for every relying party to
+        /// have fetched it (use when the active key is compromised).
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -238,10 +238,29 @@ impl Keyring {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    #[error(
+        "the next {alg} key was published at {published_at}; relying parties may not have fetched it \
+         yet. Rotate after {ready_at}, or force it if the active key is compromised"
+    )]
+    NextKeyTooNew {
+        alg: Alg,
+        published_at: UnixTime,
+        ready_at: UnixTime,
+    },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// So key operations can run inside `Store::run` closures.
+impl From<KeyError> for StoreError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => s,
+            other => StoreError::Invalid(other.to_string()),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for KeyError {
@@ -299,6 +318,17 @@ pub fn ensure(
     Ok(count)
 }
 
+/// How a rotation treats time.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationPolicy {
+    pub rsa_bits: u32,
+    /// How long the retired key stays published: the longest lifetime of a token it signed.
+    pub retire_grace: i64,
+    /// How long the next key must have been published before it may sign: the longest a relying
+    /// party or a node may cache the JWKS. 0 forces an immediate rotation (a compromised key).
+    pub min_next_age: i64,
+}
+
 /// What a rotation did, for the CLI.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -317,10 +347,14 @@ pub fn rotate(
     master: &MasterKey,
     tenant: &TenantId,
     alg: Alg,
-    rsa_bits: u32,
-    retire_grace: i64,
+    policy: &RotationPolicy,
     now: UnixTime,
 ) -> Result<Rotation, KeyError> {
+    let RotationPolicy {
+        rsa_bits,
+        retire_grace,
+        min_next_age,
+    } = *policy;
     // Key generation is slow (RSA); do it before taking the write lock.
     let next_key = seal(
         master,
@@ -346,6 +380,15 @@ pub fn rotate(
         let old_next = keys
             .iter()
             .find(|k| k.alg == alg.as_str() && k.state == KeyState::Next);
+        if let Some(next) = old_next
+            && now.0 - next.created_at.0 < min_next_age
+        {
+            return Err(KeyError::NextKeyTooNew {
+                alg,
+                published_at: next.created_at,
+                ready_at: next.created_at.plus(min_next_age),
+            });
+        }
         let retired = match old_active {
             Some(k) => {
                 key_store::retire(c, tenant, &k.kid, now, publish_until)?;

@@ -16,6 +16,7 @@ use crate::web::error::PageError;
 
 /// Relying parties re-fetch at most this often. A rotation publishes the next key a full
 /// rotation ahead, so a cached JWKS always holds the key that signs.
+pub const JWKS_MAX_AGE_SECS: i64 = 300;
 const JWKS_MAX_AGE: &str = "public, max-age=300";
 const DISCOVERY_MAX_AGE: &str = "public, max-age=300";
 

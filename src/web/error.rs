@@ -37,7 +37,7 @@ impl From<KeyError> for PageError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Store(s) => s.into(),
-            KeyError::Crypto(c) => PageError::Internal(c.to_string()),
+            other => PageError::Internal(other.to_string()),
         }
     }
 }

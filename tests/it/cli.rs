@@ -84,6 +84,7 @@ fn every_command_has_help() {
         vec!["client", "add", "--help"],
         vec!["client", "remove", "--help"],
         vec!["keys", "rotate", "--help"],
+        vec!["keys", "list", "--help"],
         vec!["import", "--help"],
         vec!["audit", "--help"],
     ] {
@@ -264,7 +265,12 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
         3,
         "{keys}"
     );
-    let out = e.ok(&["keys", "rotate", "-t", "acme", "--alg", "ES256"]);
+    let err = e.fails(&["keys", "rotate", "-t", "acme", "--alg", "ES256"]);
+    assert!(
+        err.contains("may not have fetched it yet") && err.contains("force"),
+        "{err}"
+    );
+    let out = e.ok(&["keys", "rotate", "-t", "acme", "--alg", "ES256", "--force"]);
     assert!(
         out.contains("ES256: now signing with") && out.contains("stays published until"),
         "{out}"

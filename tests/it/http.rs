@@ -502,16 +502,19 @@ async fn another_nodes_key_rotation_is_served_within_the_cache_ttl() {
         .app
         .store
         .run(move |c| {
-            sesame::crypto::keys::rotate(
+            let forced = sesame::crypto::keys::RotationPolicy {
+                rsa_bits: 2048,
+                retire_grace: 600,
+                min_next_age: 0,
+            };
+            Ok(sesame::crypto::keys::rotate(
                 c,
                 &master,
                 &TenantId::default_tenant(),
                 Alg::ES256,
-                2048,
-                600,
+                &forced,
                 now,
-            )
-            .map_err(|e| sesame::store::StoreError::Invalid(e.to_string()))
+            )?)
         })
         .await
         .unwrap();

@@ -278,10 +278,7 @@ both_backends!(
         let acme = tid("acme");
         let master = MasterKey::generate();
         let generated = store
-            .run_blocking(|c| {
-                keys::ensure(c, &master, &acme, 2048, T0)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))
-            })
+            .run_blocking(|c| Ok(keys::ensure(c, &master, &acme, 2048, T0)?))
             .unwrap();
         assert_eq!(generated, 6, "active + next for RS256, ES256, EdDSA");
         let before = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
@@ -298,10 +295,43 @@ both_backends!(
             .kid
             .clone();
 
+        let policy = keys::RotationPolicy {
+            rsa_bits: 2048,
+            retire_grace: 600,
+            min_next_age: 310,
+        };
+        // Too soon: relying parties may not have fetched the next key yet. Nothing changes.
+        let err = store
+            .run_blocking(|c| {
+                Ok(keys::rotate(
+                    c,
+                    &master,
+                    &acme,
+                    Alg::RS256,
+                    &policy,
+                    T0.plus(10),
+                )?)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("may not have fetched it"), "{err}");
+        assert_eq!(
+            store
+                .run_blocking(|c| key_store::list(c, &acme))
+                .unwrap()
+                .len(),
+            6
+        );
+
         let r = store
             .run_blocking(|c| {
-                keys::rotate(c, &master, &acme, Alg::RS256, 2048, 600, T0.plus(10))
-                    .map_err(|e| StoreError::Invalid(e.to_string()))
+                Ok(keys::rotate(
+                    c,
+                    &master,
+                    &acme,
+                    Alg::RS256,
+                    &policy,
+                    T0.plus(400),
+                )?)
             })
             .unwrap();
         assert_eq!(
@@ -310,7 +340,7 @@ both_backends!(
         );
         assert_eq!(r.retired.as_deref(), Some(active_rs.as_str()));
         let after = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
-        let ring = keys::Keyring::load(&acme, &after, &master, T0.plus(10)).unwrap();
+        let ring = keys::Keyring::load(&acme, &after, &master, T0.plus(400)).unwrap();
         let kids: Vec<&str> = ring.jwks()["keys"]
             .as_array()
             .unwrap()
@@ -328,7 +358,7 @@ both_backends!(
         assert_eq!(ring.active(Alg::RS256).unwrap().kid, next_rs);
         // Once its tokens can no longer be valid the retired key leaves the JWKS, and the next
         // rotation deletes it.
-        let later = keys::Keyring::load(&acme, &after, &master, T0.plus(611)).unwrap();
+        let later = keys::Keyring::load(&acme, &after, &master, T0.plus(1001)).unwrap();
         assert!(
             !later.jwks()["keys"]
                 .as_array()
@@ -338,8 +368,14 @@ both_backends!(
         );
         store
             .run_blocking(|c| {
-                keys::rotate(c, &master, &acme, Alg::RS256, 2048, 600, T0.plus(700))
-                    .map_err(|e| StoreError::Invalid(e.to_string()))
+                Ok(keys::rotate(
+                    c,
+                    &master,
+                    &acme,
+                    Alg::RS256,
+                    &policy,
+                    T0.plus(1100),
+                )?)
             })
             .unwrap();
         let final_keys = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
