@@ -65,7 +65,8 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
             );
             for (tenant, client, secret) in &report.generated_secrets {
                 println!(
-                    "client {client} in {tenant}: secret {secret}   (shown once; only its hash is stored)"
+                    "client {client} in {tenant}: secret {}   (shown once; only its hash is stored)",
+                    secret.expose()
                 );
             }
         }
@@ -487,7 +488,10 @@ fn client(cmd: ClientCommand, store: &Store, now: UnixTime) -> anyhow::Result<()
                 client.auth_method.as_str()
             );
             if let Some(secret) = secret {
-                println!("client_secret: {secret}   (shown once; only its hash is stored)");
+                println!(
+                    "client_secret: {}   (shown once; only its hash is stored)",
+                    secret.expose()
+                );
             }
         }
         ClientCommand::List { tenant } => {

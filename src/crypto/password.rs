@@ -60,6 +60,9 @@ impl PasswordHasher {
     /// Verifies with the parameters recorded in the hash itself, so raising the cost later does
     /// not lock anyone out. A malformed stored hash verifies nothing.
     pub fn verify_blocking(&self, stored: &str, password: &str) -> bool {
+        if acceptable_phc(stored).is_err() {
+            return false;
+        }
         match PasswordHash::new(stored) {
             Ok(parsed) => Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
@@ -97,11 +100,30 @@ impl PasswordHasher {
     }
 }
 
-/// Whether a string is a PHC argon2 hash we can verify (for imported `password_hash` values).
-pub fn is_argon2_phc(s: &str) -> bool {
-    PasswordHash::new(s)
-        .map(|h| h.algorithm.as_str().starts_with("argon2"))
-        .unwrap_or(false)
+/// Largest argon2 cost Sesame will verify: an imported hash with a huge memory cost would make
+/// every sign-in allocate gigabytes.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_ITERATIONS: u32 = 16;
+const MAX_PARALLELISM: u32 = 16;
+
+/// Checks an imported `password_hash`: an argon2 PHC string within the cost limits.
+pub fn acceptable_phc(s: &str) -> Result<(), String> {
+    let not_phc = || "password_hash must be an argon2 PHC string ($argon2id$…)".to_string();
+    let parsed = PasswordHash::new(s).map_err(|_| not_phc())?;
+    if !parsed.algorithm.as_str().starts_with("argon2") {
+        return Err(not_phc());
+    }
+    let params =
+        Params::try_from(&parsed).map_err(|e| format!("password_hash has bad parameters: {e}"))?;
+    if params.m_cost() > MAX_MEMORY_KIB
+        || params.t_cost() > MAX_ITERATIONS
+        || params.p_cost() > MAX_PARALLELISM
+    {
+        return Err(format!(
+            "password_hash costs more than Sesame verifies (at most m={MAX_MEMORY_KIB}, t={MAX_ITERATIONS}, p={MAX_PARALLELISM})"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -125,8 +147,14 @@ mod tests {
         assert!(h.verify_blocking(&hash, "correct horse"));
         assert!(!h.verify_blocking(&hash, "correct horse!"));
         assert!(!h.verify_blocking("not a hash", "x"));
-        assert!(is_argon2_phc(&hash));
-        assert!(!is_argon2_phc("plain"));
+        assert!(acceptable_phc(&hash).is_ok());
+        assert!(acceptable_phc("plain").is_err());
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A";
+        assert!(acceptable_phc(huge).unwrap_err().contains("costs more"));
+        assert!(
+            !h.verify_blocking(huge, "x"),
+            "never runs an oversized hash"
+        );
     }
 
     #[test]

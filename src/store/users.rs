@@ -296,6 +296,22 @@ pub fn set_status(
     expect_one(n, tenant, id)
 }
 
+pub fn set_must_change_password(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    must_change: bool,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let n = diesel::update(user_row!(tenant, id))
+        .set((
+            u::must_change_password.eq(must_change),
+            u::updated_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    expect_one(n, tenant, id)
+}
+
 /// Clears a lock: failure counter to zero, `locked` back to `active` (other statuses are kept).
 pub fn unlock(
     conn: &mut Conn,

@@ -47,7 +47,7 @@ password = "correct horse battery"
 client_id = "crm-web"
 app = "crm"
 redirect_uris = ["https://crm.acme.test/callback"]
-secret = "s3cret-s3cret-s3cret"
+secret = "s3cret-s3cret-s3cret-s3cret-s3cret"
 "#;
 
 both_backends!(discovery_and_jwks_verify_a_signature_made_by_sesame, |db| {
@@ -427,7 +427,12 @@ both_backends!(import_is_idempotent_and_complete, |db| {
     assert_eq!(app.web_access.users, vec![user.id.clone()]);
     assert!(app.mobile_access.everyone);
     assert_eq!(app.admins, vec![user.id.clone()]);
-    assert!(client.secret_hash.unwrap().matches("s3cret-s3cret-s3cret"));
+    assert!(
+        client
+            .secret_hash
+            .unwrap()
+            .matches("s3cret-s3cret-s3cret-s3cret-s3cret")
+    );
     assert!(hash.starts_with("$argon2id$"), "password stored hashed");
     assert!(t.app.hasher.verify_blocking(&hash, "correct horse battery"));
     // Changing one field updates exactly that record.
@@ -537,4 +542,119 @@ async fn another_nodes_key_rotation_is_served_within_the_cache_ttl() {
     );
     let ring = t.app.keyring(&TenantId::default_tenant()).await.unwrap();
     assert_eq!(ring.active(Alg::ES256).unwrap().kid, rotation.activated);
+}
+
+both_backends!(
+    import_keeps_what_an_entry_leaves_out_and_handles_moves,
+    |db| {
+        let t = TestApp::new(db).await;
+        t.import(ACME).await;
+        let acme = TenantId::parse("acme").unwrap();
+        let carol = |t: &TestApp| {
+            let acme = acme.clone();
+            let store = t.app.store.clone();
+            async move {
+                store
+                    .run(move |c| {
+                        let login = sesame::account::Login::parse("carol@acme.test", None).unwrap();
+                        Ok(sesame::store::users::find_by_login(c, &acme, &login)?.unwrap())
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let before = carol(&t).await;
+        // Matched by email; username, phone, department are not repeated and must survive.
+        let partial = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme"
+hosts = ["login.acme.test"]
+
+[[tenants.users]]
+email = "carol@acme.test"
+must_change_password = true
+"#;
+        let r = t.import(partial).await;
+        assert_eq!((r.created, r.updated), (0, 1), "{r:?}");
+        let after = carol(&t).await;
+        assert_eq!(after.profile, before.profile, "identifiers and fields kept");
+        assert!(after.must_change_password);
+        assert_eq!(
+            after.password_changed_at, before.password_changed_at,
+            "the password did not change"
+        );
+
+        // Two spellings of one identifier are one user, reported as a duplicate.
+        let twice = "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\n\n[[tenants.users]]\nusername = \"Zed\"\n\n[[tenants.users]]\nusername = \"zed\"\n";
+        let err = t.try_import("d.toml", twice).await.unwrap_err();
+        assert_eq!(err, "d.toml:9: username 'zed' is declared twice");
+        let phones = "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\n\n[[tenants.users]]\nphone = \"+1 415 555 2671\"\n\n[[tenants.users]]\nphone = \"+14155552671\"\n";
+        assert!(
+            t.try_import("p.toml", phones)
+                .await
+                .unwrap_err()
+                .contains("declared twice")
+        );
+
+        // Swapping parent and child in one file is a valid move, applied in steps.
+        let swap = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme"
+hosts = ["login.acme.test"]
+
+[[tenants.departments]]
+id = "hq"
+name = "HQ"
+parent = "sales"
+
+[[tenants.departments]]
+id = "sales"
+name = "Sales"
+"#;
+        t.import(swap).await;
+        let depts = t
+            .app
+            .store
+            .run(move |c| sesame::store::departments::list(c, &TenantId::parse("acme").unwrap()))
+            .await
+            .unwrap();
+        assert!(
+            depts
+                .iter()
+                .any(|d| d.id == "hq" && d.parent_id.as_deref() == Some("sales"))
+        );
+        assert!(
+            depts
+                .iter()
+                .any(|d| d.id == "sales" && d.parent_id.is_none())
+        );
+        // A real cycle is refused.
+        let cycle = swap.replace("name = \"Sales\"\n", "name = \"Sales\"\nparent = \"hq\"\n");
+        assert!(
+            t.try_import("c.toml", &cycle)
+                .await
+                .unwrap_err()
+                .contains("cycle")
+        );
+    }
+);
+
+#[tokio::test]
+async fn import_refuses_weak_client_secrets_and_oversized_hashes() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let weak = "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\n\n[[tenants.clients]]\nclient_id = \"c\"\nredirect_uris = [\"https://c.test/cb\"]\nsecret = \"short\"\n";
+    let err = t.try_import("w.toml", weak).await.unwrap_err();
+    assert!(
+        err.starts_with("w.toml:6:") && err.contains("at least 32"),
+        "{err}"
+    );
+    let huge = "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\n\n[[tenants.users]]\nusername = \"x\"\npassword_hash = \"$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A\"\n";
+    let err = t.try_import("h.toml", huge).await.unwrap_err();
+    assert!(err.contains("costs more"), "{err}");
+    // Secrets never show in Debug output of what was parsed or reported.
+    let file: sesame::admin::import::ImportFile =
+        toml::from_str("[[tenants]]\nid = \"a\"\ndisplay_name = \"A\"\n[[tenants.users]]\nusername = \"u\"\npassword = \"hunter2-hunter2\"\n").unwrap();
+    assert!(!format!("{file:?}").contains("hunter2"));
 }

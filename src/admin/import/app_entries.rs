@@ -7,7 +7,7 @@ use toml::Spanned;
 use super::{AppEntry, Change, ClientEntry, ImportError, ImportReport, Log, Source, key};
 use crate::account::Login;
 use crate::clock::UnixTime;
-use crate::crypto::secret::{TokenHash, random_token};
+use crate::crypto::secret::{SecretString, TokenHash, random_token};
 use crate::oidc::redirect::check_registrable;
 use crate::store::apps::{AccessScope, App, Channel};
 use crate::store::clients::{AuthMethod, Client};
@@ -118,6 +118,9 @@ pub(super) fn apply_apps(
 
 const KNOWN_GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
+/// A given client secret must be at least this long (a generated one has 43 characters).
+const MIN_SECRET_CHARS: usize = 32;
+
 /// Builds a client from its declaration, keeping `current`'s secret unless a new one is given.
 /// Shared with `sesame client add`.
 pub fn client_from_entry(
@@ -126,7 +129,7 @@ pub fn client_from_entry(
     e: &ClientEntry,
     current: Option<&Client>,
     app_ids: &HashSet<String>,
-) -> Result<(Client, Option<String>), ImportError> {
+) -> Result<(Client, Option<SecretString>), ImportError> {
     let src = Source {
         name: src_name,
         text,
@@ -201,12 +204,23 @@ pub fn client_from_entry(
     let mut generated = None;
     let secret_hash = if auth_method.uses_secret() {
         match (&e.secret, current.and_then(|c| c.secret_hash.clone())) {
-            (Some(s), _) => Some(TokenHash::of(s)),
+            // Stored as one fast SHA-256, which is only safe for a high-entropy secret.
+            (Some(s), _) if s.expose().chars().count() < MIN_SECRET_CHARS => {
+                return src.err(
+                    e.client_id.span(),
+                    format!(
+                        "the secret of client '{}' must have at least {MIN_SECRET_CHARS} random characters; \
+                         leave `secret` out to have one generated",
+                        e.client_id.get_ref()
+                    ),
+                );
+            }
+            (Some(s), _) => Some(TokenHash::of(s.expose())),
             (None, Some(h)) => Some(h),
             (None, None) => {
                 let s = random_token(32);
                 let h = TokenHash::of(&s);
-                generated = Some(s);
+                generated = Some(SecretString::new(s));
                 Some(h)
             }
         }

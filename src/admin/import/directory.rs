@@ -7,11 +7,11 @@ use super::{
 };
 use crate::account::{Email, Login, Phone, Username};
 use crate::clock::UnixTime;
-use crate::crypto::password::{PasswordHasher, is_argon2_phc};
+use crate::crypto::password::{PasswordHasher, acceptable_phc};
 use crate::store::departments::{self, Department};
 use crate::store::roles::{self, Role};
 use crate::store::users::{self, NewUser, UserProfile, UserStatus};
-use crate::store::{Conn, apps};
+use crate::store::{Conn, StoreError, apps};
 use crate::tenant::TenantId;
 
 pub(super) fn apply_departments(
@@ -154,39 +154,35 @@ pub(super) fn apply_roles(
 }
 
 /// Applies users; returns every login the file names mapped to its user id.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one step of a single import; the arguments are its context"
-)]
-pub(super) fn apply_users(
-    c: &mut Conn,
-    src: &Source<'_>,
-    tid: &TenantId,
-    entries: &[UserEntry],
-    hasher: &PasswordHasher,
-    now: UnixTime,
-    report: &mut ImportReport,
-    log: &mut Log,
-) -> Result<HashMap<String, String>, ImportError> {
-    let mut ids = HashMap::new();
-    let dept_ids: HashSet<String> = departments::list(c, tid)?
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
-    let role_ids: HashSet<String> = roles::list(c, tid)?.into_iter().map(|r| r.id).collect();
-    for u in entries {
-        let anchor = u
-            .username
-            .as_ref()
-            .or(u.email.as_ref())
-            .or(u.phone.as_ref())
-            .map(|s| s.span());
-        let Some(anchor) = anchor else {
-            return src.err(0..0, "a user needs at least one of username, email, phone");
-        };
+/// What to do with a user's plain-text `password`, decided before the write transaction so argon2
+/// never runs while SQLite's write lock is held.
+#[derive(Debug)]
+pub(super) enum PasswordPlan {
+    /// The stored hash already verifies this password.
+    Keep,
+    Set(String),
+}
+
+/// The identifiers an entry gives, parsed; errors name the line.
+struct Identifiers {
+    username: Option<Username>,
+    email: Option<Email>,
+    phone: Option<Phone>,
+}
+
+impl Identifiers {
+    fn parse(src: &Source<'_>, u: &UserEntry) -> Result<Identifiers, ImportError> {
         let username = match &u.username {
             Some(s) => Some(Username::parse(s.get_ref()).map_or_else(
-                || src.err(s.span(), format!("'{}' is not a valid username (letters, digits, . _ -; starting with a letter)", s.get_ref())),
+                || {
+                    src.err(
+                        s.span(),
+                        format!(
+                            "'{}' is not a valid username (letters, digits, . _ -; starting with a letter)",
+                            s.get_ref()
+                        ),
+                    )
+                },
                 Ok,
             )?),
             None => None,
@@ -218,6 +214,105 @@ pub(super) fn apply_users(
             )?),
             None => None,
         };
+        Ok(Identifiers {
+            username,
+            email,
+            phone,
+        })
+    }
+
+    /// A user is known by the first identifier the entry gives: username, else email, else mobile
+    /// number. The others are fields that may change.
+    fn login(&self) -> Option<Login> {
+        self.username
+            .clone()
+            .map(Login::Username)
+            .or(self.email.clone().map(Login::Email))
+            .or(self.phone.clone().map(Login::Phone))
+    }
+}
+
+fn find_existing(
+    c: &mut Conn,
+    tid: &TenantId,
+    u: &UserEntry,
+    ids: &Identifiers,
+) -> Result<Option<users::User>, StoreError> {
+    match (&u.id, ids.login()) {
+        (Some(id), _) => users::find(c, tid, id),
+        (None, Some(login)) => users::find_by_login(c, tid, &login),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Hashes or verifies every plain-text password of the tenant's users, outside any transaction.
+/// Entries with errors are skipped here and reported by [`apply_users`].
+pub(super) fn plan_passwords(
+    c: &mut Conn,
+    src: &Source<'_>,
+    tid: &TenantId,
+    entries: &[UserEntry],
+    hasher: &PasswordHasher,
+) -> Result<HashMap<usize, PasswordPlan>, ImportError> {
+    let mut plans = HashMap::new();
+    for (index, u) in entries.iter().enumerate() {
+        let (Some(password), None) = (&u.password, &u.password_hash) else {
+            continue;
+        };
+        let Ok(ids) = Identifiers::parse(src, u) else {
+            continue;
+        };
+        let stored = match find_existing(c, tid, u, &ids)? {
+            Some(user) => users::password_hash(c, tid, &user.id)?,
+            None => None,
+        };
+        let plan =
+            if stored.is_some_and(|h| hasher.verify_blocking(&h, password.get_ref().expose())) {
+                PasswordPlan::Keep
+            } else {
+                let hash = hasher
+                    .hash_blocking(password.get_ref().expose())
+                    .map_or_else(|e| src.err(password.span(), e.to_string()), Ok)?;
+                PasswordPlan::Set(hash)
+            };
+        plans.insert(index, plan);
+    }
+    Ok(plans)
+}
+
+/// Applies users; returns every login the file names mapped to its user id. Fields an entry
+/// leaves out keep their stored values on an existing user.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of a single import; the arguments are its context"
+)]
+pub(super) fn apply_users(
+    c: &mut Conn,
+    src: &Source<'_>,
+    tid: &TenantId,
+    entries: &[UserEntry],
+    passwords: &HashMap<usize, PasswordPlan>,
+    now: UnixTime,
+    report: &mut ImportReport,
+    log: &mut Log,
+) -> Result<HashMap<String, String>, ImportError> {
+    let mut ids = HashMap::new();
+    let dept_ids: HashSet<String> = departments::list(c, tid)?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let role_ids: HashSet<String> = roles::list(c, tid)?.into_iter().map(|r| r.id).collect();
+    for (index, u) in entries.iter().enumerate() {
+        let anchor = u
+            .username
+            .as_ref()
+            .or(u.email.as_ref())
+            .or(u.phone.as_ref())
+            .map(|s| s.span());
+        let Some(anchor) = anchor else {
+            return src.err(0..0, "a user needs at least one of username, email, phone");
+        };
+        let given = Identifiers::parse(src, u)?;
         if let Some(d) = &u.department
             && !dept_ids.contains(d.get_ref())
         {
@@ -234,59 +329,37 @@ pub(super) fn apply_users(
             }
         }
         if let Some(h) = &u.password_hash
-            && !is_argon2_phc(h.get_ref())
+            && let Err(why) = acceptable_phc(h.get_ref())
         {
-            return src.err(
-                h.span(),
-                "password_hash must be an argon2 PHC string ($argon2id$…)",
-            );
+            return src.err(h.span(), why);
         }
-        let display_name = u
-            .display_name
-            .clone()
-            .or_else(|| username.as_ref().map(|x| x.to_string()))
-            .or_else(|| email.as_ref().map(|x| x.to_string()))
-            .or_else(|| phone.as_ref().map(|x| x.to_string()))
-            .unwrap_or_default();
-        let profile = UserProfile {
-            username: username.clone(),
-            email: email.clone(),
-            phone: phone.clone(),
-            display_name,
-            department_id: u.department.as_ref().map(|d| d.get_ref().clone()),
-            employee_no: u.employee_no.clone(),
-            locale: u.locale.clone(),
+        let password_hash = match (&u.password_hash, passwords.get(&index)) {
+            (Some(h), _) => Some(h.get_ref().clone()),
+            (None, Some(PasswordPlan::Set(h))) => Some(h.clone()),
+            (None, Some(PasswordPlan::Keep) | None) => None,
         };
-        let existing = match &u.id {
-            Some(id) => users::find(c, tid, id)?,
-            None => {
-                // A user is known by the first identifier the entry gives: username, else email,
-                // else mobile number. The others are fields that may change.
-                let login = username
-                    .map(Login::Username)
-                    .or(email.map(Login::Email))
-                    .or(phone.map(Login::Phone));
-                match login {
-                    Some(login) => users::find_by_login(c, tid, &login)?,
-                    None => None,
-                }
-            }
-        };
+        let existing = find_existing(c, tid, u, &given)?;
         let mut change = Change::Unchanged;
         let user_id = match existing {
             None => {
-                let password_hash = match (&u.password_hash, &u.password) {
-                    (Some(h), _) => Some(h.get_ref().clone()),
-                    (None, Some(p)) => Some(
-                        hasher
-                            .hash_blocking(p.get_ref())
-                            .map_or_else(|e| src.err(p.span(), e.to_string()), Ok)?,
-                    ),
-                    (None, None) => None,
-                };
+                let display_name = u
+                    .display_name
+                    .clone()
+                    .or_else(|| given.username.as_ref().map(|x| x.to_string()))
+                    .or_else(|| given.email.as_ref().map(|x| x.to_string()))
+                    .or_else(|| given.phone.as_ref().map(|x| x.to_string()))
+                    .unwrap_or_default();
                 let new = NewUser {
                     id: u.id.clone(),
-                    profile,
+                    profile: UserProfile {
+                        username: given.username,
+                        email: given.email,
+                        phone: given.phone,
+                        display_name,
+                        department_id: u.department.as_ref().map(|d| d.get_ref().clone()),
+                        employee_no: u.employee_no.clone(),
+                        locale: u.locale.clone(),
+                    },
                     status: u.status.unwrap_or(UserStatus::Active),
                     must_change_password: u.must_change_password.unwrap_or(false),
                     password_hash,
@@ -296,7 +369,21 @@ pub(super) fn apply_users(
                     .id
             }
             Some(user) => {
-                if user.profile != profile {
+                let old = &user.profile;
+                let profile = UserProfile {
+                    username: given.username.or(old.username.clone()),
+                    email: given.email.or(old.email.clone()),
+                    phone: given.phone.or(old.phone.clone()),
+                    display_name: u.display_name.clone().unwrap_or(old.display_name.clone()),
+                    department_id: u
+                        .department
+                        .as_ref()
+                        .map(|d| d.get_ref().clone())
+                        .or(old.department_id.clone()),
+                    employee_no: u.employee_no.clone().or(old.employee_no.clone()),
+                    locale: u.locale.clone().or(old.locale.clone()),
+                };
+                if profile != *old {
                     src.wrap(
                         anchor.clone(),
                         users::update_profile(c, tid, &user.id, &profile, now),
@@ -307,33 +394,18 @@ pub(super) fn apply_users(
                     users::set_status(c, tid, &user.id, status, now)?;
                     change = Change::Updated;
                 }
-                let stored = users::password_hash(c, tid, &user.id)?;
                 let must_change = u.must_change_password.unwrap_or(user.must_change_password);
-                let new_hash = match (&u.password_hash, &u.password) {
-                    (Some(h), _) if stored.as_deref() != Some(h.get_ref().as_str()) => {
-                        Some(h.get_ref().clone())
+                let stored = users::password_hash(c, tid, &user.id)?;
+                match password_hash {
+                    Some(hash) if stored.as_deref() != Some(hash.as_str()) => {
+                        users::set_password(c, tid, &user.id, &hash, must_change, now)?;
+                        change = Change::Updated;
                     }
-                    (None, Some(p))
-                        if !stored
-                            .as_deref()
-                            .is_some_and(|s| hasher.verify_blocking(s, p.get_ref())) =>
-                    {
-                        Some(
-                            hasher
-                                .hash_blocking(p.get_ref())
-                                .map_or_else(|e| src.err(p.span(), e.to_string()), Ok)?,
-                        )
+                    _ if must_change != user.must_change_password => {
+                        users::set_must_change_password(c, tid, &user.id, must_change, now)?;
+                        change = Change::Updated;
                     }
-                    _ => None,
-                };
-                if let Some(hash) = new_hash {
-                    users::set_password(c, tid, &user.id, &hash, must_change, now)?;
-                    change = Change::Updated;
-                } else if must_change != user.must_change_password
-                    && let Some(hash) = stored
-                {
-                    users::set_password(c, tid, &user.id, &hash, must_change, now)?;
-                    change = Change::Updated;
+                    _ => {}
                 }
                 user.id
             }

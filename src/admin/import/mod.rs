@@ -2,7 +2,7 @@
 //! file. Applying a file twice changes nothing; a bad file changes nothing (one write transaction)
 //! and the error names the line.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -12,8 +12,10 @@ use super::valid_key;
 mod app_entries;
 mod directory;
 
+use crate::account::{Email, Phone, Username};
 use crate::clock::UnixTime;
 use crate::crypto::password::PasswordHasher;
+use crate::crypto::secret::SecretString;
 use crate::store::apps::{AccessScope, App, Channel};
 use crate::store::tenants::{self, TenantSpec, TenantStatus};
 use crate::store::users::UserStatus;
@@ -127,7 +129,7 @@ pub struct UserEntry {
     pub roles: Option<Vec<Spanned<String>>>,
     /// Plain text, hashed on import; prefer `password_hash`.
     #[serde(default)]
-    pub password: Option<Spanned<String>>,
+    pub password: Option<Spanned<SecretString>>,
     /// An argon2 PHC string.
     #[serde(default)]
     pub password_hash: Option<Spanned<String>>,
@@ -158,7 +160,7 @@ pub struct ClientEntry {
     /// Plain text, stored only as a hash. Absent on a new confidential client: one is generated
     /// and reported once.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<SecretString>,
     #[serde(default)]
     pub access_token_lifetime: Option<i64>,
     #[serde(default)]
@@ -186,14 +188,14 @@ impl From<diesel::result::Error> for ImportError {
 }
 
 /// What an import did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct ImportReport {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
     pub new_tenants: Vec<TenantId>,
     /// `(tenant, client_id, secret)` for confidential clients created without a secret; shown once.
-    pub generated_secrets: Vec<(TenantId, String, String)>,
+    pub generated_secrets: Vec<(TenantId, String, SecretString)>,
 }
 
 impl ImportReport {
@@ -266,24 +268,36 @@ pub fn apply(
         }
     };
     check_unique_ids(&src, &file)?;
+    // argon2 first, outside the write transaction, so it never holds the database's write lock.
+    let mut passwords = Vec::with_capacity(file.tenants.len());
+    for tenant in &file.tenants {
+        passwords.push(match TenantId::parse(tenant.id.get_ref()) {
+            Some(tid) => directory::plan_passwords(conn, &src, &tid, &tenant.users, hasher)?,
+            None => Default::default(),
+        });
+    }
     tx::write(conn, |c| {
         let mut report = ImportReport::default();
-        for tenant in &file.tenants {
-            apply_tenant(c, &src, tenant, hasher, now, &mut report)?;
+        for (tenant, passwords) in file.tenants.iter().zip(&passwords) {
+            apply_tenant(c, &src, tenant, passwords, now, &mut report)?;
         }
         Ok(report)
     })
 }
 
 fn check_unique_ids(src: &Source<'_>, file: &ImportFile) -> Result<(), ImportError> {
+    /// Compares the normalized form (so `Alice` and `alice`, or two spellings of one mobile
+    /// number, count as the same), falling back to the text for values that do not parse.
     fn dupes<'a>(
         src: &Source<'_>,
         what: &str,
         ids: impl Iterator<Item = &'a Spanned<String>>,
+        normalize: impl Fn(&str) -> Option<String>,
     ) -> Result<(), ImportError> {
         let mut seen = HashSet::new();
         for id in ids {
-            if !seen.insert(id.get_ref().as_str()) {
+            let key = normalize(id.get_ref()).unwrap_or_else(|| id.get_ref().clone());
+            if !seen.insert(key) {
                 return src.err(
                     id.span(),
                     format!("{what} '{}' is declared twice", id.get_ref()),
@@ -292,27 +306,42 @@ fn check_unique_ids(src: &Source<'_>, file: &ImportFile) -> Result<(), ImportErr
         }
         Ok(())
     }
-    dupes(src, "tenant", file.tenants.iter().map(|t| &t.id))?;
+    let same = |s: &str| Some(s.to_string());
+    dupes(src, "tenant", file.tenants.iter().map(|t| &t.id), same)?;
     for t in &file.tenants {
-        dupes(src, "department", t.departments.iter().map(|d| &d.id))?;
-        dupes(src, "app", t.apps.iter().map(|a| &a.id))?;
-        dupes(src, "role", t.roles.iter().map(|r| &r.id))?;
-        dupes(src, "client", t.clients.iter().map(|c| &c.client_id))?;
+        dupes(src, "department", t.departments.iter().map(|d| &d.id), same)?;
+        dupes(src, "app", t.apps.iter().map(|a| &a.id), same)?;
+        dupes(src, "role", t.roles.iter().map(|r| &r.id), same)?;
+        dupes(src, "client", t.clients.iter().map(|c| &c.client_id), same)?;
+        let username = |s: &str| Username::parse(s).map(|u| u.to_string());
         dupes(
             src,
             "username",
             t.users.iter().filter_map(|u| u.username.as_ref()),
+            username,
         )?;
+        let email = |s: &str| Email::parse(s).map(|e| e.to_string());
         dupes(
             src,
             "email",
             t.users.iter().filter_map(|u| u.email.as_ref()),
+            email,
         )?;
+        let phone = |s: &str| Phone::parse(s, None).map(|p| p.to_string());
         dupes(
             src,
             "mobile number",
             t.users.iter().filter_map(|u| u.phone.as_ref()),
+            phone,
         )?;
+        let mut ids = HashSet::new();
+        for u in &t.users {
+            if let Some(id) = &u.id
+                && !ids.insert(id.as_str())
+            {
+                return src.err(0..0, format!("user id '{id}' is declared twice"));
+            }
+        }
     }
     Ok(())
 }
@@ -339,7 +368,7 @@ fn apply_tenant(
     c: &mut Conn,
     src: &Source<'_>,
     entry: &TenantEntry,
-    hasher: &PasswordHasher,
+    passwords: &HashMap<usize, directory::PasswordPlan>,
     now: UnixTime,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
@@ -416,7 +445,7 @@ fn apply_tenant(
     }
     directory::apply_roles(c, src, &tid, &entry.roles, now, report, &mut log)?;
     let user_ids =
-        directory::apply_users(c, src, &tid, &entry.users, hasher, now, report, &mut log)?;
+        directory::apply_users(c, src, &tid, &entry.users, passwords, now, report, &mut log)?;
     app_entries::apply_apps(
         c,
         src,
