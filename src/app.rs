@@ -32,7 +32,8 @@ pub struct Inner {
     pub templates: Templates,
     pub metrics: Metrics,
     tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
-    tenants_by_host: TtlCache<String, Option<Arc<Tenant>>>,
+    /// All tenant hosts in one map, so probing random Host headers costs no query.
+    hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
     keyrings: TtlCache<TenantId, Arc<Keyring>>,
 }
 
@@ -61,7 +62,7 @@ impl App {
             templates,
             metrics: Metrics::default(),
             tenants_by_id: TtlCache::default(),
-            tenants_by_host: TtlCache::default(),
+            hosts: TtlCache::default(),
             keyrings: TtlCache::default(),
         })))
     }
@@ -92,18 +93,23 @@ impl App {
 
     pub async fn tenant_by_host(&self, host: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
         let now = self.now();
-        if let Some(hit) = self.tenants_by_host.get(&host.to_string(), now) {
-            return Ok(hit);
+        let hosts = match self.hosts.get(&(), now) {
+            Some(hit) => hit,
+            None => {
+                let rows = self.store.run(tenants::all_hosts).await?;
+                let map: HashMap<String, TenantId> = rows
+                    .into_iter()
+                    .filter_map(|(host, id)| Some((host, TenantId::parse(&id)?)))
+                    .collect();
+                let map = Arc::new(map);
+                self.hosts.put((), map.clone(), now);
+                map
+            }
+        };
+        match hosts.get(host) {
+            Some(id) => self.tenant(id).await,
+            None => Ok(None),
         }
-        let key = host.to_string();
-        let found = self
-            .store
-            .run(move |c| tenants::find_by_host(c, &key))
-            .await?
-            .map(Arc::new);
-        self.tenants_by_host
-            .put(host.to_string(), found.clone(), now);
-        Ok(found)
     }
 
     /// The tenant's parsed signing keys and JWKS, loaded once per TTL.
@@ -122,7 +128,7 @@ impl App {
     /// Forget cached state after a local change (tenant edited, keys rotated).
     pub fn invalidate_caches(&self) {
         self.tenants_by_id.clear();
-        self.tenants_by_host.clear();
+        self.hosts.clear();
         self.keyrings.clear();
     }
 }

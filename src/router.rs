@@ -38,10 +38,7 @@ pub fn build(app: App) -> Router {
             app.clone(),
             resolve::by_host,
         ))
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            telemetry::track,
-        ))
+        .layer(middleware::from_fn(telemetry::label_route))
         .with_state(app.clone());
     let timeout = Duration::from_secs(app.config.http.request_timeout_secs.max(1));
     let max_body = app.config.http.max_body_bytes;

@@ -137,6 +137,24 @@ impl Metrics {
     }
 }
 
+/// The route template a nested or fallback router matched, carried out to [`track`] on the
+/// response (the outer router only sees its own match).
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
+/// For routers served as a fallback (host-routed tenants): report the inner match to [`track`].
+pub async fn label_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
+
 /// Counts every request under its route template (`/t/{tenant}/jwks`), never the raw path, so
 /// probing random URLs cannot blow up the label set.
 pub async fn track(State(app): State<App>, req: Request, next: Next) -> Response {
@@ -147,7 +165,12 @@ pub async fn track(State(app): State<App>, req: Request, next: Next) -> Response
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string());
     let response = next.run(req).await;
-    let route = route.unwrap_or_else(|| "unmatched".into());
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|l| l.0.clone())
+        .or(route)
+        .unwrap_or_else(|| "unmatched".into());
     app.metrics.observe(
         &method,
         &route,

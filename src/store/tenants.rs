@@ -140,16 +140,10 @@ pub fn find(conn: &mut Conn, id: &TenantId) -> Result<Option<Tenant>, StoreError
     }
 }
 
-pub fn find_by_host(conn: &mut Conn, host: &str) -> Result<Option<Tenant>, StoreError> {
-    let id: Option<String> = h::table
-        .find(host)
-        .select(h::tenant_id)
-        .first(conn)
-        .optional()?;
-    match id.as_deref().and_then(TenantId::parse) {
-        Some(id) => find(conn, &id),
-        None => Ok(None),
-    }
+/// Every host that routes to a tenant, as `(host, tenant id)`: small enough to hold in memory, so
+/// a request for an unknown host costs no query.
+pub fn all_hosts(conn: &mut Conn) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(h::table.select((h::host, h::tenant_id)).load(conn)?)
 }
 
 pub fn list(conn: &mut Conn) -> Result<Vec<Tenant>, StoreError> {

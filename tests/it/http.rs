@@ -151,6 +151,16 @@ async fn a_tenant_host_routes_to_the_tenant_with_its_own_issuer() {
         )
         .await;
     assert_eq!(other.status, 404);
+    // Counted once, under the inner route.
+    let metrics = t.get("/metrics").await.text();
+    assert!(
+        metrics.contains(r#"sesame_http_requests_total{method="GET",route="/.well-known/openid-configuration",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"route="unmatched",status="200""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
