@@ -668,3 +668,59 @@ async fn import_refuses_weak_client_secrets_and_oversized_hashes() {
         toml::from_str("[[tenants]]\nid = \"a\"\ndisplay_name = \"A\"\n[[tenants.users]]\nusername = \"u\"\npassword = \"hunter2-hunter2\"\n").unwrap();
     assert!(!format!("{file:?}").contains("hunter2"));
 }
+
+#[tokio::test]
+async fn malformed_paths_methods_and_headers_never_500() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let long = "a".repeat(10_000);
+    for uri in [
+        format!("/t/{long}/jwks"),
+        "/t/%00/jwks".to_string(),
+        "/t/%FF%FE/jwks".to_string(),
+        "/t/../jwks".to_string(),
+        "/t//jwks".to_string(),
+        "/t/default/jwks/../../metrics".to_string(),
+        "/t/default/.well-known/openid-configuration?x=%ZZ".to_string(),
+    ] {
+        let r = t.get(&uri).await;
+        assert!(r.status < 500, "{uri} gave {}", r.status);
+        assert!(
+            !r.text()
+                .contains("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            "echoed: {uri}"
+        );
+    }
+    let head = t
+        .send(
+            Request::head("/t/default/jwks")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let r = t
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri("/t/default/jwks")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 405, "{method}");
+    }
+    // A hostile Host header neither routes nor breaks anything.
+    for host in ["", "a b", "evil.test:99999", &"x.".repeat(200)] {
+        let r = t
+            .send(
+                Request::get("/jwks")
+                    .header("host", host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{host:?}");
+    }
+}
