@@ -1,7 +1,12 @@
-//! The OpenID Connect provider surface of a tenant. So far: discovery and the JWKS.
+//! The OpenID Connect provider surface of a tenant. Served so far: discovery and the JWKS. The
+//! protocol rules the authorization and token endpoints will use (PKCE, scopes, exact redirect
+//! URI matching, `at_hash`/`c_hash`) are here as pure functions, tested against the specs' vectors.
 
 pub mod discovery;
+pub mod id_token;
+pub mod pkce;
 pub mod redirect;
+pub mod scope;
 
 use axum::Router;
 use axum::routing::get;
