@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::master::MasterKeySource;
-use crate::store::tokens;
+use crate::store::{flows, tokens};
 use crate::{bootstrap, demo, router, server, telemetry};
 
 /// How often expired one-time tokens are swept.
@@ -59,8 +59,14 @@ fn spawn_sweeper(app: App) {
         loop {
             tick.tick().await;
             let now = app.now();
-            match app.store.run(move |c| tokens::sweep_expired(c, now)).await {
-                Ok(n) if n > 0 => tracing::debug!(swept = n, "expired one-time tokens removed"),
+            let swept = app
+                .store
+                .run(move |c| Ok(tokens::sweep_expired(c, now)? + flows::sweep_expired(c, now)?))
+                .await;
+            match swept {
+                Ok(n) if n > 0 => {
+                    tracing::debug!(swept = n, "expired one-time tokens and login flows removed")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping expired tokens failed"),
             }

@@ -174,3 +174,75 @@ diesel::table! {
         consumed_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    login_flows (id) {
+        id -> Text,
+        tenant_id -> Text,
+        protocol -> Text,
+        request -> Text,
+        state -> Text,
+        user_id -> Nullable<Text>,
+        version -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sso_sessions (cookie_hash) {
+        cookie_hash -> Binary,
+        tenant_id -> Text,
+        sid -> Text,
+        user_id -> Text,
+        auth_time -> BigInt,
+        amr -> Text,
+        acr -> Nullable<Text>,
+        remember -> Bool,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        idle_expires_at -> BigInt,
+        absolute_expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (hash) {
+        hash -> Binary,
+        tenant_id -> Text,
+        family_id -> Text,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        sid -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> Nullable<BigInt>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        family_expires_at -> BigInt,
+        rotated_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    consents (tenant_id, user_id, client_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        granted_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    used_jtis (tenant_id, client_id, jti) {
+        tenant_id -> Text,
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}

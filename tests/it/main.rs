@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod http;
 mod outage;
+mod sessions;
 mod store;

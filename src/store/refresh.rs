@@ -1,0 +1,239 @@
+//! Refresh-token families (RFC 6749 §6, RFC 9700 §4.14). Tokens are stored as hashes; every use
+//! rotates the token within its family, and a rotated token presented again revokes the family.
+
+use diesel::prelude::*;
+
+use super::conn::Conn;
+use super::schema::refresh_tokens as r;
+use super::{StoreError, tx};
+use crate::clock::UnixTime;
+use crate::crypto::secret::TokenHash;
+use crate::tenant::TenantId;
+
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken<'a> {
+    pub hash: &'a TokenHash,
+    pub family_id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub scope: &'a str,
+    pub auth_time: Option<UnixTime>,
+    /// Sliding expiry of this token.
+    pub expires_at: UnixTime,
+    /// Absolute expiry of the family; no rotation extends past it.
+    pub family_expires_at: UnixTime,
+}
+
+/// What a live refresh token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshGrant {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub sid: Option<String>,
+    pub scope: String,
+    pub auth_time: Option<UnixTime>,
+    pub expires_at: UnixTime,
+    pub family_expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was live; it is now rotated and `next` replaces it.
+    Rotated(RefreshGrant),
+    /// The presented token had already been rotated: the family is now revoked.
+    Reused { family_id: String },
+    /// Unknown, expired, revoked, or another client's token.
+    Invalid,
+}
+
+type GrantRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+fn grant(
+    (family_id, client_id, user_id, sid, scope, auth_time, expires_at, family_expires_at): GrantRow,
+) -> RefreshGrant {
+    RefreshGrant {
+        family_id,
+        client_id,
+        user_id,
+        sid,
+        scope,
+        auth_time: auth_time.map(UnixTime),
+        expires_at: UnixTime(expires_at),
+        family_expires_at: UnixTime(family_expires_at),
+    }
+}
+
+pub fn issue(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    t: &NewRefreshToken<'_>,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::insert_into(r::table)
+        .values((
+            r::hash.eq(t.hash.as_bytes().to_vec()),
+            r::tenant_id.eq(tenant.as_str()),
+            r::family_id.eq(t.family_id),
+            r::client_id.eq(t.client_id),
+            r::user_id.eq(t.user_id),
+            r::sid.eq(t.sid),
+            r::scope.eq(t.scope),
+            r::auth_time.eq(t.auth_time.map(|x| x.0)),
+            r::created_at.eq(now.0),
+            r::expires_at.eq(t.expires_at.0.min(t.family_expires_at.0)),
+            r::family_expires_at.eq(t.family_expires_at.0),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Rotates `presented` (a token of `client_id`) to `next`, whose sliding expiry is `now + sliding`
+/// capped by the family's absolute expiry. The consume is one `UPDATE … RETURNING`, so of two
+/// racing uses exactly one rotates; the other is treated as reuse.
+pub fn rotate(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    client_id: &str,
+    presented: &TokenHash,
+    next: &TokenHash,
+    sliding: i64,
+    now: UnixTime,
+) -> Result<Rotation, StoreError> {
+    tx::write(conn, |c| {
+        let row: Option<GrantRow> = diesel::update(r::table)
+            .filter(r::hash.eq(presented.as_bytes().to_vec()))
+            .filter(r::tenant_id.eq(tenant.as_str()))
+            .filter(r::client_id.eq(client_id))
+            .filter(r::rotated_at.is_null())
+            .filter(r::revoked_at.is_null())
+            .filter(r::expires_at.gt(now.0))
+            .filter(r::family_expires_at.gt(now.0))
+            .set(r::rotated_at.eq(now.0))
+            .returning((
+                r::family_id,
+                r::client_id,
+                r::user_id,
+                r::sid,
+                r::scope,
+                r::auth_time,
+                r::expires_at,
+                r::family_expires_at,
+            ))
+            .get_result(c)
+            .optional()?;
+        match row {
+            Some(row) => {
+                let old = grant(row);
+                let expires_at = now.plus(sliding).min(old.family_expires_at);
+                issue(
+                    c,
+                    tenant,
+                    &NewRefreshToken {
+                        hash: next,
+                        family_id: &old.family_id,
+                        client_id,
+                        user_id: old.user_id.as_deref(),
+                        sid: old.sid.as_deref(),
+                        scope: &old.scope,
+                        auth_time: old.auth_time,
+                        expires_at,
+                        family_expires_at: old.family_expires_at,
+                    },
+                    now,
+                )?;
+                Ok(Rotation::Rotated(RefreshGrant { expires_at, ..old }))
+            }
+            None => {
+                let reused: Option<String> = r::table
+                    .filter(r::hash.eq(presented.as_bytes().to_vec()))
+                    .filter(r::tenant_id.eq(tenant.as_str()))
+                    .filter(r::client_id.eq(client_id))
+                    .filter(r::rotated_at.is_not_null())
+                    .select(r::family_id)
+                    .first(c)
+                    .optional()?;
+                match reused {
+                    Some(family_id) => {
+                        revoke_family(c, tenant, &family_id, now)?;
+                        Ok(Rotation::Reused { family_id })
+                    }
+                    None => Ok(Rotation::Invalid),
+                }
+            }
+        }
+    })
+}
+
+/// The grant of a live (unrotated, unrevoked, unexpired) token, for introspection.
+pub fn find_active(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    hash: &TokenHash,
+    now: UnixTime,
+) -> Result<Option<RefreshGrant>, StoreError> {
+    let row: Option<GrantRow> = r::table
+        .filter(r::hash.eq(hash.as_bytes().to_vec()))
+        .filter(r::tenant_id.eq(tenant.as_str()))
+        .filter(r::rotated_at.is_null())
+        .filter(r::revoked_at.is_null())
+        .filter(r::expires_at.gt(now.0))
+        .filter(r::family_expires_at.gt(now.0))
+        .select((
+            r::family_id,
+            r::client_id,
+            r::user_id,
+            r::sid,
+            r::scope,
+            r::auth_time,
+            r::expires_at,
+            r::family_expires_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(grant))
+}
+
+/// Revokes every token of the family; returns how many were still unrevoked.
+pub fn revoke_family(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    family_id: &str,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        r::table
+            .filter(r::tenant_id.eq(tenant.as_str()))
+            .filter(r::family_id.eq(family_id))
+            .filter(r::revoked_at.is_null()),
+    )
+    .set(r::revoked_at.eq(now.0))
+    .execute(conn)?)
+}
+
+/// Revokes every refresh token of a user (password reset, disabled account).
+pub fn revoke_for_user(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        r::table
+            .filter(r::tenant_id.eq(tenant.as_str()))
+            .filter(r::user_id.eq(user_id))
+            .filter(r::revoked_at.is_null()),
+    )
+    .set(r::revoked_at.eq(now.0))
+    .execute(conn)?)
+}

@@ -1,0 +1,188 @@
+//! Browser SSO sessions: a server-side record per session so it can be listed and revoked. The
+//! cookie value is stored only as a hash; `sid` is the public id for ID tokens and logout.
+
+use diesel::prelude::*;
+
+use super::StoreError;
+use super::conn::Conn;
+use super::schema::sso_sessions as s;
+use crate::clock::UnixTime;
+use crate::crypto::secret::TokenHash;
+use crate::tenant::TenantId;
+
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub cookie_hash: &'a TokenHash,
+    pub sid: &'a str,
+    pub user_id: &'a str,
+    pub auth_time: UnixTime,
+    pub amr: &'a [String],
+    pub acr: Option<&'a str>,
+    pub remember: bool,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub idle_expires_at: UnixTime,
+    pub absolute_expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: UnixTime,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub remember: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: UnixTime,
+    pub last_seen_at: UnixTime,
+    pub idle_expires_at: UnixTime,
+    pub absolute_expires_at: UnixTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = s, check_for_backend(crate::store::conn::MultiBackend))]
+struct Row {
+    sid: String,
+    user_id: String,
+    auth_time: i64,
+    amr: String,
+    acr: Option<String>,
+    remember: bool,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: i64,
+    last_seen_at: i64,
+    idle_expires_at: i64,
+    absolute_expires_at: i64,
+}
+
+impl From<Row> for Session {
+    fn from(r: Row) -> Session {
+        Session {
+            sid: r.sid,
+            user_id: r.user_id,
+            auth_time: UnixTime(r.auth_time),
+            amr: serde_json::from_str(&r.amr).unwrap_or_default(),
+            acr: r.acr,
+            remember: r.remember,
+            user_agent: r.user_agent,
+            ip: r.ip,
+            created_at: UnixTime(r.created_at),
+            last_seen_at: UnixTime(r.last_seen_at),
+            idle_expires_at: UnixTime(r.idle_expires_at),
+            absolute_expires_at: UnixTime(r.absolute_expires_at),
+        }
+    }
+}
+
+pub fn create(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    n: &NewSession<'_>,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::insert_into(s::table)
+        .values((
+            s::cookie_hash.eq(n.cookie_hash.as_bytes().to_vec()),
+            s::tenant_id.eq(tenant.as_str()),
+            s::sid.eq(n.sid),
+            s::user_id.eq(n.user_id),
+            s::auth_time.eq(n.auth_time.0),
+            s::amr.eq(serde_json::Value::from(n.amr.to_vec()).to_string()),
+            s::acr.eq(n.acr),
+            s::remember.eq(n.remember),
+            s::user_agent.eq(n.user_agent),
+            s::ip.eq(n.ip),
+            s::created_at.eq(now.0),
+            s::last_seen_at.eq(now.0),
+            s::idle_expires_at.eq(n.idle_expires_at.0.min(n.absolute_expires_at.0)),
+            s::absolute_expires_at.eq(n.absolute_expires_at.0),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The live session behind a cookie, its idle expiry slid to `now + idle` (never past the
+/// absolute expiry), in one statement.
+pub fn touch(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    cookie_hash: &TokenHash,
+    idle: i64,
+    now: UnixTime,
+) -> Result<Option<Session>, StoreError> {
+    let row: Option<Row> = diesel::update(s::table)
+        .filter(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
+        .filter(s::tenant_id.eq(tenant.as_str()))
+        .filter(s::revoked_at.is_null())
+        .filter(s::idle_expires_at.gt(now.0))
+        .filter(s::absolute_expires_at.gt(now.0))
+        .set((
+            s::last_seen_at.eq(now.0),
+            s::idle_expires_at.eq(now.plus(idle).0),
+        ))
+        .returning(<Row as Selectable<crate::store::conn::MultiBackend>>::construct_selection())
+        .get_result(conn)
+        .optional()?;
+    Ok(row.map(|r| {
+        let mut session = Session::from(r);
+        session.idle_expires_at = session.idle_expires_at.min(session.absolute_expires_at);
+        session
+    }))
+}
+
+/// Live sessions of a user, newest first (the account page's list).
+pub fn list_for_user(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<Vec<Session>, StoreError> {
+    let rows: Vec<Row> = s::table
+        .filter(s::tenant_id.eq(tenant.as_str()))
+        .filter(s::user_id.eq(user_id))
+        .filter(s::revoked_at.is_null())
+        .filter(s::idle_expires_at.gt(now.0))
+        .filter(s::absolute_expires_at.gt(now.0))
+        .order(s::created_at.desc())
+        .select(Row::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(Session::from).collect())
+}
+
+/// Ends one session by its public id; returns whether it was live.
+pub fn revoke(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        s::table
+            .filter(s::tenant_id.eq(tenant.as_str()))
+            .filter(s::sid.eq(sid))
+            .filter(s::revoked_at.is_null()),
+    )
+    .set(s::revoked_at.eq(now.0))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Ends every session of a user (password reset, disabled account).
+pub fn revoke_for_user(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        s::table
+            .filter(s::tenant_id.eq(tenant.as_str()))
+            .filter(s::user_id.eq(user_id))
+            .filter(s::revoked_at.is_null()),
+    )
+    .set(s::revoked_at.eq(now.0))
+    .execute(conn)?)
+}

@@ -1,0 +1,327 @@
+//! Sign-in state storage on both backends: refresh-token families, SSO sessions, login flows.
+
+use sesame::account::Username;
+use sesame::crypto::secret::TokenHash;
+use sesame::store::refresh::{self, NewRefreshToken, Rotation};
+use sesame::store::sessions::{self, NewSession};
+use sesame::store::tenants::{self, TenantSpec};
+use sesame::store::users::{self, NewUser, UserProfile, UserStatus};
+use sesame::store::{Store, flows, migrate};
+use sesame::tenant::TenantId;
+
+use crate::support::{T0, TestDb, both_backends};
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+/// A migrated store with tenant `acme` and user `u1`.
+fn prepared(db: &TestDb) -> Store {
+    let store = db.store();
+    store.run_blocking(migrate::run_pending).unwrap();
+    store
+        .run_blocking(|c| tenants::insert(c, &acme(), &TenantSpec::named("Acme"), T0))
+        .unwrap();
+    let user = NewUser {
+        id: Some("u1".into()),
+        profile: UserProfile {
+            username: Username::parse("alice"),
+            display_name: "Alice".into(),
+            ..UserProfile::default()
+        },
+        status: UserStatus::Active,
+        password_hash: None,
+        must_change_password: false,
+    };
+    store
+        .run_blocking(|c| users::insert(c, &acme(), &user, T0))
+        .unwrap();
+    store
+}
+
+fn issue(store: &Store, secret: &str, client: &str) {
+    let hash = TokenHash::of(secret);
+    let t = NewRefreshToken {
+        hash: &hash,
+        family_id: &format!("fam-{secret}"),
+        client_id: client,
+        user_id: Some("u1"),
+        sid: Some("sid-1"),
+        scope: "openid offline_access",
+        auth_time: Some(T0),
+        expires_at: T0.plus(3600),
+        family_expires_at: T0.plus(86_400),
+    };
+    store
+        .run_blocking(|c| refresh::issue(c, &acme(), &t, T0))
+        .unwrap();
+}
+
+fn rotate(store: &Store, client: &str, presented: &str, next: &str, at: i64) -> Rotation {
+    let (p, n) = (TokenHash::of(presented), TokenHash::of(next));
+    store
+        .run_blocking(|c| refresh::rotate(c, &acme(), client, &p, &n, 3600, T0.plus(at)))
+        .unwrap()
+}
+
+both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
+    let store = prepared(&db);
+    issue(&store, "r1", "crm");
+    let Rotation::Rotated(g) = rotate(&store, "crm", "r1", "r2", 10) else {
+        panic!("first use rotates")
+    };
+    assert_eq!(g.scope, "openid offline_access");
+    assert_eq!(g.expires_at, T0.plus(3610), "sliding expiry");
+    // Another client cannot use it, and that attempt does not consume it.
+    assert_eq!(
+        rotate(&store, "marketing", "r2", "x", 20),
+        Rotation::Invalid
+    );
+    // The rotated token again: reuse, and the whole family dies, including r2.
+    assert_eq!(
+        rotate(&store, "crm", "r1", "r3", 30),
+        Rotation::Reused {
+            family_id: "fam-r1".into()
+        }
+    );
+    assert_eq!(
+        rotate(&store, "crm", "r2", "r4", 40),
+        Rotation::Invalid,
+        "r2 was revoked with its family"
+    );
+    assert!(
+        store
+            .run_blocking(|c| refresh::find_active(c, &acme(), &TokenHash::of("r2"), T0.plus(41)))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        rotate(&store, "crm", "unknown", "r5", 50),
+        Rotation::Invalid
+    );
+});
+
+both_backends!(refresh_expiry_is_sliding_and_absolute, |db| {
+    let store = prepared(&db);
+    issue(&store, "a1", "crm");
+    assert_eq!(
+        rotate(&store, "crm", "a1", "a2", 3600),
+        Rotation::Invalid,
+        "sliding expiry passed"
+    );
+    issue(&store, "b1", "crm");
+    let mut current = "b1".to_string();
+    let mut at = 0;
+    // Rotating every 3000 s keeps it alive, but never past the family's absolute expiry.
+    loop {
+        at += 3000;
+        let next = format!("b-{at}");
+        match rotate(&store, "crm", &current, &next, at) {
+            Rotation::Rotated(g) => {
+                assert!(g.expires_at <= T0.plus(86_400));
+                current = next;
+            }
+            Rotation::Invalid => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        (86_400..86_400 + 3000).contains(&at),
+        "ended at the absolute expiry: {at}"
+    );
+    let last = TokenHash::of(&current);
+    assert!(
+        store
+            .run_blocking(|c| refresh::find_active(c, &acme(), &last, T0.plus(86_400)))
+            .unwrap()
+            .is_none()
+    );
+    // Revoking a user's tokens ends a live family at once.
+    issue(&store, "c1", "crm");
+    assert!(
+        store
+            .run_blocking(|c| refresh::revoke_for_user(c, &acme(), "u1", T0))
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(rotate(&store, "crm", "c1", "c2", 1), Rotation::Invalid);
+});
+
+both_backends!(racing_refreshes_rotate_once, |db| {
+    let store = prepared(&db);
+    issue(&store, "race", "crm");
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (p, n) = (TokenHash::of("race"), TokenHash::of(&format!("next-{i}")));
+            store
+                .run(move |c| refresh::rotate(c, &acme(), "crm", &p, &n, 3600, T0.plus(1)))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Rotation::Rotated(_)) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1);
+});
+
+both_backends!(sso_sessions_slide_expire_and_revoke, |db| {
+    let store = prepared(&db);
+    let cookie = TokenHash::of("cookie-1");
+    let amr = vec!["pwd".to_string()];
+    let new = NewSession {
+        cookie_hash: &cookie,
+        sid: "sid-1",
+        user_id: "u1",
+        auth_time: T0,
+        amr: &amr,
+        acr: None,
+        remember: false,
+        user_agent: Some("test"),
+        ip: Some("127.0.0.1"),
+        idle_expires_at: T0.plus(1800),
+        absolute_expires_at: T0.plus(7200),
+    };
+    store
+        .run_blocking(|c| sessions::create(c, &acme(), &new, T0))
+        .unwrap();
+    let touch = |at: i64| {
+        store
+            .run_blocking(|c| sessions::touch(c, &acme(), &cookie, 1800, T0.plus(at)))
+            .unwrap()
+    };
+    let s = touch(1000).expect("live");
+    assert_eq!((s.user_id.as_str(), s.amr.clone()), ("u1", amr.clone()));
+    assert_eq!(s.idle_expires_at, T0.plus(2800), "idle expiry slides");
+    assert!(touch(2000).is_some(), "still inside the slid idle window");
+    assert!(touch(7200).is_none(), "absolute expiry wins");
+    // Another tenant's cookie lookup finds nothing; revocation by sid ends it.
+    let cookie2 = TokenHash::of("cookie-2");
+    let new2 = NewSession {
+        cookie_hash: &cookie2,
+        sid: "sid-2",
+        ..new
+    };
+    store
+        .run_blocking(|c| sessions::create(c, &acme(), &new2, T0))
+        .unwrap();
+    assert!(
+        store
+            .run_blocking(|c| sessions::touch(c, &TenantId::default_tenant(), &cookie2, 1800, T0))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .run_blocking(|c| sessions::list_for_user(c, &acme(), "u1", T0.plus(1)))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .run_blocking(|c| sessions::revoke(c, &acme(), "sid-2", T0.plus(1)))
+            .unwrap()
+    );
+    assert!(
+        store
+            .run_blocking(|c| sessions::touch(c, &acme(), &cookie2, 1800, T0.plus(2)))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .run_blocking(|c| sessions::revoke_for_user(c, &acme(), "u1", T0.plus(3)))
+            .unwrap(),
+        1
+    );
+});
+
+both_backends!(
+    login_flows_detect_concurrent_steps_and_complete_once,
+    |db| {
+        let store = prepared(&db);
+        let request = serde_json::json!({"client_id": "crm", "scope": "openid"});
+        store
+            .run_blocking(|c| {
+                flows::create(c, &acme(), "flow-1", "oidc", &request, T0.plus(600), T0)
+            })
+            .unwrap();
+        let flow = store
+            .run_blocking(|c| flows::find(c, &acme(), "flow-1", T0))
+            .unwrap()
+            .unwrap();
+        assert_eq!((flow.request.clone(), flow.version), (request, 0));
+        let state = serde_json::json!({"password": true});
+        assert!(
+            store
+                .run_blocking(|c| flows::save(c, &acme(), "flow-1", 0, &state, Some("u1"), T0))
+                .unwrap()
+        );
+        // A second writer that read version 0 loses.
+        assert!(
+            !store
+                .run_blocking(|c| flows::save(c, &acme(), "flow-1", 0, &state, Some("u2"), T0))
+                .unwrap()
+        );
+        let flow = store
+            .run_blocking(|c| flows::find(c, &acme(), "flow-1", T0))
+            .unwrap()
+            .unwrap();
+        assert_eq!((flow.user_id.as_deref(), flow.version), (Some("u1"), 1));
+        assert!(
+            store
+                .run_blocking(|c| flows::complete(c, &acme(), "flow-1", 1, T0))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .run_blocking(|c| flows::complete(c, &acme(), "flow-1", 2, T0))
+                .unwrap(),
+            "completes once"
+        );
+        assert!(
+            store
+                .run_blocking(|c| flows::find(c, &acme(), "flow-1", T0))
+                .unwrap()
+                .is_none()
+        );
+        // Expired flows are gone for good.
+        store
+            .run_blocking(|c| {
+                flows::create(
+                    c,
+                    &acme(),
+                    "flow-2",
+                    "oidc",
+                    &serde_json::json!({}),
+                    T0.plus(600),
+                    T0,
+                )
+            })
+            .unwrap();
+        assert!(
+            store
+                .run_blocking(|c| flows::find(c, &acme(), "flow-2", T0.plus(600)))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .run_blocking(|c| flows::find(c, &TenantId::default_tenant(), "flow-2", T0))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .run_blocking(|c| flows::sweep_expired(c, T0.plus(600)))
+                .unwrap(),
+            2
+        );
+    }
+);
