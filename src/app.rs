@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::crypto::keys::{KeyError, Keyring};
 use crate::crypto::master::MasterKey;
 use crate::crypto::password::PasswordHasher;
+use crate::crypto::secret::DigestKey;
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError, keys as key_store, tenants};
 use crate::telemetry::Metrics;
@@ -29,6 +30,8 @@ pub struct Inner {
     pub clock: SharedClock,
     pub master: MasterKey,
     pub hasher: PasswordHasher,
+    /// Keyed digest for client secrets, derived from the master key.
+    pub client_secrets: DigestKey,
     pub templates: Templates,
     pub metrics: Metrics,
     tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
@@ -57,6 +60,7 @@ impl App {
             config,
             store,
             clock,
+            client_secrets: master.client_secret_key(),
             master,
             hasher,
             templates,

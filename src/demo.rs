@@ -31,12 +31,19 @@ impl Seeded {
 
 pub async fn seed(app: &App) -> anyhow::Result<Seeded> {
     let now = app.now();
-    let hasher = app.hasher.clone();
+    let (hasher, client_secrets) = (app.hasher.clone(), app.client_secrets.clone());
     let report = app
         .store
         .run(move |c| {
-            import::apply(c, "examples/demo.toml", DEMO_FILE, &hasher, now)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))
+            import::apply(
+                c,
+                "examples/demo.toml",
+                DEMO_FILE,
+                &hasher,
+                &client_secrets,
+                now,
+            )
+            .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))
         })
         .await?;
     for tenant in &report.new_tenants {

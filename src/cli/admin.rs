@@ -15,7 +15,7 @@ use crate::clock::{SharedClock, UnixTime};
 use crate::config::Config;
 use crate::crypto::keys::{self, Alg, RotationPolicy};
 use crate::crypto::password::PasswordHasher;
-use crate::crypto::secret::generate_password;
+use crate::crypto::secret::{DigestKey, generate_password};
 use crate::oidc::discovery::JWKS_MAX_AGE_SECS;
 use crate::store::apps::Channel;
 use crate::store::tenants::{self, TenantSpec};
@@ -34,6 +34,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
     let hasher = PasswordHasher::new(&config.password_hash)?;
     let now = clock.now();
     let Opened { store, master, .. } = opened;
+    let client_secrets = master.client_secret_key();
     match command {
         Command::Migrate => {
             let pending = store.run_blocking(migrate::pending)?;
@@ -51,7 +52,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let name = file.display().to_string();
             let report = store.run_blocking(|c| {
-                import::apply(c, &name, &text, &hasher, now).map_err(|e| match e {
+                import::apply(c, &name, &text, &hasher, &client_secrets, now).map_err(|e| match e {
                     import::ImportError::Store(s) => s,
                     other => StoreError::Invalid(other.to_string()),
                 })
@@ -114,7 +115,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
             }
         }
         Command::User(cmd) => user(cmd, &store, &hasher, now)?,
-        Command::Client(cmd) => client(cmd, &store, now)?,
+        Command::Client(cmd) => client(cmd, &store, &client_secrets, now)?,
         Command::Keys(KeysCommand::List { tenant }) => {
             let tid = tenant_of(&store, &tenant)?;
             println!(
@@ -421,7 +422,12 @@ fn set_status(
     Ok(())
 }
 
-fn client(cmd: ClientCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
+fn client(
+    cmd: ClientCommand,
+    store: &Store,
+    client_secrets: &DigestKey,
+    now: UnixTime,
+) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Add {
             tenant,
@@ -474,9 +480,10 @@ fn client(cmd: ClientCommand, store: &Store, now: UnixTime) -> anyhow::Result<()
                 .into_iter()
                 .collect();
             let (client, secret) =
-                import::client_from_entry("arguments", "", &entry, None, &app_ids).map_err(
-                    |e| anyhow!("{}", e.to_string().trim_start_matches("arguments:1: ")),
-                )?;
+                import::client_from_entry("arguments", "", &entry, None, &app_ids, client_secrets)
+                    .map_err(|e| {
+                        anyhow!("{}", e.to_string().trim_start_matches("arguments:1: "))
+                    })?;
             store.run_blocking(|c| {
                 tx::write(c, |c| {
                     clients::insert(c, &tid, &client, now)?;

@@ -84,6 +84,25 @@ impl MasterKey {
             .map_err(|_| CryptoError::WrongMasterKey)
     }
 
+    /// A sub-key for one purpose (HMAC-SHA256 of the purpose under the master key), so a key used
+    /// for digests never doubles as the encryption key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac;
+        match <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_slice()) {
+            Ok(mut mac) => {
+                mac.update(b"sesame/");
+                mac.update(purpose.as_bytes());
+                mac.finalize().into_bytes().into()
+            }
+            Err(_) => [0; 32],
+        }
+    }
+
+    /// The key client secrets are digested with.
+    pub fn client_secret_key(&self) -> super::secret::DigestKey {
+        super::secret::DigestKey::new(self.derive("client-secret-v1"))
+    }
+
     /// A value stored in the database so a wrong key is caught at start-up, before any key is
     /// used or written.
     pub fn check_value(&self) -> Result<String, CryptoError> {

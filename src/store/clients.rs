@@ -1,5 +1,5 @@
-//! OIDC clients. The secret is kept only as a SHA-256 hash (it is 256 random bits, so a slow
-//! hash would add nothing) and compared in constant time.
+//! OIDC clients. The secret is kept only as a keyed digest (see
+//! [`crate::crypto::secret::DigestKey`]) and compared in constant time.
 
 use diesel::prelude::*;
 

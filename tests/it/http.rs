@@ -437,11 +437,16 @@ both_backends!(import_is_idempotent_and_complete, |db| {
     assert_eq!(app.web_access.users, vec![user.id.clone()]);
     assert!(app.mobile_access.everyone);
     assert_eq!(app.admins, vec![user.id.clone()]);
+    let stored = client.secret_hash.unwrap();
     assert!(
-        client
-            .secret_hash
-            .unwrap()
-            .matches("s3cret-s3cret-s3cret-s3cret-s3cret")
+        t.app
+            .client_secrets
+            .matches(&stored, "s3cret-s3cret-s3cret-s3cret-s3cret"),
+        "keyed digest"
+    );
+    assert_ne!(
+        stored,
+        sesame::crypto::secret::TokenHash::of("s3cret-s3cret-s3cret-s3cret-s3cret")
     );
     assert!(hash.starts_with("$argon2id$"), "password stored hashed");
     assert!(t.app.hasher.verify_blocking(&hash, "correct horse battery"));

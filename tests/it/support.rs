@@ -197,12 +197,20 @@ impl TestApp {
         name: &str,
         text: &str,
     ) -> Result<sesame::admin::import::ImportReport, String> {
-        let (hasher, now) = (self.app.hasher.clone(), self.app.now());
+        let (hasher, keys, now) = (
+            self.app.hasher.clone(),
+            self.app.client_secrets.clone(),
+            self.app.now(),
+        );
         let (name, text) = (name.to_string(), text.to_string());
         let report = self
             .app
             .store
-            .run(move |c| Ok(sesame::admin::import::apply(c, &name, &text, &hasher, now)))
+            .run(move |c| {
+                Ok(sesame::admin::import::apply(
+                    c, &name, &text, &hasher, &keys, now,
+                ))
+            })
             .await
             .unwrap()
             .map_err(|e| e.to_string())?;

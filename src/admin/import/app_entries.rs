@@ -7,7 +7,7 @@ use toml::Spanned;
 use super::{AppEntry, Change, ClientEntry, ImportError, ImportReport, Log, Source, key};
 use crate::account::Login;
 use crate::clock::UnixTime;
-use crate::crypto::secret::{SecretString, TokenHash, random_token};
+use crate::crypto::secret::{DigestKey, SecretString, random_token};
 use crate::oidc::redirect::check_registrable;
 use crate::store::apps::{AccessScope, App, Channel};
 use crate::store::clients::{AuthMethod, Client};
@@ -129,6 +129,7 @@ pub fn client_from_entry(
     e: &ClientEntry,
     current: Option<&Client>,
     app_ids: &HashSet<String>,
+    client_secrets: &DigestKey,
 ) -> Result<(Client, Option<SecretString>), ImportError> {
     let src = Source {
         name: src_name,
@@ -204,7 +205,7 @@ pub fn client_from_entry(
     let mut generated = None;
     let secret_hash = if auth_method.uses_secret() {
         match (&e.secret, current.and_then(|c| c.secret_hash.clone())) {
-            // Stored as one fast SHA-256, which is only safe for a high-entropy secret.
+            // Stored as one fast keyed digest, which is only safe for a high-entropy secret.
             (Some(s), _) if s.expose().chars().count() < MIN_SECRET_CHARS => {
                 return src.err(
                     e.client_id.span(),
@@ -215,11 +216,11 @@ pub fn client_from_entry(
                     ),
                 );
             }
-            (Some(s), _) => Some(TokenHash::of(s.expose())),
+            (Some(s), _) => Some(client_secrets.digest(s.expose())),
             (None, Some(h)) => Some(h),
             (None, None) => {
                 let s = random_token(32);
-                let h = TokenHash::of(&s);
+                let h = client_secrets.digest(&s);
                 generated = Some(SecretString::new(s));
                 Some(h)
             }
@@ -253,11 +254,16 @@ pub fn client_from_entry(
     Ok((client, generated))
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of a single import; the arguments are its context"
+)]
 pub(super) fn apply_clients(
     c: &mut Conn,
     src: &Source<'_>,
     tid: &TenantId,
     entries: &[ClientEntry],
+    client_secrets: &DigestKey,
     now: UnixTime,
     report: &mut ImportReport,
     log: &mut Log,
@@ -265,8 +271,14 @@ pub(super) fn apply_clients(
     let app_ids: HashSet<String> = apps::list_ids(c, tid)?.into_iter().collect();
     for e in entries {
         let current = clients::find(c, tid, e.client_id.get_ref())?;
-        let (want, generated) =
-            client_from_entry(src.name, src.text, e, current.as_ref(), &app_ids)?;
+        let (want, generated) = client_from_entry(
+            src.name,
+            src.text,
+            e,
+            current.as_ref(),
+            &app_ids,
+            client_secrets,
+        )?;
         let change = match &current {
             None => {
                 src.wrap(e.client_id.span(), clients::insert(c, tid, &want, now))?;

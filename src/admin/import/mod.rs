@@ -15,7 +15,7 @@ mod directory;
 use crate::account::{Email, Phone, Username};
 use crate::clock::UnixTime;
 use crate::crypto::password::PasswordHasher;
-use crate::crypto::secret::SecretString;
+use crate::crypto::secret::{DigestKey, SecretString};
 use crate::store::apps::{AccessScope, App, Channel};
 use crate::store::tenants::{self, TenantSpec, TenantStatus};
 use crate::store::users::UserStatus;
@@ -257,6 +257,7 @@ pub fn apply(
     name: &str,
     text: &str,
     hasher: &PasswordHasher,
+    client_secrets: &DigestKey,
     now: UnixTime,
 ) -> Result<ImportReport, ImportError> {
     let src = Source { name, text };
@@ -279,7 +280,7 @@ pub fn apply(
     tx::write(conn, |c| {
         let mut report = ImportReport::default();
         for (tenant, passwords) in file.tenants.iter().zip(&passwords) {
-            apply_tenant(c, &src, tenant, passwords, now, &mut report)?;
+            apply_tenant(c, &src, tenant, passwords, client_secrets, now, &mut report)?;
         }
         Ok(report)
     })
@@ -369,6 +370,7 @@ fn apply_tenant(
     src: &Source<'_>,
     entry: &TenantEntry,
     passwords: &HashMap<usize, directory::PasswordPlan>,
+    client_secrets: &DigestKey,
     now: UnixTime,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
@@ -457,7 +459,16 @@ fn apply_tenant(
         report,
         &mut log,
     )?;
-    app_entries::apply_clients(c, src, &tid, &entry.clients, now, report, &mut log)?;
+    app_entries::apply_clients(
+        c,
+        src,
+        &tid,
+        &entry.clients,
+        client_secrets,
+        now,
+        report,
+        &mut log,
+    )?;
 
     for (kind, target, change) in log {
         let action = format!(
