@@ -2,7 +2,10 @@
 //! protocol rules the authorization and token endpoints will use (PKCE, scopes, exact redirect
 //! URI matching, `at_hash`/`c_hash`) are here as pure functions, tested against the specs' vectors.
 
+pub mod client_auth;
 pub mod discovery;
+pub mod error;
+pub mod form;
 pub mod id_token;
 pub mod pkce;
 pub mod redirect;

@@ -1,0 +1,91 @@
+//! `OAuthForm`: the body of the token, introspection and revocation endpoints. RFC 6749 §3.1/§3.2:
+//! parameters are `application/x-www-form-urlencoded`, and none may appear twice; a malformed body
+//! is `invalid_request` in the protocol's own shape, never axum's plain-text rejection.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+
+use super::error::OAuthError;
+
+/// Form parameters, each present at most once. Empty values count as absent (RFC 6749 §3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthForm(pub HashMap<String, String>);
+
+impl OAuthForm {
+    pub fn parse(body: &[u8]) -> Result<OAuthForm, OAuthError> {
+        let mut params = HashMap::new();
+        for (key, value) in url::form_urlencoded::parse(body) {
+            if value.is_empty() {
+                continue;
+            }
+            if params.insert(key.to_string(), value.into_owned()).is_some() {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "parameter '{key}' is repeated"
+                )));
+            }
+        }
+        Ok(OAuthForm(params))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The parameter, or `invalid_request` naming it.
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter '{name}' is missing")))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, OAuthError> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(OAuthError::InvalidRequest(
+                "the body must be application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| {
+                OAuthError::InvalidRequest("the body could not be read or is too large".into())
+            })?;
+        OAuthForm::parse(&body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_decodes() {
+        let f = OAuthForm::parse(b"grant_type=client_credentials&scope=a%20b+c&empty=").unwrap();
+        assert_eq!(f.get("grant_type"), Some("client_credentials"));
+        assert_eq!(f.get("scope"), Some("a b c"));
+        assert_eq!(f.get("empty"), None);
+        assert_eq!(f.require("code").unwrap_err().code(), "invalid_request");
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let e = OAuthForm::parse(b"scope=a&scope=b").unwrap_err();
+        assert_eq!(
+            e,
+            OAuthError::InvalidRequest("parameter 'scope' is repeated".into())
+        );
+    }
+}
