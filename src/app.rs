@@ -11,8 +11,9 @@ use crate::crypto::keys::{KeyError, Keyring};
 use crate::crypto::master::MasterKey;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::DigestKey;
+use crate::store::clients::Client;
 use crate::store::tenants::Tenant;
-use crate::store::{Store, StoreError, keys as key_store, tenants};
+use crate::store::{Store, StoreError, clients, keys as key_store, tenants};
 use crate::telemetry::Metrics;
 use crate::tenant::TenantId;
 use crate::web::Templates;
@@ -38,6 +39,7 @@ pub struct Inner {
     /// All tenant hosts in one map, so probing random Host headers costs no query.
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
     keyrings: TtlCache<TenantId, Arc<Keyring>>,
+    clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
 }
 
 impl std::ops::Deref for App {
@@ -68,6 +70,7 @@ impl App {
             tenants_by_id: TtlCache::default(),
             hosts: TtlCache::default(),
             keyrings: TtlCache::default(),
+            clients: TtlCache::default(),
         })))
     }
 
@@ -78,6 +81,28 @@ impl App {
     /// The issuer of a tenant reached by path: `{public_url}/t/{tenant}`.
     pub fn issuer(&self, tenant: &TenantId) -> String {
         format!("{}/t/{}", self.config.public_base(), tenant)
+    }
+
+    /// A registered client, cached like tenants so a grant costs no lookup query. A client removed
+    /// on another node stops working within the cache TTL.
+    pub async fn client(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+    ) -> Result<Option<Arc<Client>>, StoreError> {
+        let now = self.now();
+        let key = (tenant.clone(), client_id.to_string());
+        if let Some(hit) = self.clients.get(&key, now) {
+            return Ok(hit);
+        }
+        let (t, id) = key.clone();
+        let found = self
+            .store
+            .run(move |c| clients::find(c, &t, &id))
+            .await?
+            .map(Arc::new);
+        self.clients.put(key, found.clone(), now);
+        Ok(found)
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
@@ -134,6 +159,7 @@ impl App {
         self.tenants_by_id.clear();
         self.hosts.clear();
         self.keyrings.clear();
+        self.clients.clear();
     }
 }
 

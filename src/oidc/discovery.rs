@@ -1,7 +1,8 @@
 //! OpenID Connect Discovery 1.0 §4 and the JWK Set (RFC 7517 §5). Both are served from the
 //! tenant's cached keyring, so they cost no query after the first request.
 //!
-//! The document lists only what this server does today; endpoints join it as they are built.
+//! The document lists only what this server does today; endpoints join it as they are built
+//! (the authorization endpoint, and with it the fields OIDC Discovery requires for it, come next).
 
 use axum::Json;
 use axum::extract::State;
@@ -28,6 +29,9 @@ pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks"),
+        "token_endpoint": format!("{issuer}/token"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
     })
@@ -80,8 +84,9 @@ mod tests {
         assert_eq!(m["issuer"], "https://id.example.com/t/acme");
         assert_eq!(m["jwks_uri"], "https://id.example.com/t/acme/jwks");
         assert_eq!(m["id_token_signing_alg_values_supported"][0], "RS256");
+        assert_eq!(m["token_endpoint"], "https://id.example.com/t/acme/token");
         assert!(
-            m.get("token_endpoint").is_none(),
+            m.get("authorization_endpoint").is_none(),
             "no endpoint is advertised before it exists"
         );
     }

@@ -17,6 +17,9 @@ pub enum OAuthError {
     /// obliges a 401 with a `WWW-Authenticate: Basic` challenge (§5.2).
     #[error("client authentication failed")]
     InvalidClient { basic: bool },
+    /// The body is over `http.max_body_bytes`: `invalid_request`, with status 413.
+    #[error("the request body is too large")]
+    RequestTooLarge,
     #[error("{0}")]
     InvalidGrant(String),
     #[error("{0}")]
@@ -34,7 +37,7 @@ pub enum OAuthError {
 impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
-            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidRequest(_) | OAuthError::RequestTooLarge => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
@@ -48,6 +51,7 @@ impl OAuthError {
     fn status(&self) -> StatusCode {
         match self {
             OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            OAuthError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

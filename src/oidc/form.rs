@@ -60,8 +60,12 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         }
         let body = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|_| {
-                OAuthError::InvalidRequest("the body could not be read or is too large".into())
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    OAuthError::RequestTooLarge
+                } else {
+                    OAuthError::InvalidRequest("the body could not be read".into())
+                }
             })?;
         OAuthForm::parse(&body)
     }

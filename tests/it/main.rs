@@ -8,3 +8,4 @@ mod http;
 mod outage;
 mod sessions;
 mod store;
+mod token;

@@ -1,0 +1,288 @@
+//! The token endpoint: `client_credentials`, client authentication, and malformed, unauthorised
+//! and unsupported requests.
+
+use axum::body::Body;
+use axum::http::Request;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::support::{TestApp, TestDb, TestResponse, both_backends};
+
+const CLIENTS: &str = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme"
+
+[[tenants.clients]]
+client_id = "svc"
+grant_types = ["client_credentials"]
+secret = "svc-secret-0123456789-0123456789-0123"
+access_token_lifetime = 120
+
+[[tenants.clients]]
+client_id = "svc-post"
+grant_types = ["client_credentials"]
+auth_method = "client_secret_post"
+secret = "post-secret-0123456789-0123456789-012"
+
+[[tenants.clients]]
+client_id = "web"
+redirect_uris = ["https://web.acme.test/cb"]
+secret = "web-secret-0123456789-0123456789-0123"
+
+[[tenants.clients]]
+client_id = "mobile"
+auth_method = "none"
+grant_types = ["authorization_code"]
+redirect_uris = ["com.acme.app:/cb"]
+"#;
+
+const SVC_SECRET: &str = "svc-secret-0123456789-0123456789-0123";
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+async fn post(t: &TestApp, auth: Option<&str>, body: &str) -> TestResponse {
+    let mut req =
+        Request::post("/t/acme/token").header("content-type", "application/x-www-form-urlencoded");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    t.send(req.body(Body::from(body.to_string())).unwrap())
+        .await
+}
+
+fn assert_oauth_error(r: &TestResponse, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.json()["error"], code, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+both_backends!(client_credentials_issues_an_rfc9068_access_token, |db| {
+    let t = TestApp::new(db).await;
+    t.import(CLIENTS).await;
+    let r = post(
+        &t,
+        Some(&basic("svc", SVC_SECRET)),
+        "grant_type=client_credentials&scope=reports:read%20openid",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("pragma"), Some("no-cache"));
+    let body = r.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 120);
+    assert_eq!(
+        body["scope"], "reports:read",
+        "user scopes are not granted to a client acting for itself"
+    );
+    let token = body["access_token"].as_str().unwrap();
+
+    // Verify with an independent library and only the published JWKS.
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_slice(&t.get("/t/acme/jwks").await.body).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&header.kid.unwrap()).unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    let issuer = "http://127.0.0.1:8080/t/acme";
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[issuer]);
+    // The test clock is fixed in the future of nothing; check exp against it by hand.
+    v.validate_exp = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "svc");
+    assert_eq!(claims["client_id"], "svc");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        120
+    );
+    assert!(claims["jti"].as_str().unwrap().len() >= 16);
+
+    // client_secret_post, and a resource indicator as the audience (RFC 8707).
+    let r = post(
+        &t,
+        None,
+        "grant_type=client_credentials&client_id=svc-post&client_secret=post-secret-0123456789-0123456789-012&resource=https%3A%2F%2Fapi.acme.test",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let token = r.json()["access_token"].as_str().unwrap().to_string();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], "https://api.acme.test");
+    assert!(claims.get("scope").is_none());
+});
+
+both_backends!(client_authentication_failures_are_invalid_client, |db| {
+    let t = TestApp::new(db).await;
+    t.import(CLIENTS).await;
+    let r = post(
+        &t,
+        Some(&basic("svc", "wrong")),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"sesame\""));
+    // Unknown client: the same answer.
+    let r2 = post(
+        &t,
+        Some(&basic("nobody", "wrong")),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_oauth_error(&r2, 401, "invalid_client");
+    assert_eq!(
+        r.json()["error_description"],
+        r2.json()["error_description"]
+    );
+    // A registered method must be used: svc is client_secret_basic.
+    let r = post(
+        &t,
+        None,
+        &format!("grant_type=client_credentials&client_id=svc&client_secret={SVC_SECRET}"),
+    )
+    .await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    // No credentials at all.
+    assert_oauth_error(
+        &post(&t, None, "grant_type=client_credentials").await,
+        401,
+        "invalid_client",
+    );
+    // A removed client stops working at once on this node.
+    let tid = sesame::tenant::TenantId::parse("acme").unwrap();
+    t.app
+        .store
+        .run(move |c| sesame::store::clients::remove(c, &tid, "svc"))
+        .await
+        .unwrap();
+    t.app.invalidate_caches();
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&basic("svc", SVC_SECRET)),
+            "grant_type=client_credentials",
+        )
+        .await,
+        401,
+        "invalid_client",
+    );
+});
+
+#[tokio::test]
+async fn grants_the_client_may_not_use_and_malformed_requests() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    t.import(CLIENTS).await;
+    let web = basic("web", "web-secret-0123456789-0123456789-0123");
+    assert_oauth_error(
+        &post(&t, Some(&web), "grant_type=client_credentials").await,
+        400,
+        "unauthorized_client",
+    );
+    assert_oauth_error(
+        &post(&t, None, "grant_type=client_credentials&client_id=mobile").await,
+        400,
+        "unauthorized_client",
+    );
+    let svc = basic("svc", SVC_SECRET);
+    assert_oauth_error(
+        &post(&t, Some(&svc), "grant_type=password&username=a&password=b").await,
+        400,
+        "unsupported_grant_type",
+    );
+    assert_oauth_error(
+        &post(&t, Some(&svc), "scope=x").await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&svc),
+            "grant_type=client_credentials&grant_type=client_credentials",
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&svc),
+            "grant_type=client_credentials&scope=a%20%20b",
+        )
+        .await,
+        400,
+        "invalid_scope",
+    );
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&svc),
+            "grant_type=client_credentials&resource=relative",
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    // Two authentication methods at once.
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&svc),
+            &format!("grant_type=client_credentials&client_id=svc&client_secret={SVC_SECRET}"),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    // Not a form.
+    let r = t
+        .send(
+            Request::post("/t/acme/token")
+                .header("content-type", "application/json")
+                .header("authorization", &svc)
+                .body(Body::from("{\"grant_type\":\"client_credentials\"}"))
+                .unwrap(),
+        )
+        .await;
+    assert_oauth_error(&r, 400, "invalid_request");
+    // Oversized body: refused before it is read.
+    let big = format!(
+        "grant_type=client_credentials&scope={}",
+        "a".repeat(100_000)
+    );
+    let r = post(&t, Some(&svc), &big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(t.get("/t/acme/token").await.status, 405);
+}
+
+#[tokio::test]
+async fn discovery_advertises_only_what_the_token_endpoint_does() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let d = t
+        .get("/t/default/.well-known/openid-configuration")
+        .await
+        .json();
+    assert_eq!(d["token_endpoint"], "http://127.0.0.1:8080/t/default/token");
+    assert_eq!(
+        d["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(
+        d["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+}
