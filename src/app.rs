@@ -40,6 +40,8 @@ pub struct Inner {
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
     keyrings: TtlCache<TenantId, Arc<Keyring>>,
     clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
+    /// Discovery documents by issuer, serialized once.
+    discovery: TtlCache<String, bytes::Bytes>,
 }
 
 impl std::ops::Deref for App {
@@ -71,6 +73,7 @@ impl App {
             hosts: TtlCache::default(),
             keyrings: TtlCache::default(),
             clients: TtlCache::default(),
+            discovery: TtlCache::default(),
         })))
     }
 
@@ -154,12 +157,30 @@ impl App {
         Ok(ring)
     }
 
+    /// The discovery document for `issuer`, built by `build` at most once per TTL.
+    pub async fn discovery_document(
+        &self,
+        tenant: &TenantId,
+        issuer: &str,
+        build: impl FnOnce(&Keyring) -> serde_json::Value,
+    ) -> Result<bytes::Bytes, KeyError> {
+        let now = self.now();
+        if let Some(hit) = self.discovery.get(&issuer.to_string(), now) {
+            return Ok(hit);
+        }
+        let ring = self.keyring(tenant).await?;
+        let bytes = bytes::Bytes::from(build(&ring).to_string());
+        self.discovery.put(issuer.to_string(), bytes.clone(), now);
+        Ok(bytes)
+    }
+
     /// Forget cached state after a local change (tenant edited, keys rotated).
     pub fn invalidate_caches(&self) {
         self.tenants_by_id.clear();
         self.hosts.clear();
         self.keyrings.clear();
         self.clients.clear();
+        self.discovery.clear();
     }
 }
 

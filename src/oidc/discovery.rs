@@ -4,7 +4,6 @@
 //! The document lists only what this server does today; endpoints join it as they are built
 //! (the authorization endpoint, and with it the fields OIDC Discovery requires for it, come next).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -42,11 +41,25 @@ pub async fn configuration(
     State(app): State<App>,
     tenant: TenantCtx,
 ) -> Result<Response, PageError> {
-    let ring = app.keyring(tenant.id()).await?;
-    let mut response = Json(metadata(&tenant.issuer, &ring.algorithms())).into_response();
-    response.headers_mut().insert(
+    let issuer = tenant.issuer.clone();
+    let body = app
+        .discovery_document(tenant.id(), &tenant.issuer, |ring| {
+            metadata(&issuer, &ring.algorithms())
+        })
+        .await?;
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(DISCOVERY_MAX_AGE),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
     );
     Ok(response)
 }
