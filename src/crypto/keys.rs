@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ed::EdCurve;
-use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, RS256};
+use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, RS256};
 use josekit::jwt::JwtPayload;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -130,6 +130,19 @@ fn aad(tenant: &TenantId, kid: &str) -> Vec<u8> {
     format!("signing_key:{}:{kid}", tenant.as_str()).into_bytes()
 }
 
+fn verifier_from_jwk(alg: Alg, jwk: &Value) -> Result<Box<dyn JwsVerifier>, CryptoError> {
+    let map = jwk
+        .as_object()
+        .cloned()
+        .ok_or_else(|| CryptoError::Key("a stored JWK is not an object".into()))?;
+    let jwk = Jwk::from_map(map)?;
+    Ok(match alg {
+        Alg::RS256 => Box::new(RS256.verifier_from_jwk(&jwk)?),
+        Alg::ES256 => Box::new(ES256.verifier_from_jwk(&jwk)?),
+        Alg::EdDSA => Box::new(EdDSA.verifier_from_jwk(&jwk)?),
+    })
+}
+
 fn signer_from_pem(alg: Alg, pem: &[u8]) -> Result<Box<dyn JwsSigner>, CryptoError> {
     Ok(match alg {
         Alg::RS256 => Box::new(RS256.signer_from_pem(pem)?),
@@ -162,6 +175,8 @@ pub struct Keyring {
     jwks: Value,
     /// `jwks` serialized once, so serving it copies bytes instead of re-encoding JSON.
     jwks_json: bytes::Bytes,
+    /// Every published key by `kid`, parsed once, to verify tokens Sesame itself issued.
+    verifiers: Vec<(String, Box<dyn JwsVerifier>)>,
 }
 
 impl Keyring {
@@ -174,10 +189,13 @@ impl Keyring {
     ) -> Result<Keyring, CryptoError> {
         let mut active = Vec::new();
         let mut published = Vec::new();
+        let mut verifiers = Vec::new();
         for key in stored {
             if key.is_published(now) {
                 let jwk: Value = serde_json::from_str(&key.public_jwk)
                     .map_err(|e| CryptoError::Key(e.to_string()))?;
+                let alg = Alg::from_str(&key.alg)?;
+                verifiers.push((key.kid.clone(), verifier_from_jwk(alg, &jwk)?));
                 published.push(jwk);
             }
             if key.state == KeyState::Active {
@@ -195,7 +213,22 @@ impl Keyring {
             active,
             jwks_json: bytes::Bytes::from(json!({ "keys": &published }).to_string()),
             jwks: json!({ "keys": published }),
+            verifiers,
         })
+    }
+
+    /// The claims of a JWT this tenant signed with a published key, if its signature verifies and
+    /// its `typ` is `typ`. The header's `alg` must be the key's own, so `alg: none` and algorithm
+    /// confusion fail. Expiry and audience are the caller's to check.
+    pub fn verify(&self, token: &str, typ: &str) -> Option<Map<String, Value>> {
+        let (payload, header) = josekit::jwt::decode_with_verifier_selector(token, |header| {
+            Ok(header
+                .key_id()
+                .and_then(|kid| self.verifiers.iter().find(|(k, _)| k == kid))
+                .map(|(_, v)| v.as_ref() as &dyn JwsVerifier))
+        })
+        .ok()?;
+        (header.token_type() == Some(typ)).then(|| payload.claims_set().clone())
     }
 
     pub fn jwks(&self) -> &Value {
@@ -466,6 +499,27 @@ mod tests {
             let jwt = ring.sign(alg, "JWT", claims).unwrap();
             assert_eq!(jwt.split('.').count(), 3);
         }
+        for alg in Alg::ALL {
+            let mut claims = Map::new();
+            claims.insert("sub".into(), json!("bob"));
+            let jwt = ring.sign(alg, "at+jwt", claims).unwrap();
+            assert_eq!(ring.verify(&jwt, "at+jwt").unwrap()["sub"], "bob");
+            assert!(ring.verify(&jwt, "JWT").is_none(), "typ must match");
+            let mut parts: Vec<&str> = jwt.split('.').collect();
+            let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
+            parts[1] = &forged;
+            assert!(
+                ring.verify(&parts.join("."), "at+jwt").is_none(),
+                "tampered payload"
+            );
+        }
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
+        let body = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
+        assert!(
+            ring.verify(&format!("{header}.{body}."), "at+jwt")
+                .is_none(),
+            "alg none"
+        );
         assert!(matches!(
             Keyring::load(&tenant, &stored, &MasterKey::generate(), now),
             Err(CryptoError::WrongMasterKey)

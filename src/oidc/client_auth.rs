@@ -4,10 +4,14 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use axum::http::{HeaderMap, header};
+
 use super::error::OAuthError;
 use super::form::OAuthForm;
+use crate::app::App;
 use crate::crypto::secret::{DigestKey, SecretString};
 use crate::store::clients::{AuthMethod, Client};
+use crate::tenant::resolve::TenantCtx;
 
 /// Credentials as presented, before any lookup.
 #[derive(Debug, Clone)]
@@ -81,6 +85,33 @@ impl Presented {
         match &client.secret_hash {
             Some(stored) if keys.matches(stored, secret.expose()) => Ok(()),
             _ => Err(fail),
+        }
+    }
+}
+
+/// The calling client, authenticated by the credentials in the request (token, introspection and
+/// revocation endpoints). An unknown client costs the same digest as a wrong secret, so timing
+/// does not tell which client ids exist.
+pub async fn authenticate(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Client, OAuthError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let presented = Presented::parse(authorization, form)?;
+    match app.client(tenant.id(), presented.client_id()).await? {
+        Some(client) => {
+            presented.authenticate(&client, &app.client_secrets)?;
+            Ok((*client).clone())
+        }
+        None => {
+            let _ = app.client_secrets.digest(presented.client_id());
+            Err(OAuthError::InvalidClient {
+                basic: presented.used_basic(),
+            })
         }
     }
 }

@@ -9,8 +9,10 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod id_token;
+pub mod introspect;
 pub mod pkce;
 pub mod redirect;
+pub mod revoke;
 pub mod scope;
 pub mod token;
 
@@ -28,4 +30,15 @@ pub fn routes() -> Router<App> {
         )
         .route("/jwks", get(discovery::jwks))
         .route("/token", post(token::token))
+        .route("/introspect", post(introspect::introspect))
+        .route("/revoke", post(revoke::revoke))
+}
+
+/// RFC 6749 §5.1 and RFC 7662 §2.2: token and introspection responses are never cached.
+pub(crate) fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }

@@ -3,12 +3,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::access_token::{self, AccessToken};
-use super::client_auth::Presented;
+use super::client_auth;
 use super::error::OAuthError;
 use super::form::OAuthForm;
 use super::scope::Scope;
@@ -34,37 +34,12 @@ pub async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let presented = Presented::parse(authorization, &form)?;
-    let client = authenticate(&app, &tenant, &presented).await?;
+    let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
     match form.require("grant_type")? {
         "client_credentials" => client_credentials(&app, &tenant, &client, &form).await,
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type '{other}' is not supported"
         ))),
-    }
-}
-
-async fn authenticate(
-    app: &App,
-    tenant: &TenantCtx,
-    presented: &Presented,
-) -> Result<Client, OAuthError> {
-    let client = app.client(tenant.id(), presented.client_id()).await?;
-    match client {
-        Some(client) => {
-            presented.authenticate(&client, &app.client_secrets)?;
-            Ok((*client).clone())
-        }
-        None => {
-            // Same work as a wrong secret, so timing does not tell which client ids exist.
-            let _ = app.client_secrets.digest(presented.client_id());
-            Err(OAuthError::InvalidClient {
-                basic: matches!(presented, Presented::Basic { .. }),
-            })
-        }
     }
 }
 
@@ -132,7 +107,7 @@ async fn client_credentials(
     if !granted.is_empty() {
         body["scope"] = json!(granted.to_string());
     }
-    Ok(no_store(Json(body).into_response()))
+    Ok(super::no_store(Json(body).into_response()))
 }
 
 /// RFC 8707 §2: an absolute URI without a fragment.
@@ -143,12 +118,4 @@ fn resource_indicator(resource: &str) -> Result<String, OAuthError> {
             "resource must be an absolute URI without a fragment".into(),
         )),
     }
-}
-
-/// RFC 6749 §5.1: token responses are never cached.
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }

@@ -204,6 +204,23 @@ pub fn find_active(
     Ok(row.map(grant))
 }
 
+/// The family of a token issued to `client_id`, rotated or not (revocation accepts any token of
+/// the family, RFC 7009 §2.1).
+pub fn family_of(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    client_id: &str,
+    hash: &TokenHash,
+) -> Result<Option<String>, StoreError> {
+    Ok(r::table
+        .filter(r::hash.eq(hash.as_bytes().to_vec()))
+        .filter(r::tenant_id.eq(tenant.as_str()))
+        .filter(r::client_id.eq(client_id))
+        .select(r::family_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Revokes every token of the family; returns how many were still unrevoked.
 pub fn revoke_family(
     conn: &mut Conn,

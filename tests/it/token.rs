@@ -286,3 +286,194 @@ async fn discovery_advertises_only_what_the_token_endpoint_does() {
         serde_json::json!(["client_secret_basic", "client_secret_post"])
     );
 }
+
+async fn post_to(t: &TestApp, path: &str, auth: Option<&str>, body: &str) -> TestResponse {
+    let mut req = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    t.send(req.body(Body::from(body.to_string())).unwrap())
+        .await
+}
+
+fn form_escape(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+both_backends!(
+    introspection_answers_only_about_the_callers_live_tokens,
+    |db| {
+        let t = TestApp::new(db).await;
+        t.import(CLIENTS).await;
+        let svc = basic("svc", SVC_SECRET);
+        let token = post(
+            &t,
+            Some(&svc),
+            "grant_type=client_credentials&scope=reports:read",
+        )
+        .await
+        .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = post_to(
+            &t,
+            "/t/acme/introspect",
+            Some(&svc),
+            &format!("token={}", form_escape(&token)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        let body = r.json();
+        assert_eq!(body["active"], true);
+        assert_eq!(body["client_id"], "svc");
+        assert_eq!(body["scope"], "reports:read");
+        assert_eq!(body["token_type"], "Bearer");
+
+        // Another client learns nothing; a tampered or `alg: none` token, garbage, or an expired token
+        // is simply inactive.
+        let other =
+            "grant_type=x&client_id=svc-post&client_secret=post-secret-0123456789-0123456789-012";
+        let r = post_to(
+            &t,
+            "/t/acme/introspect",
+            None,
+            &format!("{other}&token={}", form_escape(&token)),
+        )
+        .await;
+        assert_eq!(r.json(), serde_json::json!({"active": false}));
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"client_id":"svc","sub":"admin","exp":9999999999,"iss":"http://127.0.0.1:8080/t/acme"}"#);
+        let none = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(br#"{"alg":"none","typ":"at+jwt"}"#),
+            parts[1]
+        );
+        for bad in [
+            parts.join("."),
+            none,
+            "garbage".to_string(),
+            "a.b.c".to_string(),
+        ] {
+            let r = post_to(
+                &t,
+                "/t/acme/introspect",
+                Some(&svc),
+                &format!("token={}", form_escape(&bad)),
+            )
+            .await;
+            assert_eq!(r.json(), serde_json::json!({"active": false}), "{bad}");
+        }
+        t.clock.advance(121);
+        let r = post_to(
+            &t,
+            "/t/acme/introspect",
+            Some(&svc),
+            &format!("token={}", form_escape(&token)),
+        )
+        .await;
+        assert_eq!(r.json()["active"], false, "expired");
+        // Unauthenticated callers and missing tokens get OAuth errors.
+        let r = post_to(
+            &t,
+            "/t/acme/introspect",
+            None,
+            &format!("token={}", form_escape(&token)),
+        )
+        .await;
+        assert_oauth_error(&r, 401, "invalid_client");
+        assert_oauth_error(
+            &post_to(&t, "/t/acme/introspect", Some(&svc), "").await,
+            400,
+            "invalid_request",
+        );
+    }
+);
+
+both_backends!(revoking_a_refresh_token_revokes_its_family, |db| {
+    let t = TestApp::new(db).await;
+    t.import(CLIENTS).await;
+    let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+    let now = t.app.now();
+    let tid = acme.clone();
+    t.app
+        .store
+        .run(move |c| {
+            for (secret, family) in [("rt-1", "f1"), ("rt-2", "f1"), ("rt-3", "f2")] {
+                let hash = sesame::crypto::secret::TokenHash::of(secret);
+                let token = sesame::store::refresh::NewRefreshToken {
+                    hash: &hash,
+                    family_id: family,
+                    client_id: "svc",
+                    user_id: None,
+                    sid: None,
+                    scope: "reports:read",
+                    auth_time: None,
+                    expires_at: now.plus(3600),
+                    family_expires_at: now.plus(86_400),
+                };
+                sesame::store::refresh::issue(c, &tid, &token, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let svc = basic("svc", SVC_SECRET);
+    let introspect = |token: &'static str| {
+        let (t, svc) = (&t, svc.clone());
+        async move {
+            post_to(
+                t,
+                "/t/acme/introspect",
+                Some(&svc),
+                &format!("token={token}"),
+            )
+            .await
+            .json()["active"]
+                .clone()
+        }
+    };
+    assert_eq!(introspect("rt-1").await, true);
+    assert_eq!(introspect("rt-1").await, true);
+    // Another client cannot revoke it; the answer is the same 200.
+    let other = "client_id=svc-post&client_secret=post-secret-0123456789-0123456789-012";
+    assert_eq!(
+        post_to(&t, "/t/acme/revoke", None, &format!("{other}&token=rt-1"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(introspect("rt-1").await, true);
+    let r = post_to(
+        &t,
+        "/t/acme/revoke",
+        Some(&svc),
+        "token=rt-1&token_type_hint=refresh_token",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(introspect("rt-1").await, false);
+    assert_eq!(introspect("rt-2").await, false, "the whole family");
+    assert_eq!(introspect("rt-3").await, true, "other families untouched");
+    // Unknown tokens and access tokens: 200, nothing else happens.
+    assert_eq!(
+        post_to(&t, "/t/acme/revoke", Some(&svc), "token=unknown")
+            .await
+            .status,
+        200
+    );
+    assert_oauth_error(
+        &post_to(
+            &t,
+            "/t/acme/revoke",
+            Some(&basic("svc", "bad")),
+            "token=rt-3",
+        )
+        .await,
+        401,
+        "invalid_client",
+    );
+    assert_eq!(introspect("rt-3").await, true);
+});

@@ -1,0 +1,118 @@
+//! Token introspection (RFC 7662). The caller must authenticate as a client; it learns about a
+//! token only if the token was issued to it or names it as audience, otherwise the answer is the
+//! same `{"active": false}` as for an unknown, expired or revoked token (§2.2, §4).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::error::OAuthError;
+use super::form::OAuthForm;
+use super::{access_token, client_auth, no_store};
+use crate::app::App;
+use crate::clock::UnixTime;
+use crate::crypto::secret::TokenHash;
+use crate::store::clients::Client;
+use crate::store::refresh;
+use crate::tenant::resolve::TenantCtx;
+
+/// `POST /t/{tenant}/introspect`
+pub async fn introspect(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, OAuthError> {
+    let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
+    let token = form.require("token")?;
+    let now = app.now();
+    let answer = match access_token_claims(&app, &tenant, &client, token, now).await? {
+        Some(claims) => claims,
+        None => refresh_token_claims(&app, &tenant, &client, token, now)
+            .await?
+            .unwrap_or_else(inactive),
+    };
+    Ok(no_store(Json(Value::Object(answer)).into_response()))
+}
+
+fn inactive() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("active".into(), json!(false));
+    m
+}
+
+/// A JWT access token this tenant signed, still valid, that concerns `client`.
+async fn access_token_claims(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &Client,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<Map<String, Value>>, OAuthError> {
+    if token.split('.').count() != 3 {
+        return Ok(None);
+    }
+    let ring = app.keyring(tenant.id()).await.map_err(|e| match e {
+        crate::crypto::keys::KeyError::Store(s) => OAuthError::from(s),
+        _ => OAuthError::ServerError,
+    })?;
+    let Some(mut claims) = ring.verify(token, access_token::TYP) else {
+        return Ok(None);
+    };
+    let live = claims.get("iss").and_then(Value::as_str) == Some(tenant.issuer.as_str())
+        && claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_some_and(|exp| exp > now.0);
+    let concerns_caller = claims.get("client_id").and_then(Value::as_str)
+        == Some(client.client_id.as_str())
+        || audience_contains(claims.get("aud"), &client.client_id);
+    if !(live && concerns_caller) {
+        return Ok(Some(inactive()));
+    }
+    claims.insert("active".into(), json!(true));
+    claims.insert("token_type".into(), json!("Bearer"));
+    Ok(Some(claims))
+}
+
+fn audience_contains(aud: Option<&Value>, client_id: &str) -> bool {
+    match aud {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    }
+}
+
+/// A live refresh token issued to `client`.
+async fn refresh_token_claims(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &Client,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<Map<String, Value>>, OAuthError> {
+    let (tid, hash) = (tenant.id().clone(), TokenHash::of(token));
+    let Some(grant) = app
+        .store
+        .run(move |c| refresh::find_active(c, &tid, &hash, now))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if grant.client_id != client.client_id {
+        return Ok(None);
+    }
+    let mut m = Map::new();
+    m.insert("active".into(), json!(true));
+    m.insert("token_type".into(), json!("refresh_token"));
+    m.insert("client_id".into(), json!(grant.client_id));
+    m.insert("scope".into(), json!(grant.scope));
+    m.insert("exp".into(), json!(grant.expires_at.0));
+    m.insert("iss".into(), json!(tenant.issuer));
+    if let Some(sub) = grant.user_id {
+        m.insert("sub".into(), json!(sub));
+    }
+    Ok(Some(m))
+}
