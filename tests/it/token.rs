@@ -44,13 +44,7 @@ fn basic(id: &str, secret: &str) -> String {
 }
 
 async fn post(t: &TestApp, auth: Option<&str>, body: &str) -> TestResponse {
-    let mut req =
-        Request::post("/t/acme/token").header("content-type", "application/x-www-form-urlencoded");
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    t.send(req.body(Body::from(body.to_string())).unwrap())
-        .await
+    post_to(t, "/t/acme/token", auth, body).await
 }
 
 fn assert_oauth_error(r: &TestResponse, status: u16, code: &str) {
