@@ -14,7 +14,7 @@ use super::{access_token, client_auth, no_store};
 use crate::app::App;
 use crate::clock::UnixTime;
 use crate::crypto::secret::TokenHash;
-use crate::store::clients::Client;
+use crate::store::clients::{AuthMethod, Client};
 use crate::store::refresh;
 use crate::tenant::resolve::TenantCtx;
 
@@ -26,6 +26,10 @@ pub async fn introspect(
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
     let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
+    // §2.1: the endpoint requires authorization; a public client proves nothing by its id.
+    if client.auth_method == AuthMethod::None {
+        return Err(OAuthError::InvalidClient { basic: false });
+    }
     let token = form.require("token")?;
     let now = app.now();
     let answer = match access_token_claims(&app, &tenant, &client, token, now).await? {

@@ -383,6 +383,15 @@ both_backends!(
             400,
             "invalid_request",
         );
+        // A public client cannot introspect: its client_id alone proves nothing.
+        let r = post_to(
+            &t,
+            "/t/acme/introspect",
+            None,
+            &format!("client_id=mobile&token={}", form_escape(&token)),
+        )
+        .await;
+        assert_oauth_error(&r, 401, "invalid_client");
     }
 );
 
