@@ -82,6 +82,31 @@ impl Phone {
     }
 }
 
+/// Country/region codes the sign-in page offers for mobile numbers: (ISO 3166 code, calling
+/// code, name). A number typed with its own `+` prefix needs none of them.
+pub const REGIONS: &[(&str, &str, &str)] = &[
+    ("CN", "86", "China mainland"),
+    ("HK", "852", "Hong Kong"),
+    ("MO", "853", "Macao"),
+    ("TW", "886", "Taiwan"),
+    ("SG", "65", "Singapore"),
+    ("MY", "60", "Malaysia"),
+    ("JP", "81", "Japan"),
+    ("KR", "82", "South Korea"),
+    ("TH", "66", "Thailand"),
+    ("VN", "84", "Vietnam"),
+    ("ID", "62", "Indonesia"),
+    ("PH", "63", "Philippines"),
+    ("IN", "91", "India"),
+    ("AE", "971", "United Arab Emirates"),
+    ("AU", "61", "Australia"),
+    ("US", "1", "United States"),
+    ("CA", "1", "Canada"),
+    ("GB", "44", "United Kingdom"),
+    ("DE", "49", "Germany"),
+    ("FR", "33", "France"),
+];
+
 macro_rules! display_as_str {
     ($($t:ty),*) => {$(
         impl fmt::Display for $t {

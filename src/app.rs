@@ -11,6 +11,7 @@ use crate::crypto::keys::{KeyError, Keyring};
 use crate::crypto::master::MasterKey;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::DigestKey;
+use crate::flow::cookies::Csrf;
 use crate::store::clients::Client;
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError, clients, keys as key_store, tenants};
@@ -35,6 +36,11 @@ pub struct Inner {
     pub client_secrets: DigestKey,
     pub templates: Templates,
     pub metrics: Metrics,
+    /// CSRF tokens for every form, keyed by a digest key derived from the master key.
+    pub csrf: Csrf,
+    /// Verified against when the account does not exist, so a wrong account costs the same
+    /// argon2 time as a wrong password and timing tells nobody which accounts exist.
+    pub dummy_password_hash: String,
     tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
     /// All tenant hosts in one map, so probing random Host headers costs no query.
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
@@ -60,7 +66,10 @@ impl App {
     ) -> anyhow::Result<App> {
         let hasher = PasswordHasher::new(&config.password_hash)?;
         let templates = Templates::load()?;
+        let dummy_password_hash = hasher.hash_blocking(&crate::crypto::secret::random_token(16))?;
         Ok(App(Arc::new(Inner {
+            csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
+            dummy_password_hash,
             config,
             store,
             clock,

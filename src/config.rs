@@ -13,7 +13,15 @@ use serde::{Deserialize, Serialize};
 const NON_CONFIG_ENV: &[&str] = &["config", "test_database_url", "log"];
 
 /// Sections whose keys can be set as `SESAME_{SECTION}_{KEY}`.
-const SECTIONS: &[&str] = &["database", "tls", "log", "password_hash", "http", "tokens"];
+const SECTIONS: &[&str] = &[
+    "database",
+    "tls",
+    "log",
+    "password_hash",
+    "http",
+    "tokens",
+    "session",
+];
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +41,7 @@ pub struct Config {
     pub password_hash: PasswordHashConfig,
     pub http: HttpConfig,
     pub tokens: TokenConfig,
+    pub session: SessionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,7 +102,24 @@ pub struct HttpConfig {
 pub struct TokenConfig {
     pub access_token_lifetime: i64,
     pub id_token_lifetime: i64,
+    /// Absolute lifetime of a refresh-token family: no rotation extends past it.
     pub refresh_token_lifetime: i64,
+    /// A refresh token unused for this long expires, even inside the family's lifetime.
+    pub refresh_token_idle_lifetime: i64,
+    /// Authorization codes are redeemable this long (RFC 6749 §4.1.2 recommends at most 10 min).
+    pub authorization_code_lifetime: i64,
+}
+
+/// The browser SSO session and the login flows that lead to it, in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session not used for this long ends.
+    pub idle_timeout: i64,
+    /// A session ends this long after sign-in, however active.
+    pub absolute_timeout: i64,
+    /// A sign-in page left open longer than this must be restarted from the app.
+    pub login_flow_lifetime: i64,
 }
 
 impl Default for Config {
@@ -128,6 +154,13 @@ impl Default for Config {
                 access_token_lifetime: 900,
                 id_token_lifetime: 900,
                 refresh_token_lifetime: 30 * 24 * 3600,
+                refresh_token_idle_lifetime: 14 * 24 * 3600,
+                authorization_code_lifetime: 60,
+            },
+            session: SessionConfig {
+                idle_timeout: 2 * 3600,
+                absolute_timeout: 12 * 3600,
+                login_flow_lifetime: 1800,
             },
         }
     }
@@ -162,6 +195,7 @@ impl std::fmt::Debug for Config {
             .field("password_hash", &r.password_hash)
             .field("http", &r.http)
             .field("tokens", &r.tokens)
+            .field("session", &r.session)
             .finish()
     }
 }
@@ -400,6 +434,20 @@ impl Config {
             (
                 "tokens.refresh_token_lifetime",
                 self.tokens.refresh_token_lifetime,
+            ),
+            (
+                "tokens.refresh_token_idle_lifetime",
+                self.tokens.refresh_token_idle_lifetime,
+            ),
+            (
+                "tokens.authorization_code_lifetime",
+                self.tokens.authorization_code_lifetime,
+            ),
+            ("session.idle_timeout", self.session.idle_timeout),
+            ("session.absolute_timeout", self.session.absolute_timeout),
+            (
+                "session.login_flow_lifetime",
+                self.session.login_flow_lifetime,
             ),
         ] {
             if value <= 0 {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod data_dir;
 pub mod demo;
+pub mod flow;
 pub mod oidc;
 pub mod ops;
 pub mod router;

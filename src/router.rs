@@ -18,13 +18,13 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::app::App;
 use crate::tenant::resolve;
 use crate::web::error::PageError;
-use crate::{oidc, ops, telemetry, web};
+use crate::{flow, oidc, ops, telemetry, web};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Routes that live under a tenant's issuer.
 fn tenant_routes() -> Router<App> {
-    Router::new().merge(oidc::routes())
+    Router::new().merge(oidc::routes()).merge(flow::routes())
 }
 
 pub fn build(app: App) -> Router {

@@ -1,14 +1,15 @@
 //! OpenID Connect Discovery 1.0 §4 and the JWK Set (RFC 7517 §5). Both are served from the
 //! tenant's cached keyring, so they cost no query after the first request.
 //!
-//! The document lists only what this server does today; endpoints join it as they are built
-//! (the authorization endpoint, and with it the fields OIDC Discovery requires for it, come next).
+//! The document lists only what this server does; a capability joins it with its code.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::reply::ResponseMode;
+use super::request::USER_SCOPES;
 use crate::app::App;
 use crate::crypto::keys::Alg;
 use crate::tenant::resolve::TenantCtx;
@@ -28,9 +29,25 @@ pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "response_types_supported": ["code", "none"],
+        "response_modes_supported": ResponseMode::SUPPORTED,
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": USER_SCOPES,
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
+            "name", "preferred_username", "locale", "updated_at", "email", "email_verified",
+            "phone_number", "phone_number_verified", "tenant", "department", "employee_no", "roles"
+        ],
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint": format!("{issuer}/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{issuer}/revoke"),
@@ -102,8 +119,13 @@ mod tests {
         assert_eq!(m["jwks_uri"], "https://id.example.com/t/acme/jwks");
         assert_eq!(m["id_token_signing_alg_values_supported"][0], "RS256");
         assert_eq!(m["token_endpoint"], "https://id.example.com/t/acme/token");
+        assert_eq!(
+            m["authorization_endpoint"],
+            "https://id.example.com/t/acme/authorize"
+        );
+        assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert!(
-            m.get("authorization_endpoint").is_none(),
+            m.get("end_session_endpoint").is_none(),
             "no endpoint is advertised before it exists"
         );
     }

@@ -1,20 +1,29 @@
-//! The OpenID Connect provider surface of a tenant. Served so far: discovery, the JWKS and the
-//! token endpoint's `client_credentials` grant. The
-//! protocol rules the authorization and token endpoints will use (PKCE, scopes, exact redirect
-//! URI matching, `at_hash`/`c_hash`) are here as pure functions, tested against the specs' vectors.
+//! The OpenID Connect provider surface of a tenant: discovery and JWKS, the authorization
+//! endpoint (with consent), the token endpoint (authorization code with PKCE, refresh with
+//! rotation, client credentials), UserInfo, introspection and revocation. Protocol rules (PKCE,
+//! scopes, redirect URI matching, request parsing, claims) are pure functions tested against the
+//! specs' vectors; handlers only extract, decide and answer.
 
 pub mod access_token;
+pub mod authorize;
+pub mod claims;
 pub mod client_auth;
+pub mod code;
+pub mod consent;
 pub mod discovery;
 pub mod error;
 pub mod form;
+pub mod grant;
 pub mod id_token;
 pub mod introspect;
 pub mod pkce;
 pub mod redirect;
+pub mod reply;
+pub mod request;
 pub mod revoke;
 pub mod scope;
 pub mod token;
+pub mod userinfo;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -29,6 +38,12 @@ pub fn routes() -> Router<App> {
             get(discovery::configuration),
         )
         .route("/jwks", get(discovery::jwks))
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/consent", post(consent::submit))
+        .route(
+            "/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .route("/token", post(token::token))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(revoke::revoke))

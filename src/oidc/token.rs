@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2). The client authenticates first (§2.3); then the grant is
-//! checked and redeemed. Grants served so far: `client_credentials` (§4.4).
+//! checked and redeemed: `authorization_code` and `refresh_token` (in [`super::grant`]) and
+//! `client_credentials` (§4.4, here).
 
 use axum::Json;
 use axum::extract::State;
@@ -11,6 +12,7 @@ use super::access_token::{self, AccessToken};
 use super::client_auth;
 use super::error::OAuthError;
 use super::form::OAuthForm;
+use super::grant;
 use super::scope::Scope;
 use crate::app::App;
 use crate::crypto::secret::random_token;
@@ -36,10 +38,12 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
     match form.require("grant_type")? {
+        "authorization_code" => grant::authorization_code(&app, &tenant, &client, &form).await,
+        "refresh_token" => grant::refresh_token(&app, &tenant, &client, &form).await,
         "client_credentials" => client_credentials(&app, &tenant, &client, &form).await,
-        other => Err(OAuthError::UnsupportedGrantType(format!(
-            "grant_type '{other}' is not supported"
-        ))),
+        _ => Err(OAuthError::UnsupportedGrantType(
+            "grant_type must be authorization_code, refresh_token or client_credentials".into(),
+        )),
     }
 }
 
@@ -111,7 +115,7 @@ async fn client_credentials(
 }
 
 /// RFC 8707 §2: an absolute URI without a fragment.
-fn resource_indicator(resource: &str) -> Result<String, OAuthError> {
+pub(crate) fn resource_indicator(resource: &str) -> Result<String, OAuthError> {
     match url::Url::parse(resource) {
         Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => Ok(resource.to_string()),
         _ => Err(OAuthError::InvalidRequest(

@@ -246,3 +246,5 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);

@@ -76,6 +76,25 @@ pub fn consume(
     )
 }
 
+/// The payload of a token that was already consumed (a replay), whether or not it has expired
+/// since, until the sweeper deletes it.
+pub fn find_consumed(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    kind: &str,
+    hash: &TokenHash,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let payload: Option<String> = t::table
+        .filter(t::hash.eq(hash.as_bytes().to_vec()))
+        .filter(t::tenant_id.eq(tenant.as_str()))
+        .filter(t::kind.eq(kind))
+        .filter(t::consumed_at.is_not_null())
+        .select(t::payload)
+        .first(conn)
+        .optional()?;
+    Ok(payload.map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)))
+}
+
 /// Deletes tokens that expired before `now`; used or not, they can no longer do anything.
 pub fn sweep_expired(conn: &mut Conn, now: UnixTime) -> Result<usize, StoreError> {
     Ok(diesel::delete(t::table.filter(t::expires_at.le(now.0))).execute(conn)?)

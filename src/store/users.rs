@@ -345,3 +345,16 @@ pub fn update_profile(
         .execute(conn)?;
     expect_one(n, tenant, id)
 }
+
+/// Notes a completed sign-in.
+pub fn record_login(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::update(user_row!(tenant, id))
+        .set(u::last_login_at.eq(now.0))
+        .execute(conn)?;
+    Ok(())
+}

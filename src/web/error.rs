@@ -22,6 +22,12 @@ pub enum PageError {
     Unavailable(String),
     #[error("Something went wrong on our side. Please try again.")]
     Internal(String),
+    /// A request that cannot be processed; the message says why in words for the user.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A form without a valid CSRF token, or an action the user may not take.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<StoreError> for PageError {
@@ -74,6 +80,13 @@ impl PageError {
                 "Temporarily unavailable",
                 Some(why.clone()),
             ),
+            PageError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request cannot be processed",
+                None,
+            ),
+            PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed", None),
             PageError::Internal(why) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

@@ -3,7 +3,11 @@
 
 pub mod error;
 
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 
@@ -11,6 +15,17 @@ use minijinja::Environment;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("message.html", include_str!("../../templates/message.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    (
+        "change_password.html",
+        include_str!("../../templates/change_password.html"),
+    ),
+    (
+        "form_post.html",
+        include_str!("../../templates/form_post.html"),
+    ),
+    ("consent.html", include_str!("../../templates/consent.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");
@@ -38,6 +53,66 @@ impl Templates {
     }
 }
 
+/// A page as a response with `status`, never cached (it may carry a CSRF token or a user's data),
+/// and with `form_action` added to the page's `form-action` policy when its form, or a redirect
+/// after it, ends at another origin (an app's redirect URI).
+pub fn page(status: StatusCode, html: Html<String>, form_action: Option<&str>) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(target) = form_action.and_then(csp_source)
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'self'; img-src 'self' data: https:; \
+             form-action 'self' {target}; frame-ancestors 'none'; base-uri 'none'"
+        ))
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// The CSP source expression that admits `uri`: its origin for http(s), its scheme for an app's
+/// private-use scheme (`com.example.app:`). `None` for anything that is not a plain URI.
+pub fn csp_source(uri: &str) -> Option<String> {
+    let parsed = url::Url::parse(uri).ok()?;
+    let source = match parsed.scheme() {
+        "http" | "https" => parsed.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    };
+    // Origins and schemes never hold spaces, quotes or semicolons; refuse rather than inject.
+    source
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\'' | b'"'))
+        .then_some(source)
+}
+
+/// Who is calling, for the audit log and session list: the peer address and the browser.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A user agent longer than this is cut; nothing legitimate needs more.
+const MAX_USER_AGENT: usize = 256;
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        Ok(ClientInfo { ip, user_agent })
+    }
+}
+
 /// `GET /static/sesame.css`
 pub async fn stylesheet() -> Response {
     (
@@ -53,6 +128,19 @@ pub async fn stylesheet() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csp_sources_for_redirect_uris() {
+        assert_eq!(
+            csp_source("https://crm.example.com:8443/cb?x=1").as_deref(),
+            Some("https://crm.example.com:8443")
+        );
+        assert_eq!(
+            csp_source("com.example.crm:/callback").as_deref(),
+            Some("com.example.crm:")
+        );
+        assert_eq!(csp_source("not a uri"), None);
+    }
 
     #[test]
     fn templates_parse_and_escape() {

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod http;
+mod oidc_flow;
 mod outage;
 mod sessions;
 mod store;

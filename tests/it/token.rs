@@ -264,7 +264,7 @@ async fn grants_the_client_may_not_use_and_malformed_requests() {
 }
 
 #[tokio::test]
-async fn discovery_advertises_only_what_the_token_endpoint_does() {
+async fn discovery_advertises_what_is_served() {
     let t = TestApp::new(TestDb::sqlite()).await;
     let d = t
         .get("/t/default/.well-known/openid-configuration")
@@ -273,12 +273,38 @@ async fn discovery_advertises_only_what_the_token_endpoint_does() {
     assert_eq!(d["token_endpoint"], "http://127.0.0.1:8080/t/default/token");
     assert_eq!(
         d["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
     );
     assert_eq!(
-        d["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
     );
+    for required in [
+        "issuer",
+        "authorization_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ] {
+        assert!(
+            d.get(required).is_some(),
+            "OIDC Discovery §3 requires {required}"
+        );
+    }
+    // Every advertised endpoint exists on this tenant.
+    for (name, value) in d.as_object().unwrap() {
+        if name.ends_with("_endpoint") || name == "jwks_uri" {
+            let path = value
+                .as_str()
+                .unwrap()
+                .strip_prefix("http://127.0.0.1:8080")
+                .unwrap();
+            let get = t.get(path).await.status;
+            let post = post_to(&t, path, None, "").await.status;
+            assert!(get != 404 || post != 404, "{name} {path} is not served");
+        }
+    }
 }
 
 async fn post_to(t: &TestApp, path: &str, auth: Option<&str>, body: &str) -> TestResponse {

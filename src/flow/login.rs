@@ -1,0 +1,394 @@
+//! The sign-in page's password method (`GET`/`POST /t/{tenant}/login`) and the first-login
+//! password change. Handlers stay thin: the account rules live in [`check_account`], the flow
+//! rules in [`super::state`], and finishing a flow in [`super::finish`].
+//!
+//! A wrong account and a wrong password get one message and cost the same argon2 time (the
+//! dummy hash), so neither the answer nor its timing tells which accounts exist.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+
+use super::state::LoginFlow;
+use super::{cookies, load, session};
+use crate::account::{Login, REGIONS};
+use crate::app::App;
+use crate::clock::UnixTime;
+use crate::crypto::secret::SecretString;
+use crate::oidc::form::OAuthForm;
+use crate::store::audit::{self, NewAuditEvent};
+use crate::store::users::{self, User, UserStatus};
+use crate::tenant::resolve::TenantCtx;
+use crate::web::error::PageError;
+use crate::web::{self, ClientInfo};
+
+/// Longest account identifier accepted (an email address is at most 254 characters).
+const MAX_ACCOUNT_LEN: usize = 254;
+/// Longest password accepted; argon2 of a megabyte is a cheap denial of service.
+const MAX_PASSWORD_LEN: usize = 1024;
+/// Shortest new password until per-tenant policies arrive.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+pub const WRONG_CREDENTIALS: &str = "The account or password is incorrect.";
+const MUST_AGREE: &str =
+    "Please read and agree to the Service Agreement and Privacy Policy to sign in.";
+
+/// What the account's status says about signing in, after the password was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountCheck {
+    Allowed,
+    Disabled,
+    Pending,
+    Locked,
+}
+
+impl AccountCheck {
+    pub fn message(self) -> &'static str {
+        match self {
+            AccountCheck::Allowed => "",
+            AccountCheck::Disabled => "This account has been disabled. Contact your administrator.",
+            AccountCheck::Pending => {
+                "This account has not been activated yet. Contact your administrator."
+            }
+            AccountCheck::Locked => {
+                "This account is temporarily locked. Try again later or contact your administrator."
+            }
+        }
+    }
+}
+
+/// Whether `user` may sign in at `now`.
+pub fn check_account(user: &User, now: UnixTime) -> AccountCheck {
+    match user.status {
+        UserStatus::Disabled => AccountCheck::Disabled,
+        UserStatus::Pending => AccountCheck::Pending,
+        UserStatus::Locked => AccountCheck::Locked,
+        UserStatus::Active if user.locked_until.is_some_and(|t| t > now) => AccountCheck::Locked,
+        UserStatus::Active => AccountCheck::Allowed,
+    }
+}
+
+/// What the page shows besides the form.
+#[derive(Debug, Default)]
+struct Shown<'a> {
+    error: Option<&'a str>,
+    account: &'a str,
+    region: Option<&'a str>,
+    agreed: bool,
+}
+
+/// `GET /t/{tenant}/login?flow=ID`
+pub async fn page(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let params = OAuthForm::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let Some(flow) = load(&app, &tenant, params.get("flow")).await? else {
+        return super::expired(&app);
+    };
+    // The browser binding for the CSRF token; set here if this browser has none yet.
+    let (browser, set_cookie) = session::browser(&app, &headers);
+    let hint = flow.needs.login_hint.clone().unwrap_or_default();
+    let shown = Shown {
+        account: &hint,
+        ..Shown::default()
+    };
+    let mut response = render(&app, &tenant, &flow, &browser, StatusCode::OK, shown)?;
+    if let Some(set) = set_cookie {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// `POST /t/{tenant}/login`: the password method.
+pub async fn submit(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    client: ClientInfo,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let jar = session::jar(&app);
+    let browser = cookies::read(&headers, &jar.browser_name());
+    let flow_id = form.get("flow").unwrap_or_default();
+    if !app
+        .csrf
+        .verify(browser.as_deref(), flow_id, form.get("csrf"))
+    {
+        return Err(PageError::Forbidden(
+            "This form has expired or did not come from this browser. Go back, reload the page and try again."
+                .into(),
+        ));
+    }
+    let browser = browser.unwrap_or_default();
+    let Some(flow) = load(&app, &tenant, Some(flow_id)).await? else {
+        return super::expired(&app);
+    };
+    let account = form.get("account").unwrap_or_default().trim();
+    let region = form.get("region");
+    let agreed = form.get("agree") == Some("yes");
+    let again = |error: &str| {
+        render(
+            &app,
+            &tenant,
+            &flow,
+            &browser,
+            StatusCode::OK,
+            Shown {
+                error: Some(error),
+                account,
+                region,
+                agreed,
+            },
+        )
+    };
+    if !agreed {
+        return again(MUST_AGREE);
+    }
+    if let Some(refusal) = super::tenant_refusal(&tenant.tenant, app.now()) {
+        return again(refusal);
+    }
+    let password = SecretString::new(form.get("password").unwrap_or_default().to_string());
+    let login = (account.len() <= MAX_ACCOUNT_LEN)
+        .then(|| Login::parse(account, region))
+        .flatten();
+    let user = match login {
+        Some(login) => {
+            let t = tenant.id().clone();
+            app.store
+                .run(move |c| users::find_by_login(c, &t, &login))
+                .await?
+        }
+        None => None,
+    };
+    let now = app.now();
+    let verified = verify_password(&app, &tenant, user.as_ref(), password).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        record(
+            &app,
+            &tenant,
+            &client,
+            "anonymous",
+            "sign_in.password",
+            None,
+            "failure",
+        )
+        .await?;
+        return again(WRONG_CREDENTIALS);
+    };
+    let check = check_account(&user, now);
+    if check != AccountCheck::Allowed {
+        record(
+            &app,
+            &tenant,
+            &client,
+            &user.id,
+            "sign_in.password",
+            Some(&user.id),
+            "refused",
+        )
+        .await?;
+        return again(check.message());
+    }
+    let signed_in = session::SignedIn {
+        user_id: user.id.clone(),
+        amr: vec!["pwd".into()],
+        acr: None,
+        auth_time: now,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+    };
+    if user.must_change_password {
+        return super::ask_password_change(&app, &tenant, &flow, &browser, &user, signed_in).await;
+    }
+    super::finish(&app, &tenant, &headers, &client, flow, signed_in).await
+}
+
+/// Verifies `password` against the user's hash, or against the dummy hash when there is no user
+/// or no password, so every attempt costs one argon2 verification.
+async fn verify_password(
+    app: &App,
+    tenant: &TenantCtx,
+    user: Option<&User>,
+    password: SecretString,
+) -> Result<bool, PageError> {
+    if password.expose().is_empty() || password.expose().len() > MAX_PASSWORD_LEN {
+        let _ = app
+            .hasher
+            .verify(app.dummy_password_hash.clone(), password)
+            .await;
+        return Ok(false);
+    }
+    let stored = match user {
+        Some(u) if u.has_password => {
+            let (t, id) = (tenant.id().clone(), u.id.clone());
+            app.store
+                .run(move |c| users::password_hash(c, &t, &id))
+                .await?
+        }
+        _ => None,
+    };
+    let real = stored.is_some();
+    let hash = stored.unwrap_or_else(|| app.dummy_password_hash.clone());
+    let ok = app
+        .hasher
+        .verify(hash, password)
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(real && ok)
+}
+
+pub(super) async fn record(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &ClientInfo,
+    actor: &str,
+    action: &'static str,
+    target: Option<&str>,
+    outcome: &'static str,
+) -> Result<(), PageError> {
+    let (t, now) = (tenant.id().clone(), app.now());
+    let (actor, target, ip) = (
+        actor.to_string(),
+        target.map(str::to_string),
+        client.ip.clone(),
+    );
+    app.store
+        .run(move |c| {
+            audit::record(
+                c,
+                &t,
+                &NewAuditEvent {
+                    actor: &actor,
+                    action,
+                    target: target.as_deref(),
+                    outcome,
+                    ip: ip.as_deref(),
+                    details: serde_json::json!({}),
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+fn render(
+    app: &App,
+    tenant: &TenantCtx,
+    flow: &LoginFlow,
+    browser: &str,
+    status: StatusCode,
+    shown: Shown<'_>,
+) -> Result<Response, PageError> {
+    let t = &tenant.tenant;
+    let base = format!("{}/login", tenant_path(tenant));
+    let setting = |key: &str| {
+        t.settings
+            .get(key)
+            .or_else(|| t.branding.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let region = shown
+        .region
+        .map(str::to_string)
+        .or_else(|| setting("default_region"))
+        .unwrap_or_else(|| "CN".into());
+    let regions: Vec<_> = REGIONS
+        .iter()
+        .map(|(code, dial, name)| context! { code => code, dial => dial, name => name })
+        .collect();
+    let html = app.templates.render(
+        "login.html",
+        context! {
+            tenant_name => &t.display_name,
+            logo_url => t.branding.get("logo_url").and_then(|v| v.as_str()).filter(|u| u.starts_with("https://")),
+            client_name => &flow.needs.client_name,
+            action => base,
+            flow => &flow.id,
+            csrf => app.csrf.token(browser, &flow.id),
+            error => shown.error,
+            account => shown.account,
+            region => region,
+            regions => regions,
+            agreed => shown.agreed,
+            forgot_url => format!("{}/forgot-password", tenant_path(tenant)),
+            terms_url => setting("terms_url").unwrap_or_else(|| format!("{}/legal/terms", tenant_path(tenant))),
+            privacy_url => setting("privacy_url").unwrap_or_else(|| format!("{}/legal/privacy", tenant_path(tenant))),
+        },
+    )?;
+    Ok(web::page(status, html, Some(&flow.needs.return_to)))
+}
+
+/// The tenant's base path as the browser reached it: `/t/{tenant}` (under any path prefix of
+/// `public_url`), or empty at the root of a tenant's own host.
+pub fn tenant_path(tenant: &TenantCtx) -> String {
+    url::Url::parse(&tenant.issuer)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::UserProfile;
+    use crate::tenant::TenantId;
+
+    fn user(status: UserStatus, locked_until: Option<i64>) -> User {
+        User {
+            tenant_id: TenantId::parse("acme").unwrap(),
+            id: "u1".into(),
+            profile: UserProfile::default(),
+            email_verified: false,
+            phone_verified: false,
+            status,
+            has_password: true,
+            must_change_password: false,
+            password_changed_at: None,
+            failed_logins: 0,
+            locked_until: locked_until.map(UnixTime),
+            created_at: UnixTime(0),
+            updated_at: UnixTime(0),
+            last_login_at: None,
+        }
+    }
+
+    #[test]
+    fn only_active_unlocked_accounts_sign_in() {
+        let now = UnixTime(100);
+        assert_eq!(
+            check_account(&user(UserStatus::Active, None), now),
+            AccountCheck::Allowed
+        );
+        assert_eq!(
+            check_account(&user(UserStatus::Active, Some(50)), now),
+            AccountCheck::Allowed,
+            "an expired lock no longer applies"
+        );
+        assert_eq!(
+            check_account(&user(UserStatus::Active, Some(150)), now),
+            AccountCheck::Locked
+        );
+        assert_eq!(
+            check_account(&user(UserStatus::Disabled, None), now),
+            AccountCheck::Disabled
+        );
+        assert_eq!(
+            check_account(&user(UserStatus::Pending, None), now),
+            AccountCheck::Pending
+        );
+        assert_eq!(
+            check_account(&user(UserStatus::Locked, None), now),
+            AccountCheck::Locked
+        );
+    }
+}

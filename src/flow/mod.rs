@@ -1,0 +1,344 @@
+//! Login flows and the browser SSO session: where protocols and sign-in methods meet.
+//!
+//! A protocol stores a flow (what it requires, and what it needs to answer later), the browser is
+//! sent to the sign-in page, a method advances the flow, and [`finish`] turns the completed
+//! flow into a fresh SSO session and hands back to the protocol that started it. Protocols never
+//! see sign-in methods, and methods never see protocols.
+
+pub mod access;
+pub mod cookies;
+pub mod login;
+pub mod session;
+pub mod state;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+
+use crate::app::App;
+use crate::clock::UnixTime;
+use crate::crypto::secret::SecretString;
+use crate::oidc::form::OAuthForm;
+use crate::store::tenants::{Tenant, TenantStatus};
+use crate::store::{flows, users};
+use crate::tenant::resolve::TenantCtx;
+use crate::web::error::PageError;
+use crate::web::{self, ClientInfo};
+use state::{LoginFlow, Progress, Protocol};
+
+/// Routes relative to a tenant.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/login", get(login::page).post(login::submit))
+        .route("/login/password", axum::routing::post(change_password))
+        .route("/forgot-password", get(forgot_password))
+        .route("/legal/{document}", get(legal))
+}
+
+/// Flow ids are 256-bit base64url values; anything else is not looked up.
+fn plausible_id(id: &str) -> bool {
+    (16..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The pending flow `id` names, if it is live.
+pub async fn load(
+    app: &App,
+    tenant: &TenantCtx,
+    id: Option<&str>,
+) -> Result<Option<LoginFlow>, PageError> {
+    let Some(id) = id.filter(|id| plausible_id(id)) else {
+        return Ok(None);
+    };
+    let (t, id, now) = (tenant.id().clone(), id.to_string(), app.now());
+    let found = app.store.run(move |c| flows::find(c, &t, &id, now)).await?;
+    Ok(found.and_then(LoginFlow::from_stored))
+}
+
+/// Why nobody of `tenant` can sign in at `now`, if so.
+pub fn tenant_refusal(tenant: &Tenant, now: UnixTime) -> Option<&'static str> {
+    match tenant.status {
+        TenantStatus::Suspended => Some(
+            "This organization's account is suspended, so nobody can sign in. Contact your administrator.",
+        ),
+        TenantStatus::Trial if tenant.trial_expires_at.is_none_or(|t| t <= now) => {
+            Some("This organization's free trial has ended, so nobody can sign in.")
+        }
+        _ => None,
+    }
+}
+
+/// The page for a sign-in whose flow is gone (expired, completed, or never existed).
+pub fn expired(app: &App) -> Result<Response, PageError> {
+    message(
+        app,
+        StatusCode::BAD_REQUEST,
+        "This sign-in page has expired",
+        "Go back to the app you were signing in to and start again.",
+        None,
+    )
+}
+
+/// A page with a title, a sentence and optionally one link.
+pub fn message(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> Result<Response, PageError> {
+    let html = app.templates.render(
+        "message.html",
+        context! {
+            title => title,
+            message => text,
+            link_url => link.map(|l| l.0),
+            link_text => link.map(|l| l.1),
+        },
+    )?;
+    Ok(web::page(status, html, link.map(|l| l.0)))
+}
+
+/// The flow is done: start a fresh SSO session, mark the flow complete (once), and let the
+/// protocol that started it answer.
+pub async fn finish(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    flow: LoginFlow,
+    signed_in: session::SignedIn,
+) -> Result<Response, PageError> {
+    let previous = session::current(app, tenant.id(), headers).await?;
+    let (session, cookie) =
+        session::establish(app, tenant.id(), signed_in, previous.as_ref()).await?;
+    let (t, id, version, now) = (
+        tenant.id().clone(),
+        flow.id.clone(),
+        flow.version,
+        app.now(),
+    );
+    let user_id = session.user_id.clone();
+    let completed = app
+        .store
+        .run(move |c| {
+            let done = flows::complete(c, &t, &id, version, now)?;
+            if done {
+                users::record_login(c, &t, &user_id, now)?;
+            }
+            Ok(done)
+        })
+        .await?;
+    let mut response = if completed {
+        login::record(
+            app,
+            tenant,
+            client,
+            &session.user_id,
+            "sign_in",
+            Some(&session.user_id),
+            "success",
+        )
+        .await?;
+        match flow.protocol {
+            Protocol::Oidc => {
+                crate::oidc::authorize::resume(app, tenant, headers, &flow, &session).await?
+            }
+        }
+    } else {
+        // A second tab or a double submit: the user is signed in, but this flow answered already.
+        expired(app)?
+    };
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Records who signed in (not yet a session) and shows the change-password step.
+async fn ask_password_change(
+    app: &App,
+    tenant: &TenantCtx,
+    flow: &LoginFlow,
+    browser: &str,
+    user: &users::User,
+    signed_in: session::SignedIn,
+) -> Result<Response, PageError> {
+    let progress = Progress {
+        user_id: Some(user.id.clone()),
+        amr: signed_in.amr,
+        auth_time: Some(signed_in.auth_time),
+    };
+    let state = serde_json::to_value(&progress).unwrap_or_default();
+    let (t, id, version, now, uid) = (
+        tenant.id().clone(),
+        flow.id.clone(),
+        flow.version,
+        app.now(),
+        user.id.clone(),
+    );
+    let saved = app
+        .store
+        .run(move |c| flows::save(c, &t, &id, version, &state, Some(&uid), now))
+        .await?;
+    if !saved {
+        return expired(app);
+    }
+    let username = user
+        .profile
+        .username
+        .as_ref()
+        .map(|u| u.as_str().to_string())
+        .or_else(|| user.profile.email.as_ref().map(|e| e.as_str().to_string()))
+        .unwrap_or_default();
+    render_change_password(app, tenant, &flow.id, browser, &username, None)
+}
+
+fn render_change_password(
+    app: &App,
+    tenant: &TenantCtx,
+    flow_id: &str,
+    browser: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let html = app.templates.render(
+        "change_password.html",
+        context! {
+            tenant_name => &tenant.tenant.display_name,
+            action => format!("{}/login/password", login::tenant_path(tenant)),
+            flow => flow_id,
+            csrf => app.csrf.token(browser, flow_id),
+            username => username,
+            min_length => login::MIN_PASSWORD_LEN,
+            error => error,
+        },
+    )?;
+    Ok(web::page(StatusCode::OK, html, None))
+}
+
+/// `POST /t/{tenant}/login/password`: the first-login password change. No token is issued before
+/// it succeeds.
+async fn change_password(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    client: ClientInfo,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let browser = cookies::read(&headers, &session::jar(&app).browser_name());
+    let flow_id = form.get("flow").unwrap_or_default();
+    if !app
+        .csrf
+        .verify(browser.as_deref(), flow_id, form.get("csrf"))
+    {
+        return Err(PageError::Forbidden(
+            "This form has expired or did not come from this browser. Go back, reload the page and try again."
+                .into(),
+        ));
+    }
+    let browser = browser.unwrap_or_default();
+    let Some(flow) = load(&app, &tenant, Some(flow_id)).await? else {
+        return expired(&app);
+    };
+    let (Some(user_id), Some(auth_time)) = (flow.progress.user_id.clone(), flow.progress.auth_time)
+    else {
+        return expired(&app);
+    };
+    let (t, uid) = (tenant.id().clone(), user_id.clone());
+    let Some(user) = app.store.run(move |c| users::find(c, &t, &uid)).await? else {
+        return expired(&app);
+    };
+    if !user.must_change_password
+        || login::check_account(&user, app.now()) != login::AccountCheck::Allowed
+    {
+        return expired(&app);
+    }
+    let new = form.get("new_password").unwrap_or_default();
+    let problem = if new.chars().count() < login::MIN_PASSWORD_LEN || new.len() > 1024 {
+        Some("The new password must have at least 8 characters.")
+    } else if form.get("confirm_password") != Some(new) {
+        Some("The two passwords do not match.")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return render_change_password(&app, &tenant, &flow.id, &browser, "", Some(problem));
+    }
+    let hash = app
+        .hasher
+        .hash(SecretString::new(new.to_string()))
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let (t, uid, now) = (tenant.id().clone(), user_id.clone(), app.now());
+    app.store
+        .run(move |c| users::set_password(c, &t, &uid, &hash, false, now))
+        .await?;
+    login::record(
+        &app,
+        &tenant,
+        &client,
+        &user_id,
+        "password.change",
+        Some(&user_id),
+        "success",
+    )
+    .await?;
+    let signed_in = session::SignedIn {
+        user_id,
+        amr: flow.progress.amr.clone(),
+        acr: None,
+        auth_time,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+    };
+    finish(&app, &tenant, &headers, &client, flow, signed_in).await
+}
+
+/// `GET /t/{tenant}/forgot-password`: self-service reset arrives with the message delivery work;
+/// until then the page says whom to ask.
+async fn forgot_password(State(app): State<App>) -> Result<Response, PageError> {
+    message(
+        &app,
+        StatusCode::OK,
+        "Forgot your password?",
+        "Ask your administrator to reset it. They can give you a temporary password, which you change the next time you sign in.",
+        None,
+    )
+}
+
+/// `GET /t/{tenant}/legal/{terms|privacy}`: the tenant's Service Agreement or Privacy Policy, from
+/// the tenant's settings (`terms_text`, `privacy_text`).
+async fn legal(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    axum::extract::Path(params): axum::extract::Path<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let document = params
+        .iter()
+        .find(|(k, _)| k == "document")
+        .map(|(_, v)| v.as_str());
+    let (title, key) = match document {
+        Some("terms") => ("Service Agreement", "terms_text"),
+        Some("privacy") => ("Privacy Policy", "privacy_text"),
+        _ => return Err(PageError::NotFound),
+    };
+    let text = tenant
+        .tenant
+        .settings
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            format!(
+                "{} has not published its {} here yet. Ask your administrator for it.",
+                tenant.tenant.display_name, title
+            )
+        });
+    message(&app, StatusCode::OK, title, &text, None)
+}

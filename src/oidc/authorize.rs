@@ -1,0 +1,338 @@
+//! The authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2), GET and POST.
+//!
+//! A request is parsed by [`super::request::parse`]; then a live SSO session that satisfies it
+//! is answered at once (single sign-on), `prompt=none` without one is `login_required`, and
+//! anything else becomes a login flow and a trip to the sign-in page. [`answer`] is the one
+//! place that decides for a signed-in user: access to the app, consent, then the code.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::code::{self, CodeGrant};
+use super::consent;
+use super::form::OAuthForm;
+use super::request::{self, AuthorizeError, AuthorizeRequest, ResponseType};
+use super::scope::Scope;
+use crate::app::App;
+use crate::crypto::secret::random_token;
+use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
+use crate::flow::{self, access, login, session};
+use crate::store::clients::Client;
+use crate::store::sessions::Session;
+use crate::store::{apps, audit, consents, flows, subjects};
+use crate::tenant::resolve::TenantCtx;
+use crate::web::error::PageError;
+
+/// Longest `client_id` looked up; longer ones are unknown without a query.
+const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// `GET /t/{tenant}/authorize`
+pub async fn get(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let params = OAuthForm::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| PageError::BadRequest(format!("The sign-in request is malformed: {e}.")))?;
+    authorize(&app, &tenant, &headers, params).await
+}
+
+/// `POST /t/{tenant}/authorize` (OIDC Core §3.1.2.1: form-encoded, same parameters).
+pub async fn post(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let params = OAuthForm::parse(&body)
+        .map_err(|e| PageError::BadRequest(format!("The sign-in request is malformed: {e}.")))?;
+    authorize(&app, &tenant, &headers, params).await
+}
+
+async fn authorize(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    params: OAuthForm,
+) -> Result<Response, PageError> {
+    let client = match params.get("client_id") {
+        Some(id) if id.len() <= MAX_CLIENT_ID_LEN => app.client(tenant.id(), id).await?,
+        _ => None,
+    };
+    let req = match request::parse(&params, client.as_deref(), &tenant.issuer) {
+        Ok(req) => req,
+        Err(AuthorizeError::Page(message)) => return Err(PageError::BadRequest(message)),
+        Err(AuthorizeError::Redirect {
+            reply,
+            error,
+            description,
+        }) => return Ok(reply.error(&app.templates, error, &description)),
+    };
+    let Some(client) = client else {
+        return Err(PageError::NotFound);
+    };
+    let now = app.now();
+    if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
+        return flow::message(app, StatusCode::FORBIDDEN, "Sign-in unavailable", why, None);
+    }
+    let needs = requirements(&req, &client);
+    let current = session::current(app, tenant.id(), headers).await?;
+    match current {
+        Some(s) if session_satisfies(&needs, &s, now) && !req.prompt.select_account => {
+            answer(app, tenant, headers, &req, &client, &s, Decided::default()).await
+        }
+        _ if req.prompt.none => Ok(req.reply.error(
+            &app.templates,
+            "login_required",
+            "the user is not signed in, or must sign in again",
+        )),
+        _ => start_flow(app, tenant, headers, &req, needs).await,
+    }
+}
+
+fn requirements(req: &AuthorizeRequest, client: &Client) -> Requirements {
+    Requirements {
+        client_id: client.client_id.clone(),
+        client_name: client.name.clone(),
+        app_id: client.app_id.clone(),
+        channel: client.channel,
+        // No account chooser yet: choosing an account means signing in.
+        force_login: req.prompt.login || req.prompt.select_account,
+        max_age: req.max_age,
+        login_hint: req.login_hint.clone(),
+        ui_locales: req.ui_locales.clone(),
+        return_to: req.reply.redirect_uri().to_string(),
+    }
+}
+
+/// Stores a flow for `req`; returns its id.
+pub async fn store_flow(
+    app: &App,
+    tenant: &TenantCtx,
+    req: &AuthorizeRequest,
+    needs: Requirements,
+    progress: Option<&crate::flow::state::Progress>,
+) -> Result<String, PageError> {
+    let id = random_token(32);
+    let now = app.now();
+    let expires_at = now.plus(app.config.session.login_flow_lifetime);
+    let request = LoginFlow::request_json(&needs, serde_json::to_value(req).unwrap_or_default());
+    let state = progress.map(|p| serde_json::to_value(p).unwrap_or_default());
+    let user_id = progress.and_then(|p| p.user_id.clone());
+    let (t, fid) = (tenant.id().clone(), id.clone());
+    app.store
+        .run(move |c| {
+            flows::create(
+                c,
+                &t,
+                &fid,
+                Protocol::Oidc.as_str(),
+                &request,
+                expires_at,
+                now,
+            )?;
+            if let Some(state) = state {
+                flows::save(c, &t, &fid, 0, &state, user_id.as_deref(), now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(id)
+}
+
+async fn start_flow(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    req: &AuthorizeRequest,
+    needs: Requirements,
+) -> Result<Response, PageError> {
+    let id = store_flow(app, tenant, req, needs, None).await?;
+    let (_, set_cookie) = session::browser(app, headers);
+    let location = format!("{}/login?flow={id}", login::tenant_path(tenant));
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(set) = set_cookie {
+        headers.append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// What the user already decided in this request, so [`answer`] does not ask twice.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Decided {
+    /// The user just approved the consent page.
+    pub consented: bool,
+}
+
+/// Answers `req` for the signed-in `session`: the user must still be allowed to sign in and to
+/// use the client's app, a third-party client needs the user's consent, then the code goes back.
+pub async fn answer(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    req: &AuthorizeRequest,
+    client: &Client,
+    session: &Session,
+    decided: Decided,
+) -> Result<Response, PageError> {
+    let now = app.now();
+    let (t, uid, cid, app_id) = (
+        tenant.id().clone(),
+        session.user_id.clone(),
+        client.client_id.clone(),
+        client.app_id.clone(),
+    );
+    let (subject, app_record, consented_scope) = app
+        .store
+        .run(move |c| {
+            let subject = subjects::find(c, &t, &uid)?;
+            let app_record = match &app_id {
+                Some(id) => apps::find(c, &t, id)?,
+                None => None,
+            };
+            let consent = consents::find(c, &t, &uid, &cid)?;
+            Ok((subject, app_record, consent))
+        })
+        .await?;
+    let Some(subject) =
+        subject.filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)
+    else {
+        return Ok(req.reply.error(
+            &app.templates,
+            "login_required",
+            "the signed-in account can no longer sign in",
+        ));
+    };
+    if !access::may_use(app_record.as_ref(), client.channel, &subject) {
+        record_denial(app, tenant, &subject.user.id, client).await?;
+        let denied = || {
+            req.reply.error(
+                &app.templates,
+                "access_denied",
+                "the user may not use this app",
+            )
+        };
+        if req.prompt.none || req.reply.mode == super::reply::ResponseMode::FormPost {
+            return Ok(denied());
+        }
+        let back = req.reply.url(&[
+            ("error", "access_denied"),
+            ("error_description", "the user may not use this app"),
+        ]);
+        let text = format!(
+            "Your account does not have access to {}. Ask your administrator if you need it.",
+            app_record
+                .as_ref()
+                .map(|a| a.name.as_str())
+                .unwrap_or(&client.name)
+        );
+        return flow::message(
+            app,
+            StatusCode::FORBIDDEN,
+            "No access to this app",
+            &text,
+            Some((&back, "Return to the app")),
+        );
+    }
+    if !client.first_party && !decided.consented {
+        let wanted = Scope::parse(&req.scope).unwrap_or_default();
+        let covered = consented_scope
+            .and_then(|s| Scope::parse(&s))
+            .is_some_and(|granted| wanted.is_subset_of(&granted));
+        if !covered || req.prompt.consent {
+            if req.prompt.none {
+                return Ok(req.reply.error(
+                    &app.templates,
+                    "consent_required",
+                    "the user has not granted this app access",
+                ));
+            }
+            return consent::ask(app, tenant, headers, req, client, session).await;
+        }
+    }
+    match req.response_type {
+        ResponseType::None => Ok(req.reply.send(&app.templates, &[])),
+        ResponseType::Code => {
+            let grant = CodeGrant {
+                client_id: client.client_id.clone(),
+                redirect_uri: req.reply.redirect_uri().to_string(),
+                scope: req.scope.clone(),
+                nonce: req.nonce.clone(),
+                code_challenge: req.code_challenge.clone(),
+                claims: req.claims.clone(),
+                user_id: session.user_id.clone(),
+                sid: session.sid.clone(),
+                auth_time: session.auth_time,
+                amr: session.amr.clone(),
+                acr: session.acr.clone(),
+                family_id: CodeGrant::new_family_id(),
+            };
+            let code = code::issue(app, tenant.id(), &grant).await?;
+            Ok(req.reply.send(&app.templates, &[("code", &code)]))
+        }
+    }
+}
+
+/// Continues a flow this module started, once the user has signed in.
+pub async fn resume(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    flow: &LoginFlow,
+    session: &Session,
+) -> Result<Response, PageError> {
+    let Ok(req) = serde_json::from_value::<AuthorizeRequest>(flow.resume.clone()) else {
+        return flow::expired(app);
+    };
+    let Some(client) = app.client(tenant.id(), &req.client_id).await? else {
+        return Err(PageError::BadRequest(
+            "The app you were signing in to is no longer registered.".into(),
+        ));
+    };
+    answer(
+        app,
+        tenant,
+        headers,
+        &req,
+        &client,
+        session,
+        Decided::default(),
+    )
+    .await
+}
+
+async fn record_denial(
+    app: &App,
+    tenant: &TenantCtx,
+    user_id: &str,
+    client: &Client,
+) -> Result<(), PageError> {
+    let (t, now) = (tenant.id().clone(), app.now());
+    let (uid, cid) = (user_id.to_string(), client.client_id.clone());
+    app.store
+        .run(move |c| {
+            audit::record(
+                c,
+                &t,
+                &audit::NewAuditEvent {
+                    actor: &uid,
+                    action: "authorize.access_denied",
+                    target: Some(&cid),
+                    outcome: "refused",
+                    ip: None,
+                    details: serde_json::json!({ "reason": "outside the app's access scope" }),
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(())
+}

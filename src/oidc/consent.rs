@@ -1,0 +1,185 @@
+//! Consent for third-party clients (OIDC Core §3.1.2.4): the user sees what the app asks for,
+//! allows or denies once, and the grant is remembered until withdrawn. First-party clients (the
+//! organization's own apps) never ask.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+
+use super::authorize::{self, Decided};
+use super::form::OAuthForm;
+use super::request::AuthorizeRequest;
+use super::scope::Scope;
+use crate::app::App;
+use crate::flow::state::{Progress, Requirements};
+use crate::flow::{self, cookies, login, session};
+use crate::store::clients::Client;
+use crate::store::sessions::Session;
+use crate::store::{consents, flows};
+use crate::tenant::resolve::TenantCtx;
+use crate::web::{self, error::PageError};
+
+/// What each scope lets the app do, in the user's words.
+fn describe(scope: &str) -> Option<&'static str> {
+    Some(match scope {
+        "openid" => "Know who you are in this organization",
+        "profile" => "See your name, username, department and employee number",
+        "email" => "See your email address",
+        "phone" => "See your mobile number",
+        "offline_access" => "Keep access while you are not using it",
+        _ => return None,
+    })
+}
+
+/// Shows the consent page for `req`, in a flow of its own that remembers who is deciding.
+pub async fn ask(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    req: &AuthorizeRequest,
+    client: &Client,
+    session: &Session,
+) -> Result<Response, PageError> {
+    let needs = Requirements {
+        client_id: client.client_id.clone(),
+        client_name: client.name.clone(),
+        app_id: client.app_id.clone(),
+        channel: client.channel,
+        force_login: false,
+        max_age: None,
+        login_hint: None,
+        ui_locales: req.ui_locales.clone(),
+        return_to: req.reply.redirect_uri().to_string(),
+    };
+    let progress = Progress {
+        user_id: Some(session.user_id.clone()),
+        amr: session.amr.clone(),
+        auth_time: Some(session.auth_time),
+    };
+    let flow_id = authorize::store_flow(app, tenant, req, needs, Some(&progress)).await?;
+    let (browser, set_cookie) = session::browser(app, headers);
+    let mut response = render(app, tenant, req, client, session, &flow_id, &browser)?;
+    if let Some(set) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+fn render(
+    app: &App,
+    tenant: &TenantCtx,
+    req: &AuthorizeRequest,
+    client: &Client,
+    session: &Session,
+    flow_id: &str,
+    browser: &str,
+) -> Result<Response, PageError> {
+    let scope = Scope::parse(&req.scope).unwrap_or_default();
+    let mut scopes: Vec<&str> = scope.iter().filter_map(describe).collect();
+    scopes.push("See the roles you hold in this app");
+    let html = app.templates.render(
+        "consent.html",
+        context! {
+            tenant_name => &tenant.tenant.display_name,
+            client_name => &client.name,
+            user_name => &session.user_id,
+            scopes => scopes,
+            action => format!("{}/consent", login::tenant_path(tenant)),
+            flow => flow_id,
+            csrf => app.csrf.token(browser, flow_id),
+        },
+    )?;
+    Ok(web::page(
+        StatusCode::OK,
+        html,
+        Some(req.reply.redirect_uri()),
+    ))
+}
+
+/// `POST /t/{tenant}/consent`: allow or deny.
+pub async fn submit(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let browser = cookies::read(&headers, &session::jar(&app).browser_name());
+    let flow_id = form.get("flow").unwrap_or_default();
+    if !app
+        .csrf
+        .verify(browser.as_deref(), flow_id, form.get("csrf"))
+    {
+        return Err(PageError::Forbidden(
+            "This form has expired or did not come from this browser. Go back to the app and try again."
+                .into(),
+        ));
+    }
+    let Some(flow) = flow::load(&app, &tenant, Some(flow_id)).await? else {
+        return flow::expired(&app);
+    };
+    let current = session::current(&app, tenant.id(), &headers).await?;
+    let Some(session) = current.filter(|s| flow.progress.user_id.as_deref() == Some(&s.user_id))
+    else {
+        return flow::expired(&app);
+    };
+    let Ok(req) = serde_json::from_value::<AuthorizeRequest>(flow.resume.clone()) else {
+        return flow::expired(&app);
+    };
+    let Some(client) = app.client(tenant.id(), &req.client_id).await? else {
+        return flow::expired(&app);
+    };
+    let allow = match form.get("decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return Err(PageError::BadRequest("Choose Allow or Deny.".into())),
+    };
+    let (t, fid, version, now) = (
+        tenant.id().clone(),
+        flow.id.clone(),
+        flow.version,
+        app.now(),
+    );
+    let (uid, cid, scope) = (
+        session.user_id.clone(),
+        client.client_id.clone(),
+        req.scope.clone(),
+    );
+    let completed = app
+        .store
+        .run(move |c| {
+            let done = flows::complete(c, &t, &fid, version, now)?;
+            if done && allow {
+                let earlier = consents::find(c, &t, &uid, &cid)?.unwrap_or_default();
+                let mut all: Vec<&str> = earlier.split(' ').chain(scope.split(' ')).collect();
+                all.retain(|s| !s.is_empty());
+                all.sort_unstable();
+                all.dedup();
+                consents::grant(c, &t, &uid, &cid, &all.join(" "), now)?;
+            }
+            Ok(done)
+        })
+        .await?;
+    if !completed {
+        return flow::expired(&app);
+    }
+    if !allow {
+        return Ok(req.reply.error(
+            &app.templates,
+            "access_denied",
+            "the user denied the request",
+        ));
+    }
+    authorize::answer(
+        &app,
+        &tenant,
+        &headers,
+        &req,
+        &client,
+        &session,
+        Decided { consented: true },
+    )
+    .await
+}

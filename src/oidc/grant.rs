@@ -1,0 +1,389 @@
+//! The user grants of the token endpoint: `authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6)
+//! and `refresh_token` (§6, RFC 9700 §4.14), and the tokens both issue: an RFC 9068 access
+//! token, an ID token when `openid` was granted (OIDC Core §3.1.3.3, §12.2), and a rotated
+//! refresh token for clients registered for the refresh grant.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::access_token::{self, AccessToken};
+use super::claims;
+use super::code::{self, Redemption};
+use super::error::OAuthError;
+use super::form::OAuthForm;
+use super::id_token::{self, IdToken};
+use super::pkce::CodeChallenge;
+use super::scope::Scope;
+use crate::app::App;
+use crate::clock::UnixTime;
+use crate::crypto::keys::{KeyError, Keyring};
+use crate::crypto::secret::{TokenHash, random_token};
+use crate::flow::{access, login};
+use crate::store::clients::Client;
+use crate::store::refresh::{self, NewRefreshToken, Rotation};
+use crate::store::subjects::{self, Subject};
+use crate::store::{Conn, StoreError, apps};
+use crate::tenant::TenantId;
+use crate::tenant::resolve::TenantCtx;
+
+const INVALID_CODE: &str = "the authorization code is invalid, expired or already used";
+const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked";
+
+fn registered_for(client: &Client, grant: &str) -> Result<(), OAuthError> {
+    if client.grant_types.iter().any(|g| g == grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::UnauthorizedClient(format!(
+            "this client is not registered for the {grant} grant"
+        )))
+    }
+}
+
+/// RFC 6749 §4.1.3.
+pub async fn authorization_code(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &Client,
+    form: &OAuthForm,
+) -> Result<Response, OAuthError> {
+    registered_for(client, "authorization_code")?;
+    let presented = form.require("code")?.to_string();
+    let (t, now) = (tenant.id().clone(), app.now());
+    let redemption = app
+        .store
+        .run(move |c| {
+            let r = code::redeem(c, &t, &presented, now)?;
+            if let Redemption::Replayed {
+                family_id: Some(family),
+            } = &r
+            {
+                // §4.1.2: a code used twice revokes what its first use issued.
+                refresh::revoke_family(c, &t, family, now)?;
+            }
+            Ok(r)
+        })
+        .await?;
+    let grant = match redemption {
+        Redemption::Live(grant) => grant,
+        Redemption::Replayed { .. } => {
+            tracing::warn!(client_id = %client.client_id, "an authorization code was presented twice; its tokens are revoked");
+            return Err(OAuthError::InvalidGrant(INVALID_CODE.into()));
+        }
+        Redemption::Invalid => return Err(OAuthError::InvalidGrant(INVALID_CODE.into())),
+    };
+    if grant.client_id != client.client_id {
+        return Err(OAuthError::InvalidGrant(INVALID_CODE.into()));
+    }
+    if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri must be the one of the authorization request".into(),
+        ));
+    }
+    match (&grant.code_challenge, form.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) => {
+            let challenge = CodeChallenge::parse(challenge, Some("S256"))
+                .map_err(|_| OAuthError::InvalidGrant(INVALID_CODE.into()))?;
+            match challenge.verify(verifier) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(OAuthError::InvalidGrant(
+                        "code_verifier does not match the code_challenge".into(),
+                    ));
+                }
+                Err(e) => return Err(OAuthError::InvalidGrant(e.to_string())),
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::InvalidGrant("code_verifier is missing".into()));
+        }
+        // RFC 9700 §2.1.1: without a challenge, a verifier is refused, not ignored.
+        (None, Some(_)) => {
+            return Err(OAuthError::InvalidGrant(
+                "the authorization request had no code_challenge".into(),
+            ));
+        }
+        (None, None) => {}
+    }
+    let subject = usable_subject(app, tenant.id(), client, &grant.user_id).await?;
+    let scope = Scope::parse(&grant.scope).unwrap_or_default();
+    let context = TokenContext {
+        subject: &subject,
+        scope: &scope,
+        nonce: grant.nonce.as_deref(),
+        auth_time: grant.auth_time,
+        amr: &grant.amr,
+        acr: grant.acr.as_deref(),
+        sid: Some(&grant.sid),
+        claims: grant.claims.as_ref(),
+    };
+    let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
+    if client.grant_types.iter().any(|g| g == "refresh_token") {
+        let token = random_token(32);
+        let hash = TokenHash::of(&token);
+        let absolute = client
+            .refresh_token_lifetime
+            .unwrap_or(app.config.tokens.refresh_token_lifetime);
+        let sliding = app.config.tokens.refresh_token_idle_lifetime;
+        let (t, cid, uid, sid, sc, auth_time, family) = (
+            tenant.id().clone(),
+            client.client_id.clone(),
+            grant.user_id.clone(),
+            grant.sid.clone(),
+            grant.scope.clone(),
+            grant.auth_time,
+            grant.family_id.clone(),
+        );
+        app.store
+            .run(move |c| {
+                refresh::issue(
+                    c,
+                    &t,
+                    &NewRefreshToken {
+                        hash: &hash,
+                        family_id: &family,
+                        client_id: &cid,
+                        user_id: Some(&uid),
+                        sid: Some(&sid),
+                        scope: &sc,
+                        auth_time: Some(auth_time),
+                        expires_at: now.plus(sliding),
+                        family_expires_at: now.plus(absolute),
+                    },
+                    now,
+                )
+            })
+            .await?;
+        body.insert("refresh_token".into(), json!(token));
+    }
+    Ok(super::no_store(Json(Value::Object(body)).into_response()))
+}
+
+/// RFC 6749 §6 with rotation: every use returns a new refresh token, and the one presented
+/// cannot be used again (a second use revokes the family).
+pub async fn refresh_token(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &Client,
+    form: &OAuthForm,
+) -> Result<Response, OAuthError> {
+    registered_for(client, "refresh_token")?;
+    let presented = TokenHash::of(form.require("refresh_token")?);
+    let narrowed = match form.get("scope") {
+        Some(s) => Some(
+            Scope::parse(s).ok_or_else(|| OAuthError::InvalidScope("scope is malformed".into()))?,
+        ),
+        None => None,
+    };
+    let next = random_token(32);
+    let next_hash = TokenHash::of(&next);
+    let (t, cid, now) = (tenant.id().clone(), client.client_id.clone(), app.now());
+    let sliding = app.config.tokens.refresh_token_idle_lifetime;
+    let check = narrowed.clone();
+    let rotation = app
+        .store
+        .run(move |c| {
+            // Checked before rotating: a refused request must leave the presented token usable.
+            if let (Some(asked), Some(live)) =
+                (&check, refresh::find_active(c, &t, &presented, now)?)
+                && live.client_id == cid
+                && !asked.is_subset_of(&Scope::parse(&live.scope).unwrap_or_default())
+            {
+                return Ok(None);
+            }
+            refresh::rotate(c, &t, &cid, &presented, &next_hash, sliding, now).map(Some)
+        })
+        .await?;
+    let grant = match rotation {
+        None => {
+            return Err(OAuthError::InvalidScope(
+                "a refresh can only ask for scopes granted before".into(),
+            ));
+        }
+        Some(Rotation::Rotated(grant)) => grant,
+        Some(Rotation::Reused { family_id }) => {
+            tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
+            return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
+        }
+        Some(Rotation::Invalid) => return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into())),
+    };
+    let Some(user_id) = grant.user_id.clone() else {
+        return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
+    };
+    let subject = match usable_subject(app, tenant.id(), client, &user_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            let (t, family) = (tenant.id().clone(), grant.family_id.clone());
+            app.store
+                .run(move |c| refresh::revoke_family(c, &t, &family, now))
+                .await?;
+            return Err(e);
+        }
+    };
+    let scope = narrowed.unwrap_or_else(|| Scope::parse(&grant.scope).unwrap_or_default());
+    let context = TokenContext {
+        subject: &subject,
+        scope: &scope,
+        nonce: None,
+        auth_time: grant.auth_time.unwrap_or(now),
+        amr: &[],
+        acr: None,
+        sid: grant.sid.as_deref(),
+        claims: None,
+    };
+    let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
+    body.insert("refresh_token".into(), json!(next));
+    Ok(super::no_store(Json(Value::Object(body)).into_response()))
+}
+
+/// The user a grant is for, if they may still sign in and use the client's app; otherwise the
+/// grant is `invalid_grant` (a disabled user's tokens stop working at the next refresh).
+async fn usable_subject(
+    app: &App,
+    tenant: &TenantId,
+    client: &Client,
+    user_id: &str,
+) -> Result<Subject, OAuthError> {
+    let (t, uid, app_id) = (tenant.clone(), user_id.to_string(), client.app_id.clone());
+    let (subject, app_record) = app
+        .store
+        .run(move |c| load_subject(c, &t, &uid, app_id.as_deref()))
+        .await?;
+    let now = app.now();
+    match subject {
+        Some(s)
+            if login::check_account(&s.user, now) == login::AccountCheck::Allowed
+                && access::may_use(app_record.as_ref(), client.channel, &s) =>
+        {
+            Ok(s)
+        }
+        _ => Err(OAuthError::InvalidGrant(
+            "the user can no longer use this app".into(),
+        )),
+    }
+}
+
+fn load_subject(
+    c: &mut Conn,
+    t: &TenantId,
+    user_id: &str,
+    app_id: Option<&str>,
+) -> Result<(Option<Subject>, Option<apps::App>), StoreError> {
+    let subject = subjects::find(c, t, user_id)?;
+    let app_record = match app_id {
+        Some(id) => apps::find(c, t, id)?,
+        None => None,
+    };
+    Ok((subject, app_record))
+}
+
+/// What the issued tokens say about the sign-in behind them.
+pub struct TokenContext<'a> {
+    pub subject: &'a Subject,
+    pub scope: &'a Scope,
+    pub nonce: Option<&'a str>,
+    pub auth_time: UnixTime,
+    pub amr: &'a [String],
+    pub acr: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub claims: Option<&'a Value>,
+}
+
+pub(crate) async fn keyring(
+    app: &App,
+    tenant: &TenantId,
+) -> Result<std::sync::Arc<Keyring>, OAuthError> {
+    app.keyring(tenant).await.map_err(|e| match e {
+        KeyError::Store(s) => OAuthError::from(s),
+        other => {
+            tracing::error!(error = %other, "keyring unavailable");
+            OAuthError::ServerError
+        }
+    })
+}
+
+/// The access token, and the ID token when `openid` is granted; the token response body without
+/// the refresh token.
+async fn sign_tokens(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &Client,
+    ctx: &TokenContext<'_>,
+    resource: Option<&str>,
+) -> Result<Map<String, Value>, OAuthError> {
+    let ring = keyring(app, tenant.id()).await?;
+    let now = app.now();
+    let lifetime = client
+        .access_token_lifetime
+        .unwrap_or(app.config.tokens.access_token_lifetime);
+    let audience = match resource {
+        Some(r) => super::token::resource_indicator(r)?,
+        None => tenant.issuer.clone(),
+    };
+    let jti = random_token(16);
+    let user_id = &ctx.subject.user.id;
+    let mut at_claims = AccessToken {
+        issuer: &tenant.issuer,
+        audience: &audience,
+        subject: user_id,
+        client_id: &client.client_id,
+        scope: ctx.scope,
+        issued_at: now,
+        lifetime,
+        jti: &jti,
+    }
+    .claims();
+    at_claims.insert("auth_time".into(), json!(ctx.auth_time.0));
+    if let Some(sid) = ctx.sid {
+        at_claims.insert("sid".into(), json!(sid));
+    }
+    at_claims.insert("tenant".into(), json!(tenant.id().as_str()));
+    at_claims.insert(
+        "roles".into(),
+        json!(ctx.subject.roles_for_app(client.app_id.as_deref())),
+    );
+    let access_token = ring
+        .sign(access_token::DEFAULT_ALG, access_token::TYP, at_claims)
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an access token failed");
+            OAuthError::ServerError
+        })?;
+    let mut body = Map::new();
+    if ctx.scope.contains("openid") {
+        let requested = claims::requested_names(ctx.claims, "id_token");
+        let user = claims::user_claims(
+            ctx.subject,
+            tenant.id(),
+            client.app_id.as_deref(),
+            ctx.scope,
+            &requested,
+        );
+        let alg = id_token::DEFAULT_ALG;
+        let id = IdToken {
+            issuer: &tenant.issuer,
+            subject: user_id,
+            audience: &client.client_id,
+            issued_at: now,
+            lifetime: client
+                .id_token_lifetime
+                .unwrap_or(app.config.tokens.id_token_lifetime),
+            auth_time: ctx.auth_time,
+            nonce: ctx.nonce,
+            acr: ctx.acr,
+            amr: ctx.amr,
+            sid: ctx.sid,
+            at_hash: Some(id_token::half_hash(alg, &access_token)),
+        }
+        .claims(user);
+        let signed = ring.sign(alg, "JWT", id).map_err(|e| {
+            tracing::error!(error = %e, "signing an ID token failed");
+            OAuthError::ServerError
+        })?;
+        body.insert("id_token".into(), json!(signed));
+    }
+    body.insert("access_token".into(), json!(access_token));
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("expires_in".into(), json!(lifetime));
+    body.insert("scope".into(), json!(ctx.scope.to_string()));
+    Ok(body)
+}
