@@ -41,6 +41,8 @@ pub struct Inner {
     /// Verified against when the account does not exist, so a wrong account costs the same
     /// argon2 time as a wrong password and timing tells nobody which accounts exist.
     pub dummy_password_hash: String,
+    /// Outgoing HTTP (back-channel logout, client JWKS): short timeouts, no redirects followed.
+    pub http: reqwest::Client,
     tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
     /// All tenant hosts in one map, so probing random Host headers costs no query.
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
@@ -67,7 +69,14 @@ impl App {
         let hasher = PasswordHasher::new(&config.password_hash)?;
         let templates = Templates::load()?;
         let dummy_password_hash = hasher.hash_blocking(&crate::crypto::secret::random_token(16))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sesame/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         Ok(App(Arc::new(Inner {
+            http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
             dummy_password_hash,
             config,

@@ -474,6 +474,12 @@ fn client(
                 access_token_lifetime: None,
                 id_token_lifetime: None,
                 refresh_token_lifetime: None,
+                jwks: None,
+                jwks_uri: None,
+                backchannel_logout_uri: None,
+                id_token_signed_response_alg: None,
+                allowed_scopes: vec![],
+                allowed_resources: vec![],
             };
             let app_ids: HashSet<String> = store
                 .run_blocking(|c| apps::list_ids(c, &tid))?

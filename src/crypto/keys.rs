@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ed::EdCurve;
-use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, RS256};
+use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, PS256, RS256};
 use josekit::jwt::JwtPayload;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -29,16 +29,20 @@ use crate::tenant::TenantId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Alg {
     RS256,
+    /// RSASSA-PSS: its own RSA key, so the published JWK's `alg` names the one algorithm it
+    /// verifies (a key marked RS256 must not be accepted for PS256, RFC 7517 §4.4).
+    PS256,
     ES256,
     EdDSA,
 }
 
 impl Alg {
-    pub const ALL: [Alg; 3] = [Alg::RS256, Alg::ES256, Alg::EdDSA];
+    pub const ALL: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Alg::RS256 => "RS256",
+            Alg::PS256 => "PS256",
             Alg::ES256 => "ES256",
             Alg::EdDSA => "EdDSA",
         }
@@ -59,7 +63,7 @@ impl FromStr for Alg {
             .find(|a| a.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 CryptoError::Key(format!(
-                    "unknown algorithm '{s}' (use RS256, ES256 or EdDSA)"
+                    "unknown algorithm '{s}' (use RS256, PS256, ES256 or EdDSA)"
                 ))
             })
     }
@@ -78,6 +82,11 @@ pub fn generate(alg: Alg, rsa_bits: u32) -> Result<GeneratedKey, CryptoError> {
     let (jwk, pem) = match alg {
         Alg::RS256 => {
             let kp = RS256.generate_key_pair(rsa_bits.max(2048))?;
+            (kp.to_jwk_public_key(), kp.to_pem_private_key())
+        }
+        // An RSASSA-PSS key (PKCS#8 with the PSS identifier), which josekit's PS256 signer wants.
+        Alg::PS256 => {
+            let kp = PS256.generate_key_pair(rsa_bits.max(2048))?;
             (kp.to_jwk_public_key(), kp.to_pem_private_key())
         }
         Alg::ES256 => {
@@ -138,6 +147,7 @@ fn verifier_from_jwk(alg: Alg, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Cryp
     let jwk = Jwk::from_map(map)?;
     Ok(match alg {
         Alg::RS256 => Box::new(RS256.verifier_from_jwk(&jwk)?),
+        Alg::PS256 => Box::new(PS256.verifier_from_jwk(&jwk)?),
         Alg::ES256 => Box::new(ES256.verifier_from_jwk(&jwk)?),
         Alg::EdDSA => Box::new(EdDSA.verifier_from_jwk(&jwk)?),
     })
@@ -146,6 +156,7 @@ fn verifier_from_jwk(alg: Alg, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Cryp
 fn signer_from_pem(alg: Alg, pem: &[u8]) -> Result<Box<dyn JwsSigner>, CryptoError> {
     Ok(match alg {
         Alg::RS256 => Box::new(RS256.signer_from_pem(pem)?),
+        Alg::PS256 => Box::new(PS256.signer_from_pem(pem)?),
         Alg::ES256 => Box::new(ES256.signer_from_pem(pem)?),
         Alg::EdDSA => Box::new(EdDSA.signer_from_pem(pem)?),
     })
@@ -492,7 +503,10 @@ mod tests {
             })
             .collect();
         let ring = Keyring::load(&tenant, &stored, &master, now).unwrap();
-        assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            ring.jwks()["keys"].as_array().unwrap().len(),
+            Alg::ALL.len()
+        );
         for alg in Alg::ALL {
             let mut claims = Map::new();
             claims.insert("sub".into(), json!("alice"));

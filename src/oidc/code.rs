@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::clock::UnixTime;
 use crate::crypto::secret::{TokenHash, random_token};
+use crate::store::sessions;
 use crate::store::tokens::{self, NewOneTimeToken};
 use crate::store::{StoreError, new_id};
 use crate::tenant::TenantId;
@@ -41,7 +42,8 @@ impl CodeGrant {
     }
 }
 
-/// Stores `grant` and returns the code to hand to the client.
+/// Stores `grant` and returns the code to hand to the client. The session notes the client, so
+/// logout reaches it.
 pub async fn issue(app: &App, tenant: &TenantId, grant: &CodeGrant) -> Result<String, StoreError> {
     let code = random_token(32);
     let hash = TokenHash::of(&code);
@@ -49,8 +51,10 @@ pub async fn issue(app: &App, tenant: &TenantId, grant: &CodeGrant) -> Result<St
     let expires_at = now.plus(app.config.tokens.authorization_code_lifetime);
     let payload = serde_json::to_value(grant).unwrap_or_default();
     let (t, subject) = (tenant.clone(), grant.user_id.clone());
+    let (sid, client_id) = (grant.sid.clone(), grant.client_id.clone());
     app.store
         .run(move |c| {
+            sessions::add_client(c, &t, &sid, &client_id, now)?;
             tokens::insert(
                 c,
                 &t,

@@ -32,6 +32,9 @@ pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "end_session_endpoint": format!("{issuer}/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "response_types_supported": ["code", "none"],
         "response_modes_supported": ResponseMode::SUPPORTED,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -125,7 +128,7 @@ mod tests {
         );
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert!(
-            m.get("end_session_endpoint").is_none(),
+            m.get("registration_endpoint").is_none(),
             "no endpoint is advertised before it exists"
         );
     }

@@ -358,7 +358,11 @@ async fn sign_tokens(
             ctx.scope,
             &requested,
         );
-        let alg = id_token::DEFAULT_ALG;
+        let alg = client
+            .id_token_alg
+            .as_deref()
+            .and_then(|a| a.parse::<crate::crypto::keys::Alg>().ok())
+            .unwrap_or(id_token::DEFAULT_ALG);
         let id = IdToken {
             issuer: &tenant.issuer,
             subject: user_id,

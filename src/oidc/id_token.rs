@@ -63,7 +63,7 @@ impl IdToken<'_> {
 /// OpenID Foundation specifies for that curve).
 pub fn half_hash(alg: Alg, value: &str) -> String {
     match alg {
-        Alg::RS256 | Alg::ES256 => {
+        Alg::RS256 | Alg::PS256 | Alg::ES256 => {
             let digest = Sha256::digest(value.as_bytes());
             URL_SAFE_NO_PAD.encode(&digest[..16])
         }

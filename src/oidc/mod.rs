@@ -6,6 +6,7 @@
 
 pub mod access_token;
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client_auth;
 pub mod code;
@@ -16,6 +17,7 @@ pub mod form;
 pub mod grant;
 pub mod id_token;
 pub mod introspect;
+pub mod logout;
 pub mod pkce;
 pub mod redirect;
 pub mod reply;
@@ -40,6 +42,11 @@ pub fn routes() -> Router<App> {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/consent", post(consent::submit))
+        .route(
+            "/logout",
+            get(logout::end_session).post(logout::end_session),
+        )
+        .route("/logout/confirm", post(logout::confirm))
         .route(
             "/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),

@@ -284,6 +284,12 @@ mod tests {
             access_token_lifetime: None,
             id_token_lifetime: None,
             refresh_token_lifetime: None,
+            jwks: None,
+            jwks_uri: None,
+            backchannel_logout_uri: None,
+            id_token_alg: None,
+            allowed_scopes: vec![],
+            allowed_resources: vec![],
         }
     }
 

@@ -65,6 +65,17 @@ pub struct Client {
     pub access_token_lifetime: Option<i64>,
     pub id_token_lifetime: Option<i64>,
     pub refresh_token_lifetime: Option<i64>,
+    /// private_key_jwt: the client's public keys, by value (a JWK Set) or by URI.
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
+    /// OIDC Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    /// The ID token algorithm (RS256 when unset, as OIDC Core §15.1 expects).
+    pub id_token_alg: Option<String>,
+    /// Scopes beyond the OIDC user scopes that the client may obtain (API scopes).
+    pub allowed_scopes: Vec<String>,
+    /// RFC 8707 resources the client may name as its tokens' audience.
+    pub allowed_resources: Vec<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -83,6 +94,12 @@ struct Row {
     access_token_lifetime: Option<i64>,
     id_token_lifetime: Option<i64>,
     refresh_token_lifetime: Option<i64>,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+    backchannel_logout_uri: Option<String>,
+    id_token_signed_response_alg: Option<String>,
+    allowed_scopes: String,
+    allowed_resources: String,
 }
 
 fn json_list(s: &str) -> Vec<String> {
@@ -111,6 +128,12 @@ impl From<Row> for Client {
             access_token_lifetime: r.access_token_lifetime,
             id_token_lifetime: r.id_token_lifetime,
             refresh_token_lifetime: r.refresh_token_lifetime,
+            jwks: r.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            jwks_uri: r.jwks_uri,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            id_token_alg: r.id_token_signed_response_alg,
+            allowed_scopes: json_list(&r.allowed_scopes),
+            allowed_resources: json_list(&r.allowed_resources),
         }
     }
 }
@@ -154,6 +177,12 @@ struct Columns<'a> {
     access_token_lifetime: Option<i64>,
     id_token_lifetime: Option<i64>,
     refresh_token_lifetime: Option<i64>,
+    jwks: Option<String>,
+    jwks_uri: Option<&'a str>,
+    backchannel_logout_uri: Option<&'a str>,
+    id_token_signed_response_alg: Option<&'a str>,
+    allowed_scopes: String,
+    allowed_resources: String,
 }
 
 impl<'a> From<&'a Client> for Columns<'a> {
@@ -171,6 +200,12 @@ impl<'a> From<&'a Client> for Columns<'a> {
             access_token_lifetime: client.access_token_lifetime,
             id_token_lifetime: client.id_token_lifetime,
             refresh_token_lifetime: client.refresh_token_lifetime,
+            jwks: client.jwks.as_ref().map(|j| j.to_string()),
+            jwks_uri: client.jwks_uri.as_deref(),
+            backchannel_logout_uri: client.backchannel_logout_uri.as_deref(),
+            id_token_signed_response_alg: client.id_token_alg.as_deref(),
+            allowed_scopes: to_json(&client.allowed_scopes),
+            allowed_resources: to_json(&client.allowed_resources),
         }
     }
 }

@@ -254,3 +254,22 @@ pub fn revoke_for_user(
     .set(r::revoked_at.eq(now.0))
     .execute(conn)?)
 }
+
+/// At logout: revokes the session's refresh tokens, except `offline_access` ones, which exist to
+/// outlive the session (OIDC Core §11).
+pub fn revoke_for_session(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        r::table
+            .filter(r::tenant_id.eq(tenant.as_str()))
+            .filter(r::sid.eq(sid))
+            .filter(r::revoked_at.is_null())
+            .filter(r::scope.not_like("%offline_access%")),
+    )
+    .set(r::revoked_at.eq(now.0))
+    .execute(conn)?)
+}

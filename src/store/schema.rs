@@ -130,6 +130,12 @@ diesel::table! {
         refresh_token_lifetime -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
+        backchannel_logout_uri -> Nullable<Text>,
+        id_token_signed_response_alg -> Nullable<Text>,
+        allowed_scopes -> Text,
+        allowed_resources -> Text,
     }
 }
 
@@ -247,4 +253,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    session_clients (tenant_id, sid, client_id) {
+        tenant_id -> Text,
+        sid -> Text,
+        client_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
+diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

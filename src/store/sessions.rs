@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::StoreError;
 use super::conn::Conn;
-use super::schema::sso_sessions as s;
+use super::schema::{session_clients as sc, sso_sessions as s};
 use crate::clock::UnixTime;
 use crate::crypto::secret::TokenHash;
 use crate::tenant::TenantId;
@@ -121,7 +121,14 @@ pub fn touch(
         .filter(s::absolute_expires_at.gt(now.0))
         .set((
             s::last_seen_at.eq(now.0),
-            s::idle_expires_at.eq(now.plus(idle).0),
+            // Never past the absolute expiry, in the row as in the answer.
+            s::idle_expires_at.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CASE WHEN absolute_expires_at < ",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(now.plus(idle).0)
+            .sql(" THEN absolute_expires_at ELSE ")
+            .bind::<diesel::sql_types::BigInt, _>(now.plus(idle).0)
+            .sql(" END")),
         ))
         .returning(<Row as Selectable<crate::store::conn::MultiBackend>>::construct_selection())
         .get_result(conn)
@@ -185,4 +192,72 @@ pub fn revoke_for_user(
     )
     .set(s::revoked_at.eq(now.0))
     .execute(conn)?)
+}
+
+/// The live session with public id `sid` (logout by `id_token_hint`, when the browser's cookie did
+/// not come along on a cross-site request).
+pub fn find_by_sid(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    now: UnixTime,
+) -> Result<Option<Session>, StoreError> {
+    let row: Option<Row> = s::table
+        .filter(s::tenant_id.eq(tenant.as_str()))
+        .filter(s::sid.eq(sid))
+        .filter(s::revoked_at.is_null())
+        .filter(s::idle_expires_at.gt(now.0))
+        .filter(s::absolute_expires_at.gt(now.0))
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(Session::from))
+}
+
+/// Notes that `client_id` received tokens through session `sid`, so logout can reach it.
+pub fn add_client(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let exists = sc::table
+        .filter(sc::tenant_id.eq(tenant.as_str()))
+        .filter(sc::sid.eq(sid))
+        .filter(sc::client_id.eq(client_id))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if exists {
+        return Ok(());
+    }
+    let inserted = diesel::insert_into(sc::table)
+        .values((
+            sc::tenant_id.eq(tenant.as_str()),
+            sc::sid.eq(sid),
+            sc::client_id.eq(client_id),
+            sc::created_at.eq(now.0),
+        ))
+        .execute(conn);
+    match inserted.map_err(StoreError::from) {
+        // Another request of the same session recorded it first.
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The clients that received tokens through session `sid`, sorted.
+pub fn clients_of(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut ids: Vec<String> = sc::table
+        .filter(sc::tenant_id.eq(tenant.as_str()))
+        .filter(sc::sid.eq(sid))
+        .select(sc::client_id)
+        .load(conn)?;
+    ids.sort();
+    Ok(ids)
 }

@@ -26,6 +26,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/form_post.html"),
     ),
     ("consent.html", include_str!("../../templates/consent.html")),
+    ("logout.html", include_str!("../../templates/logout.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");

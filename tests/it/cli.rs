@@ -257,12 +257,12 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
     let keys = e.ok(&["keys", "list", "-t", "acme"]);
     assert_eq!(
         keys.lines().filter(|l| l.contains(" active ")).count(),
-        3,
+        4,
         "{keys}"
     );
     assert_eq!(
         keys.lines().filter(|l| l.contains(" next ")).count(),
-        3,
+        4,
         "{keys}"
     );
     let err = e.fails(&["keys", "rotate", "-t", "acme", "--alg", "ES256"]);

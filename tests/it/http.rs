@@ -69,11 +69,7 @@ both_backends!(discovery_and_jwks_verify_a_signature_made_by_sesame, |db| {
             .starts_with("public, max-age=")
     );
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&j.body).unwrap();
-    assert_eq!(
-        set.keys.len(),
-        6,
-        "active and next key for three algorithms"
-    );
+    assert_eq!(set.keys.len(), 8, "active and next key for four algorithms");
 
     verify_signature_with_published_keys(&t, "acme").await;
 });
@@ -346,6 +342,7 @@ async fn verify_signature_with_published_keys(t: &TestApp, tenant: &str) {
         .unwrap();
     for (alg, jalg) in [
         (Alg::RS256, jsonwebtoken::Algorithm::RS256),
+        (Alg::PS256, jsonwebtoken::Algorithm::PS256),
         (Alg::ES256, jsonwebtoken::Algorithm::ES256),
         (Alg::EdDSA, jsonwebtoken::Algorithm::EdDSA),
     ] {

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod http;
+mod logout;
 mod oidc_flow;
 mod outage;
 mod sessions;

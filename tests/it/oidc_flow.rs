@@ -76,6 +76,7 @@ name = "CRM"
 app = "crm"
 first_party = true
 redirect_uris = ["https://crm.acme.test/cb"]
+post_logout_redirect_uris = ["https://crm.acme.test/bye"]
 secret = "crm-secret-0123456789-0123456789-0123"
 
 [[tenants.clients]]
@@ -92,6 +93,7 @@ name = "Wiki"
 first_party = true
 redirect_uris = ["https://wiki.acme.test/cb"]
 secret = "wiki-secret-0123456789-0123456789-012"
+id_token_signed_response_alg = "PS256"
 
 [[tenants.clients]]
 client_id = "partner"

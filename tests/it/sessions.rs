@@ -36,6 +36,32 @@ fn prepared(db: &TestDb) -> Store {
     store
         .run_blocking(|c| users::insert(c, &acme(), &user, T0))
         .unwrap();
+    for id in ["crm", "other"] {
+        let client = sesame::store::clients::Client {
+            client_id: id.into(),
+            app_id: None,
+            name: id.into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![],
+            auth_method: sesame::store::clients::AuthMethod::None,
+            channel: sesame::store::apps::Channel::Web,
+            first_party: true,
+            access_token_lifetime: None,
+            id_token_lifetime: None,
+            refresh_token_lifetime: None,
+            jwks: None,
+            jwks_uri: None,
+            backchannel_logout_uri: None,
+            id_token_alg: None,
+            allowed_scopes: vec![],
+            allowed_resources: vec![],
+        };
+        store
+            .run_blocking(|c| sesame::store::clients::insert(c, &acme(), &client, T0))
+            .unwrap();
+    }
     store
 }
 

@@ -117,6 +117,7 @@ pub(super) fn apply_apps(
 }
 
 const KNOWN_GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+const ID_TOKEN_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
 
 /// A given client secret must be at least this long (a generated one has 43 characters).
 const MIN_SECRET_CHARS: usize = 32;
@@ -202,6 +203,61 @@ pub fn client_from_entry(
             );
         }
     }
+    for uri in e.jwks_uri.iter().chain(&e.backchannel_logout_uri) {
+        if let Err(why) = check_registrable(uri.get_ref()).and_then(|_| {
+            match url::Url::parse(uri.get_ref()).map(|u| u.scheme().to_string()) {
+                Ok(s) if s == "https" || s == "http" => Ok(()),
+                _ => Err(format!("'{}' must be an https URL", uri.get_ref())),
+            }
+        }) {
+            return src.err(uri.span(), why);
+        }
+    }
+    if let Some(jwks) = &e.jwks
+        && !jwks.get("keys").is_some_and(serde_json::Value::is_array)
+    {
+        return src.err(
+            e.client_id.span(),
+            "jwks must be a JWK Set: a table with a `keys` array",
+        );
+    }
+    if auth_method == AuthMethod::PrivateKeyJwt && e.jwks.is_none() && e.jwks_uri.is_none() {
+        return src.err(
+            e.client_id.span(),
+            "a private_key_jwt client needs `jwks` or `jwks_uri`",
+        );
+    }
+    if let Some(alg) = &e.id_token_signed_response_alg
+        && !ID_TOKEN_ALGS.contains(&alg.get_ref().as_str())
+    {
+        return src.err(
+            alg.span(),
+            format!(
+                "id_token_signed_response_alg must be one of {}",
+                ID_TOKEN_ALGS.join(", ")
+            ),
+        );
+    }
+    if let Some(bad) = e
+        .allowed_scopes
+        .iter()
+        .find(|s| crate::oidc::scope::Scope::parse(s).is_none_or(|p| p.iter().count() != 1))
+    {
+        return src.err(
+            e.client_id.span(),
+            format!("allowed_scopes: '{bad}' is not a scope"),
+        );
+    }
+    if let Some(bad) = e
+        .allowed_resources
+        .iter()
+        .find(|r| crate::oidc::token::resource_indicator(r).is_err())
+    {
+        return src.err(
+            e.client_id.span(),
+            format!("allowed_resources: '{bad}' is not an absolute URI without a fragment"),
+        );
+    }
     let mut generated = None;
     let secret_hash = if auth_method.uses_secret() {
         match (&e.secret, current.and_then(|c| c.secret_hash.clone())) {
@@ -250,6 +306,18 @@ pub fn client_from_entry(
         access_token_lifetime: e.access_token_lifetime,
         id_token_lifetime: e.id_token_lifetime,
         refresh_token_lifetime: e.refresh_token_lifetime,
+        jwks: e.jwks.clone(),
+        jwks_uri: e.jwks_uri.as_ref().map(|u| u.get_ref().clone()),
+        backchannel_logout_uri: e
+            .backchannel_logout_uri
+            .as_ref()
+            .map(|u| u.get_ref().clone()),
+        id_token_alg: e
+            .id_token_signed_response_alg
+            .as_ref()
+            .map(|a| a.get_ref().clone()),
+        allowed_scopes: e.allowed_scopes.clone(),
+        allowed_resources: e.allowed_resources.clone(),
     };
     Ok((client, generated))
 }

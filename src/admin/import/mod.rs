@@ -167,6 +167,22 @@ pub struct ClientEntry {
     pub id_token_lifetime: Option<i64>,
     #[serde(default)]
     pub refresh_token_lifetime: Option<i64>,
+    /// private_key_jwt: the client's JWK Set, by value (a table with `keys`) or by URI.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub jwks_uri: Option<Spanned<String>>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<Spanned<String>>,
+    /// RS256 (default), PS256, ES256 or EdDSA.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<Spanned<String>>,
+    /// Scopes beyond openid/profile/email/phone/offline_access the client may obtain.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// RFC 8707 resource URIs the client may ask tokens for.
+    #[serde(default)]
+    pub allowed_resources: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,395 @@
+//! RP-Initiated Logout 1.0 (`end_session_endpoint`, GET and POST) and ending a session for every
+//! app it signed into: session-bound refresh tokens are revoked and each client that registered a
+//! `backchannel_logout_uri` gets a logout token (Back-Channel Logout 1.0, [`super::backchannel`]).
+//!
+//! A request with a valid `id_token_hint` names its session and is carried out at once. Without
+//! one, anybody's page could sign the user out, so the user confirms on a CSRF-protected form
+//! first (RP-Initiated Logout §2: the OP SHOULD ask). `post_logout_redirect_uri` must exactly
+//! match one the client registered, or the user sees a page instead of a redirect.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde_json::{Map, Value};
+
+use super::backchannel;
+use super::form::OAuthForm;
+use super::redirect::RedirectUri;
+use crate::app::App;
+use crate::flow::{self, login, session};
+use crate::store::clients::Client;
+use crate::store::sessions::{self, Session};
+use crate::store::{StoreError, refresh};
+use crate::tenant::resolve::TenantCtx;
+use crate::web::{self, error::PageError};
+
+/// The CSRF purpose of the confirmation form.
+const CONFIRM: &str = "logout";
+
+/// A logout request, checked: where to go afterwards and which session the hint names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogoutRequest {
+    pub client: Option<Client>,
+    /// Registered, exactly matched.
+    pub redirect: Option<RedirectUri>,
+    pub state: Option<String>,
+    /// The verified hint's `sub` and `sid`.
+    pub hinted: Option<(String, Option<String>)>,
+}
+
+/// Pure checks of RP-Initiated Logout §2 and §3; `hint` is the verified hint's claims (`None`
+/// when absent), `client` the client the request names (by `client_id` or the hint's `aud`).
+pub fn check(
+    params: &OAuthForm,
+    hint: Option<&Map<String, Value>>,
+    issuer: &str,
+    client: Option<&Client>,
+) -> Result<LogoutRequest, String> {
+    let hinted = match hint {
+        Some(claims) => {
+            if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+                return Err("The sign-out request names a token from another issuer.".into());
+            }
+            let sub = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .ok_or("The sign-out request's token names nobody.")?;
+            let sid = claims
+                .get("sid")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Some((sub.to_string(), sid))
+        }
+        None => None,
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        Some(uri) => {
+            let client = client
+                .ok_or("The app asked to return to an address, but did not say which app it is.")?;
+            Some(
+                RedirectUri::registered(uri, &client.post_logout_redirect_uris)
+                    .ok_or("The app asked to return to an address it has not registered.")?,
+            )
+        }
+        None => None,
+    };
+    Ok(LogoutRequest {
+        client: client.cloned(),
+        redirect,
+        state: params.get("state").map(str::to_string),
+        hinted,
+    })
+}
+
+/// The client a logout request names: `client_id`, which must agree with the hint's `aud`.
+fn named_client_id<'a>(
+    params: &'a OAuthForm,
+    hint: Option<&'a Map<String, Value>>,
+) -> Result<Option<&'a str>, String> {
+    let aud = hint.and_then(|c| match c.get("aud") {
+        Some(Value::String(a)) => Some(a.as_str()),
+        Some(Value::Array(list)) if list.len() == 1 => list[0].as_str(),
+        _ => None,
+    });
+    match (params.get("client_id"), aud) {
+        (Some(id), Some(aud)) if id != aud => {
+            Err("The sign-out request names two different apps.".into())
+        }
+        (Some(id), _) => Ok(Some(id)),
+        (None, aud) => Ok(aud),
+    }
+}
+
+/// `GET`/`POST /t/{tenant}/logout`
+pub async fn end_session(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let raw = if method == Method::POST {
+        body.to_vec()
+    } else {
+        query.unwrap_or_default().into_bytes()
+    };
+    let params = OAuthForm::parse(&raw)
+        .map_err(|e| PageError::BadRequest(format!("The sign-out request is malformed: {e}.")))?;
+    let req = checked(&app, &tenant, &params).await?;
+    let current = session::current(&app, tenant.id(), &headers).await?;
+    let target = match &req.hinted {
+        Some((sub, sid)) => hinted_session(&app, &tenant, sub, sid.as_deref(), current).await?,
+        None => {
+            if let Some(s) = current {
+                return confirm_page(&app, &tenant, &headers, &params, &s);
+            }
+            None
+        }
+    };
+    finish(&app, &tenant, &req, target).await
+}
+
+/// `POST /t/{tenant}/logout/confirm`: the user confirmed on the page.
+pub async fn confirm(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let params = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let browser = flow::cookies::read(&headers, &session::jar(&app).browser_name());
+    if !app
+        .csrf
+        .verify(browser.as_deref(), CONFIRM, params.get("csrf"))
+    {
+        return Err(PageError::Forbidden(
+            "This form did not come from this browser. Sign out again from the app.".into(),
+        ));
+    }
+    let req = checked(&app, &tenant, &params).await?;
+    let current = session::current(&app, tenant.id(), &headers).await?;
+    finish(&app, &tenant, &req, current).await
+}
+
+async fn checked(
+    app: &App,
+    tenant: &TenantCtx,
+    params: &OAuthForm,
+) -> Result<LogoutRequest, PageError> {
+    let hint = match params.get("id_token_hint") {
+        Some(token) => {
+            let ring = app.keyring(tenant.id()).await?;
+            // Expired hints are fine: they still say who signed in where (§2).
+            Some(ring.verify(token, "JWT").ok_or_else(|| {
+                PageError::BadRequest(
+                    "The app sent a sign-out request with an invalid token.".into(),
+                )
+            })?)
+        }
+        None => None,
+    };
+    let client_id = named_client_id(params, hint.as_ref()).map_err(PageError::BadRequest)?;
+    let client = match client_id {
+        Some(id) if id.len() <= 128 => app.client(tenant.id(), id).await?,
+        _ => None,
+    };
+    if client_id.is_some() && client.is_none() {
+        return Err(PageError::BadRequest(
+            "The app that sent you here is not registered with this organization.".into(),
+        ));
+    }
+    check(params, hint.as_ref(), &tenant.issuer, client.as_deref()).map_err(PageError::BadRequest)
+}
+
+/// The session a verified hint names: its `sid` if live and the hint's user's, else the browser's
+/// own session if it is that user's. Another user's session is never ended by a hint.
+async fn hinted_session(
+    app: &App,
+    tenant: &TenantCtx,
+    sub: &str,
+    sid: Option<&str>,
+    current: Option<Session>,
+) -> Result<Option<Session>, PageError> {
+    if let Some(sid) = sid {
+        let (t, sid, now) = (tenant.id().clone(), sid.to_string(), app.now());
+        let found = app
+            .store
+            .run(move |c| sessions::find_by_sid(c, &t, &sid, now))
+            .await?;
+        if let Some(s) = found.filter(|s| s.user_id == sub) {
+            return Ok(Some(s));
+        }
+    }
+    Ok(current.filter(|s| s.user_id == sub))
+}
+
+fn confirm_page(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    params: &OAuthForm,
+    _session: &Session,
+) -> Result<Response, PageError> {
+    let (browser, set_cookie) = session::browser(app, headers);
+    let carried: Vec<(&str, &str)> = ["client_id", "post_logout_redirect_uri", "state"]
+        .into_iter()
+        .filter_map(|k| params.get(k).map(|v| (k, v)))
+        .collect();
+    let html = app.templates.render(
+        "logout.html",
+        context! {
+            tenant_name => &tenant.tenant.display_name,
+            action => format!("{}/logout/confirm", login::tenant_path(tenant)),
+            csrf => app.csrf.token(&browser, CONFIRM),
+            params => carried,
+        },
+    )?;
+    let redirect = params.get("post_logout_redirect_uri");
+    let mut response = web::page(StatusCode::OK, html, redirect);
+    if let Some(set) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// Ends `target` (if any), clears the cookie, and goes where the app asked or says goodbye.
+async fn finish(
+    app: &App,
+    tenant: &TenantCtx,
+    req: &LogoutRequest,
+    target: Option<Session>,
+) -> Result<Response, PageError> {
+    if let Some(s) = &target {
+        end(app, tenant, s).await?;
+    }
+    let mut response = match &req.redirect {
+        Some(uri) => {
+            let mut url = uri.as_str().to_string();
+            if let Some(state) = &req.state
+                && let Ok(mut u) = url::Url::parse(uri.as_str())
+            {
+                u.query_pairs_mut().append_pair("state", state);
+                url = u.to_string();
+            }
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        None => flow::message(
+            app,
+            StatusCode::OK,
+            "You have signed out",
+            &format!(
+                "You are no longer signed in to {}. You can close this window.",
+                tenant.tenant.display_name
+            ),
+            None,
+        )?,
+    };
+    let jar = session::jar(app);
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        jar.clear(&jar.session_name(tenant.id())),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Ends `session` everywhere: the session itself, its refresh tokens (all but offline_access),
+/// and a back-channel logout to every client that signed in through it. The notifications run in
+/// the background; the user never waits for an app.
+pub async fn end(app: &App, tenant: &TenantCtx, session: &Session) -> Result<(), StoreError> {
+    let (t, sid, now) = (tenant.id().clone(), session.sid.clone(), app.now());
+    let clients = app
+        .store
+        .run(move |c| {
+            sessions::revoke(c, &t, &sid, now)?;
+            refresh::revoke_for_session(c, &t, &sid, now)?;
+            sessions::clients_of(c, &t, &sid)
+        })
+        .await?;
+    for client_id in clients {
+        if let Some(client) = app.client(tenant.id(), &client_id).await?
+            && client.backchannel_logout_uri.is_some()
+        {
+            backchannel::notify(
+                app.clone(),
+                tenant.clone(),
+                (*client).clone(),
+                session.clone(),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ISS: &str = "https://id.example.com/t/acme";
+
+    fn client() -> Client {
+        Client {
+            client_id: "crm".into(),
+            app_id: None,
+            name: "CRM".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec!["https://crm.example.com/bye".into()],
+            grant_types: vec![],
+            auth_method: crate::store::clients::AuthMethod::ClientSecretBasic,
+            channel: crate::store::apps::Channel::Web,
+            first_party: true,
+            access_token_lifetime: None,
+            id_token_lifetime: None,
+            refresh_token_lifetime: None,
+            jwks: None,
+            jwks_uri: None,
+            backchannel_logout_uri: None,
+            id_token_alg: None,
+            allowed_scopes: vec![],
+            allowed_resources: vec![],
+        }
+    }
+
+    fn form(q: &str) -> OAuthForm {
+        OAuthForm::parse(q.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn post_logout_redirects_must_be_registered_exactly() {
+        let c = client();
+        let ok = check(
+            &form("post_logout_redirect_uri=https%3A%2F%2Fcrm.example.com%2Fbye&state=s"),
+            None,
+            ISS,
+            Some(&c),
+        )
+        .unwrap();
+        assert_eq!(ok.redirect.unwrap().as_str(), "https://crm.example.com/bye");
+        assert_eq!(ok.state.as_deref(), Some("s"));
+        for bad in [
+            "https%3A%2F%2Fcrm.example.com%2Fbye%2F",
+            "https%3A%2F%2Fevil.example%2Fbye",
+            "https%3A%2F%2Fcrm.example.com%2Fbye%3Fnext%3Dhttps%3A%2F%2Fevil.example",
+        ] {
+            let q = format!("post_logout_redirect_uri={bad}");
+            assert!(check(&form(&q), None, ISS, Some(&c)).is_err(), "{bad}");
+        }
+        assert!(
+            check(
+                &form("post_logout_redirect_uri=https%3A%2F%2Fcrm.example.com%2Fbye"),
+                None,
+                ISS,
+                None
+            )
+            .is_err(),
+            "no client named"
+        );
+    }
+
+    #[test]
+    fn hints_must_come_from_this_issuer_and_agree_with_client_id() {
+        let mut hint = Map::new();
+        hint.insert("iss".into(), json!(ISS));
+        hint.insert("sub".into(), json!("u1"));
+        hint.insert("aud".into(), json!("crm"));
+        hint.insert("sid".into(), json!("s1"));
+        let r = check(&form(""), Some(&hint), ISS, None).unwrap();
+        assert_eq!(r.hinted, Some(("u1".into(), Some("s1".into()))));
+        assert!(check(&form(""), Some(&hint), "https://other.example", None).is_err());
+        assert_eq!(
+            named_client_id(&form(""), Some(&hint)).unwrap(),
+            Some("crm")
+        );
+        assert!(named_client_id(&form("client_id=wiki"), Some(&hint)).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! RP-initiated logout and back-channel logout over real HTTP, with a local receiver standing in
+//! for an app's back-channel endpoint.
+
+use axum::routing::post;
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+
+use crate::oidc_flow::{Browser, CRM_SECRET, basic, enc, hidden, params};
+use crate::support::{TestDb, both_backends};
+
+/// A back-channel logout endpoint on 127.0.0.1 that hands every `logout_token` it receives to
+/// the test, until dropped.
+struct Receiver {
+    url: String,
+    tokens: mpsc::UnboundedReceiver<String>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn receiver() -> Receiver {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/backchannel",
+        post(
+            move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let tx = tx.clone();
+                async move {
+                    if let Some(t) = form.get("logout_token") {
+                        let _ = tx.send(t.clone());
+                    }
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Receiver {
+        url,
+        tokens: rx,
+        _task: task,
+    }
+}
+
+fn bc_client(url: &str) -> String {
+    format!(
+        r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme & Co"
+
+[[tenants.clients]]
+client_id = "rp-bc"
+name = "Back-channel RP"
+first_party = true
+redirect_uris = ["https://rp.acme.test/cb"]
+secret = "rp-bc-secret-0123456789-0123456789-01"
+backchannel_logout_uri = "{url}"
+"#
+    )
+}
+
+both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
+    let mut rx = receiver().await;
+    let b = Browser::new(db).await;
+    b.t.import(&bc_client(&rx.url)).await;
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, tokens) = b.redeem(&p["code"]).await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_string();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let sid = b.verify(&id_token, "crm-web").await["sid"].clone();
+    // The back-channel client signs in through the same session.
+    let r = b
+        .get(&Browser::authorize_path(
+            "rp-bc",
+            "https://rp.acme.test/cb",
+            "",
+        ))
+        .await;
+    assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+
+    let r = b
+        .get(&format!(
+            "/t/acme/logout?id_token_hint={}&post_logout_redirect_uri={}&state=bye-1",
+            id_token,
+            enc("https://crm.acme.test/bye")
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "https://crm.acme.test/bye?state=bye-1"
+    );
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("sesame-session-acme=;"));
+    assert!(cleared, "the session cookie is cleared");
+
+    let token = tokio::time::timeout(std::time::Duration::from_secs(10), rx.tokens.recv())
+        .await
+        .expect("a logout token within 10 s")
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let claims = b.verify(&token, "rp-bc").await;
+    assert_eq!(claims["sid"], sid);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+
+    // The session and its refresh token are gone.
+    b.start("crm-web", "https://crm.acme.test/cb", "").await;
+    let (_, err) = b
+        .token(
+            Some(&basic("crm-web", CRM_SECRET)),
+            &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
+        )
+        .await;
+    assert_eq!(err["error"], "invalid_grant");
+});
+
+#[tokio::test]
+async fn logout_without_a_hint_asks_and_refuses_open_redirects() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    for bad in [
+        format!(
+            "post_logout_redirect_uri={}&client_id=crm-web",
+            enc("https://evil.example/")
+        ),
+        format!(
+            "post_logout_redirect_uri={}&client_id=crm-web",
+            enc("https://crm.acme.test/bye/x")
+        ),
+        format!(
+            "post_logout_redirect_uri={}",
+            enc("https://crm.acme.test/bye")
+        ),
+        "id_token_hint=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_string(),
+        "client_id=nobody".to_string(),
+    ] {
+        let r = b.get(&format!("/t/acme/logout?{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.headers().get("location").is_none(), "{bad}");
+    }
+    // No hint: a confirmation page; the session is still there until the user confirms.
+    let r = b
+        .get(&format!(
+            "/t/acme/logout?client_id=crm-web&post_logout_redirect_uri={}&state=s9",
+            enc("https://crm.acme.test/bye")
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let csrf = hidden(&page, "csrf");
+    let r = b
+        .get(&Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            "&prompt=none",
+        ))
+        .await;
+    assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    let carried = format!(
+        "client_id=crm-web&post_logout_redirect_uri={}&state=s9",
+        enc("https://crm.acme.test/bye")
+    );
+    let r = b.post_form("/t/acme/logout/confirm", &carried).await;
+    assert_eq!(r.status(), 403, "no CSRF token");
+    let r = b
+        .post_form("/t/acme/logout/confirm", &format!("csrf={csrf}&{carried}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "https://crm.acme.test/bye?state=s9"
+    );
+    let r = b
+        .get(&Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            "&prompt=none",
+        ))
+        .await;
+    assert_eq!(
+        params(r.headers()["location"].to_str().unwrap())["error"],
+        "login_required"
+    );
+    // Signing out again without a session just says so.
+    let r = b.get("/t/acme/logout").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("signed out"));
+}
