@@ -12,6 +12,7 @@ use crate::crypto::master::MasterKey;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::DigestKey;
 use crate::flow::cookies::Csrf;
+use crate::limits::FailureLimiter;
 use crate::store::clients::Client;
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError, clients, keys as key_store, tenants};
@@ -50,6 +51,10 @@ pub struct Inner {
     clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
     /// Discovery documents by issuer, serialized once.
     discovery: TtlCache<String, bytes::Bytes>,
+    /// Client JWK Sets fetched from `jwks_uri`, by (tenant, client id).
+    pub(crate) client_jwks: TtlCache<(TenantId, String), Arc<serde_json::Value>>,
+    /// Failed client authentications per (tenant, client id, address).
+    pub client_auth_failures: FailureLimiter,
 }
 
 impl std::ops::Deref for App {
@@ -92,6 +97,11 @@ impl App {
             keyrings: TtlCache::default(),
             clients: TtlCache::default(),
             discovery: TtlCache::default(),
+            client_jwks: TtlCache::default(),
+            client_auth_failures: FailureLimiter::new(
+                crate::oidc::client_auth::MAX_FAILURES,
+                crate::oidc::client_auth::FAILURE_WINDOW,
+            ),
         })))
     }
 
@@ -199,11 +209,12 @@ impl App {
         self.keyrings.clear();
         self.clients.clear();
         self.discovery.clear();
+        self.client_jwks.clear();
     }
 }
 
 /// A small map whose entries are trusted for [`CACHE_TTL_SECS`].
-struct TtlCache<K, V> {
+pub(crate) struct TtlCache<K, V> {
     entries: RwLock<HashMap<K, (V, UnixTime)>>,
 }
 
@@ -219,13 +230,13 @@ impl<K, V> Default for TtlCache<K, V> {
 const CACHE_MAX_ENTRIES: usize = 10_000;
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    fn get(&self, key: &K, now: UnixTime) -> Option<V> {
+    pub(crate) fn get(&self, key: &K, now: UnixTime) -> Option<V> {
         let entries = self.entries.read().ok()?;
         let (value, at) = entries.get(key)?;
         (now.0 - at.0 < CACHE_TTL_SECS && now.0 >= at.0).then(|| value.clone())
     }
 
-    fn put(&self, key: K, value: V, now: UnixTime) {
+    pub(crate) fn put(&self, key: K, value: V, now: UnixTime) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_MAX_ENTRIES {
                 entries.retain(|_, (_, at)| now.0 - at.0 < CACHE_TTL_SECS);

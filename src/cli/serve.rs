@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::master::MasterKeySource;
-use crate::store::{flows, tokens};
+use crate::store::{flows, jtis, refresh, sessions, tokens};
 use crate::{bootstrap, demo, router, server, telemetry};
 
 /// How often expired one-time tokens are swept.
@@ -61,11 +61,17 @@ fn spawn_sweeper(app: App) {
             let now = app.now();
             let swept = app
                 .store
-                .run(move |c| Ok(tokens::sweep_expired(c, now)? + flows::sweep_expired(c, now)?))
+                .run(move |c| {
+                    Ok(tokens::sweep_expired(c, now)?
+                        + flows::sweep_expired(c, now)?
+                        + jtis::sweep_expired(c, now)?
+                        + sessions::sweep_expired(c, now)?
+                        + refresh::sweep_expired(c, now)?)
+                })
                 .await;
             match swept {
                 Ok(n) if n > 0 => {
-                    tracing::debug!(swept = n, "expired one-time tokens and login flows removed")
+                    tracing::debug!(swept = n, "expired tokens, flows and sessions removed")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping expired tokens failed"),

@@ -28,8 +28,14 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     #[error("{0}")]
     InvalidScope(String),
+    /// RFC 8707 §2: the resource is unknown or not allowed to the client.
+    #[error("{0}")]
+    InvalidTarget(String),
     #[error("the server is temporarily unable to handle the request")]
     TemporarilyUnavailable,
+    /// Too many failed client authentications from this address: 429 with `Retry-After`.
+    #[error("too many failed client authentications; try again later")]
+    TooManyAttempts { retry_after: i64 },
     #[error("the server encountered an unexpected condition")]
     ServerError,
 }
@@ -43,7 +49,10 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
-            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::TemporarilyUnavailable | OAuthError::TooManyAttempts { .. } => {
+                "temporarily_unavailable"
+            }
             OAuthError::ServerError => "server_error",
         }
     }
@@ -53,6 +62,7 @@ impl OAuthError {
             OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             OAuthError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -78,14 +88,21 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if let OAuthError::InvalidClient { basic: true } = self {
+        // RFC 9110 §15.5.2: every 401 carries a challenge, whichever method the client tried.
+        if let OAuthError::InvalidClient { .. } = self {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"sesame\""),
             );
         }
-        if let OAuthError::TemporarilyUnavailable = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        match self {
+            OAuthError::TemporarilyUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            OAuthError::TooManyAttempts { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            _ => {}
         }
         response
     }
@@ -106,7 +123,10 @@ mod tests {
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
         let r = OAuthError::InvalidClient { basic: false }.into_response();
         assert_eq!(r.status(), 401);
-        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert!(
+            r.headers().get(header::WWW_AUTHENTICATE).is_some(),
+            "every 401 challenges"
+        );
     }
 
     #[test]

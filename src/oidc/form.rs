@@ -22,7 +22,8 @@ impl OAuthForm {
             }
             if params.insert(key.to_string(), value.into_owned()).is_some() {
                 return Err(OAuthError::InvalidRequest(format!(
-                    "parameter '{key}' is repeated"
+                    "parameter '{}' is repeated",
+                    printable(&key)
                 )));
             }
         }
@@ -38,6 +39,15 @@ impl OAuthForm {
         self.get(name)
             .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter '{name}' is missing")))
     }
+}
+
+/// A parameter name as it may appear in `error_description` (RFC 6749 §5.2 allows only
+/// `%x20-21 / %x23-5B / %x5D-7E`): other characters dropped, at most 64 kept.
+fn printable(name: &str) -> String {
+    name.chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e) && *c != '\'')
+        .take(64)
+        .collect()
 }
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
@@ -82,6 +92,16 @@ mod tests {
         assert_eq!(f.get("scope"), Some("a b c"));
         assert_eq!(f.get("empty"), None);
         assert_eq!(f.require("code").unwrap_err().code(), "invalid_request");
+    }
+
+    #[test]
+    fn descriptions_never_carry_unsafe_characters() {
+        let e = OAuthForm::parse("a%22%5C%0A\u{e9}b=1&a%22%5C%0A\u{e9}b=2".as_bytes()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            !text.contains('"') && !text.contains('\\') && !text.contains('\n'),
+            "{text}"
+        );
     }
 
     #[test]

@@ -316,10 +316,7 @@ async fn sign_tokens(
     let lifetime = client
         .access_token_lifetime
         .unwrap_or(app.config.tokens.access_token_lifetime);
-    let audience = match resource {
-        Some(r) => super::token::resource_indicator(r)?,
-        None => tenant.issuer.clone(),
-    };
+    let audience = super::token::audience(client, &tenant.issuer, resource)?;
     let jti = random_token(16);
     let user_id = &ctx.subject.user.id;
     let mut at_claims = AccessToken {

@@ -17,15 +17,18 @@ use crate::crypto::secret::TokenHash;
 use crate::store::clients::{AuthMethod, Client};
 use crate::store::refresh;
 use crate::tenant::resolve::TenantCtx;
+use crate::web::ClientInfo;
 
 /// `POST /t/{tenant}/introspect`
 pub async fn introspect(
     State(app): State<App>,
     tenant: TenantCtx,
     headers: HeaderMap,
+    caller: ClientInfo,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
+    let client =
+        client_auth::authenticate(&app, &tenant, &headers, &caller, &form, "introspect").await?;
     // §2.1: the endpoint requires authorization; a public client proves nothing by its id.
     if client.auth_method == AuthMethod::None {
         return Err(OAuthError::InvalidClient { basic: false });
@@ -58,10 +61,7 @@ async fn access_token_claims(
     if token.split('.').count() != 3 {
         return Ok(None);
     }
-    let ring = app.keyring(tenant.id()).await.map_err(|e| match e {
-        crate::crypto::keys::KeyError::Store(s) => OAuthError::from(s),
-        _ => OAuthError::ServerError,
-    })?;
+    let ring = super::grant::keyring(app, tenant.id()).await?;
     let Some(mut claims) = ring.verify(token, access_token::TYP) else {
         return Ok(None);
     };

@@ -5,6 +5,7 @@
 //! specs' vectors; handlers only extract, decide and answer.
 
 pub mod access_token;
+pub mod assertion;
 pub mod authorize;
 pub mod backchannel;
 pub mod claims;

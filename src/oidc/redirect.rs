@@ -15,6 +15,32 @@ impl RedirectUri {
             .map(|r| RedirectUri(r.clone()))
     }
 
+    /// For native apps (public clients): as [`RedirectUri::registered`], and a loopback IP
+    /// redirect (`http://127.0.0.1` or `http://[::1]`) also matches on any port, because the app
+    /// picks a free port at each run (RFC 8252 §7.3). Everything but the port must be equal.
+    pub fn registered_native(requested: &str, registered: &[String]) -> Option<RedirectUri> {
+        if let Some(exact) = RedirectUri::registered(requested, registered) {
+            return Some(exact);
+        }
+        let asked = url::Url::parse(requested).ok()?;
+        if asked.scheme() != "http" || !matches!(asked.host_str(), Some("127.0.0.1" | "[::1]")) {
+            return None;
+        }
+        let without_port = |u: &url::Url| {
+            let mut u = u.clone();
+            u.set_port(None).ok()?;
+            Some(u.to_string())
+        };
+        let asked_bare = without_port(&asked)?;
+        registered.iter().find_map(|r| {
+            let reg = url::Url::parse(r).ok()?;
+            (reg.scheme() == "http"
+                && reg.host_str() == asked.host_str()
+                && without_port(&reg)? == asked_bare)
+                .then(|| RedirectUri(requested.to_string()))
+        })
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -85,6 +111,34 @@ mod tests {
                 "{near_miss}"
             );
         }
+    }
+
+    #[test]
+    fn native_apps_may_use_any_loopback_port() {
+        let registered = vec![
+            "http://127.0.0.1/cb".to_string(),
+            "com.example.app:/cb".to_string(),
+        ];
+        assert_eq!(
+            RedirectUri::registered_native("http://127.0.0.1:51234/cb", &registered)
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:51234/cb"
+        );
+        for miss in [
+            "http://127.0.0.1:51234/cb2",
+            "http://127.0.0.1:51234/cb?x=1",
+            "http://localhost:51234/cb",
+            "https://127.0.0.1:51234/cb",
+            "http://127.0.0.2:51234/cb",
+            "http://127.0.0.1@evil.example:80/cb",
+        ] {
+            assert!(
+                RedirectUri::registered_native(miss, &registered).is_none(),
+                "{miss}"
+            );
+        }
+        assert!(RedirectUri::registered_native("com.example.app:/cb", &registered).is_some());
     }
 
     #[test]

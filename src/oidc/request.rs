@@ -86,7 +86,12 @@ pub fn parse(
     let Some(requested_uri) = params.get("redirect_uri") else {
         return page("The app did not say where to return to (redirect_uri is missing).");
     };
-    let Some(redirect_uri) = RedirectUri::registered(requested_uri, &client.redirect_uris) else {
+    let matched = if client.auth_method == AuthMethod::None {
+        RedirectUri::registered_native(requested_uri, &client.redirect_uris)
+    } else {
+        RedirectUri::registered(requested_uri, &client.redirect_uris)
+    };
+    let Some(redirect_uri) = matched else {
         return page("The app asked to return to an address it has not registered.");
     };
 

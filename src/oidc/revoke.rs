@@ -14,15 +14,18 @@ use crate::app::App;
 use crate::crypto::secret::TokenHash;
 use crate::store::refresh;
 use crate::tenant::resolve::TenantCtx;
+use crate::web::ClientInfo;
 
 /// `POST /t/{tenant}/revoke`
 pub async fn revoke(
     State(app): State<App>,
     tenant: TenantCtx,
     headers: HeaderMap,
+    caller: ClientInfo,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
+    let client =
+        client_auth::authenticate(&app, &tenant, &headers, &caller, &form, "revoke").await?;
     let token = form.require("token")?;
     let (tid, hash, now, client_id) = (
         tenant.id().clone(),

@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::crypto::secret::random_token;
 use crate::store::clients::{AuthMethod, Client};
 use crate::tenant::resolve::TenantCtx;
+use crate::web::ClientInfo;
 
 /// Scopes about a user; a client acting on its own behalf has no user, so they are not granted.
 const USER_SCOPES: &[&str] = &[
@@ -34,9 +35,11 @@ pub async fn token(
     State(app): State<App>,
     tenant: TenantCtx,
     headers: HeaderMap,
+    caller: ClientInfo,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&app, &tenant, &headers, &form).await?;
+    let client =
+        client_auth::authenticate(&app, &tenant, &headers, &caller, &form, "token").await?;
     match form.require("grant_type")? {
         "authorization_code" => grant::authorization_code(&app, &tenant, &client, &form).await,
         "refresh_token" => grant::refresh_token(&app, &tenant, &client, &form).await,
@@ -66,19 +69,9 @@ async fn client_credentials(
     }
     let requested = Scope::parse(form.get("scope").unwrap_or(""))
         .ok_or_else(|| OAuthError::InvalidScope("scope is malformed".into()))?;
-    let user_scopes = Scope::parse(&USER_SCOPES.join(" ")).unwrap_or_default();
-    let granted = Scope::parse(
-        &requested
-            .iter()
-            .filter(|s| !user_scopes.contains(s))
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
-    .unwrap_or_default();
-    let audience = match form.get("resource") {
-        Some(resource) => resource_indicator(resource)?,
-        None => tenant.issuer.clone(),
-    };
+    // Only the API scopes registered for the client; user scopes never, as there is no user.
+    let granted = requested.intersect(&allowed_scopes(client));
+    let audience = audience(client, &tenant.issuer, form.get("resource"))?;
     let lifetime = client
         .access_token_lifetime
         .unwrap_or(app.config.tokens.access_token_lifetime);
@@ -94,31 +87,64 @@ async fn client_credentials(
         jti: &jti,
     }
     .claims();
-    let ring = app.keyring(tenant.id()).await.map_err(|e| match e {
-        crate::crypto::keys::KeyError::Store(s) => OAuthError::from(s),
-        other => {
-            tracing::error!(error = %other, "keyring unavailable");
-            OAuthError::ServerError
-        }
-    })?;
+    let ring = grant::keyring(app, tenant.id()).await?;
     let token = ring
         .sign(access_token::DEFAULT_ALG, access_token::TYP, claims)
         .map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
             OAuthError::ServerError
         })?;
-    let mut body = json!({ "access_token": token, "token_type": "Bearer", "expires_in": lifetime });
-    if !granted.is_empty() {
-        body["scope"] = json!(granted.to_string());
-    }
+    // RFC 6749 §5.1: always stated, since it may differ from what was asked.
+    let body = json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": granted.to_string(),
+    });
     Ok(super::no_store(Json(body).into_response()))
+}
+
+/// The API scopes a client may obtain besides the user scopes.
+pub(crate) fn allowed_scopes(client: &Client) -> Scope {
+    let user = Scope::parse(&USER_SCOPES.join(" ")).unwrap_or_default();
+    let registered = Scope::parse(&client.allowed_scopes.join(" ")).unwrap_or_default();
+    Scope::parse(
+        &registered
+            .iter()
+            .filter(|s| !user.contains(s))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+    .unwrap_or_default()
+}
+
+/// The audience of the client's access token: the tenant itself, or an RFC 8707 resource the
+/// client registered (any other is `invalid_target`, §2).
+pub(crate) fn audience(
+    client: &Client,
+    issuer: &str,
+    resource: Option<&str>,
+) -> Result<String, OAuthError> {
+    match resource {
+        None => Ok(issuer.to_string()),
+        Some(r) => {
+            let r = resource_indicator(r)?;
+            if client.allowed_resources.contains(&r) {
+                Ok(r)
+            } else {
+                Err(OAuthError::InvalidTarget(
+                    "this client may not obtain tokens for that resource".into(),
+                ))
+            }
+        }
+    }
 }
 
 /// RFC 8707 §2: an absolute URI without a fragment.
 pub(crate) fn resource_indicator(resource: &str) -> Result<String, OAuthError> {
     match url::Url::parse(resource) {
-        Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => Ok(resource.to_string()),
-        _ => Err(OAuthError::InvalidRequest(
+        Ok(u) if u.fragment().is_none() => Ok(resource.to_string()),
+        _ => Err(OAuthError::InvalidTarget(
             "resource must be an absolute URI without a fragment".into(),
         )),
     }

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod consents;
 pub mod departments;
 pub mod flows;
+pub mod jtis;
 pub mod keys;
 pub mod meta;
 pub mod migrate;

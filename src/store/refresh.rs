@@ -273,3 +273,9 @@ pub fn revoke_for_session(
     .set(r::revoked_at.eq(now.0))
     .execute(conn)?)
 }
+
+/// Deletes families past their absolute expiry. Rotated tokens of a live family are kept: they
+/// are what recognizes a reuse (RFC 9700 §4.14.2).
+pub fn sweep_expired(conn: &mut Conn, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(diesel::delete(r::table.filter(r::family_expires_at.le(now.0))).execute(conn)?)
+}

@@ -261,3 +261,16 @@ pub fn clients_of(
     ids.sort();
     Ok(ids)
 }
+
+/// Deletes sessions that can no longer be used (expired, or revoked more than a day ago).
+pub fn sweep_expired(conn: &mut Conn, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        s::table.filter(
+            s::absolute_expires_at
+                .le(now.0)
+                .or(s::idle_expires_at.le(now.0))
+                .or(s::revoked_at.le(now.0 - 86_400)),
+        ),
+    )
+    .execute(conn)?)
+}

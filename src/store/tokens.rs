@@ -95,7 +95,12 @@ pub fn find_consumed(
     Ok(payload.map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)))
 }
 
-/// Deletes tokens that expired before `now`; used or not, they can no longer do anything.
+/// Deletes tokens that expired more than an hour ago. Used or not, they can no longer do
+/// anything; the hour keeps a used one around so a late replay is still recognized as one
+/// (and revokes what its first use issued).
 pub fn sweep_expired(conn: &mut Conn, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(diesel::delete(t::table.filter(t::expires_at.le(now.0))).execute(conn)?)
+    Ok(diesel::delete(t::table.filter(t::expires_at.le(now.0 - REPLAY_MEMORY))).execute(conn)?)
 }
+
+/// Seconds a consumed token is remembered past its expiry.
+pub const REPLAY_MEMORY: i64 = 3600;

@@ -134,8 +134,24 @@ pub async fn render(
         .map(str::to_string)
         .unwrap_or_default();
     let mut response = next.run(req).await;
-    let Some(info) = response.extensions_mut().remove::<ErrorInfo>() else {
-        return response;
+    let info = match response.extensions_mut().remove::<ErrorInfo>() {
+        Some(info) => info,
+        // The body-limit layer refuses by Content-Length before any handler runs, with a bare
+        // 413; give it the same shape as every other error (`invalid_request` for OAuth clients).
+        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+            && response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_none_or(|ct| !ct.to_str().unwrap_or("").starts_with("application/json")) =>
+        {
+            ErrorInfo {
+                code: "invalid_request",
+                title: "Request too large",
+                message: "The request body is too large.".into(),
+                cause: None,
+            }
+        }
+        None => return response,
     };
     let status = response.status();
     match &info.cause {

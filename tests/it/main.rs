@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod client_auth;
 mod http;
 mod logout;
 mod oidc_flow;

@@ -94,9 +94,16 @@ both_backends!(single_use_consume_returns_once, |db| {
             .unwrap()
             .is_none()
     );
+    // A used token is remembered for an hour past its expiry (to recognize late replays).
     assert_eq!(
         store
             .run_blocking(|c| tokens::sweep_expired(c, T0.plus(301)))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .run_blocking(|c| tokens::sweep_expired(c, T0.plus(301 + tokens::REPLAY_MEMORY)))
             .unwrap(),
         2
     );

@@ -16,12 +16,14 @@ display_name = "Acme"
 [[tenants.clients]]
 client_id = "svc"
 grant_types = ["client_credentials"]
+allowed_scopes = ["reports:read"]
 secret = "svc-secret-0123456789-0123456789-0123"
 access_token_lifetime = 120
 
 [[tenants.clients]]
 client_id = "svc-post"
 grant_types = ["client_credentials"]
+allowed_resources = ["https://api.acme.test"]
 auth_method = "client_secret_post"
 secret = "post-secret-0123456789-0123456789-012"
 
@@ -229,8 +231,27 @@ async fn grants_the_client_may_not_use_and_malformed_requests() {
         )
         .await,
         400,
-        "invalid_request",
+        "invalid_target",
     );
+    // A resource the client did not register (RFC 8707 §2).
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&svc),
+            "grant_type=client_credentials&resource=https%3A%2F%2Fpayroll.acme.test",
+        )
+        .await,
+        400,
+        "invalid_target",
+    );
+    // Scopes the client did not register are not granted, and the response says so.
+    let r = post(
+        &t,
+        Some(&svc),
+        "grant_type=client_credentials&scope=payroll:admin",
+    )
+    .await;
+    assert_eq!(r.json()["scope"], "", "{}", r.text());
     // Two authentication methods at once.
     assert_oauth_error(
         &post(
@@ -260,6 +281,7 @@ async fn grants_the_client_may_not_use_and_malformed_requests() {
     );
     let r = post(&t, Some(&svc), &big).await;
     assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "invalid_request", "an OAuth-shaped 413");
     assert_eq!(t.get("/t/acme/token").await.status, 405);
 }
 
