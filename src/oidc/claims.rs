@@ -13,12 +13,17 @@ use super::scope::Scope;
 use crate::store::subjects::Subject;
 use crate::tenant::TenantId;
 
+/// The access-token claim that carries the names a `claims` request asked UserInfo for.
+pub const USERINFO_CLAIMS: &str = "userinfo_claims";
+/// At most this many claims are requested individually; more is not a client.
+const MAX_REQUESTED: usize = 32;
+
 /// Which claims a `claims` request asks for in one place (`userinfo` or `id_token`).
 pub fn requested_names(claims: Option<&Value>, place: &str) -> Vec<String> {
     claims
         .and_then(|c| c.get(place))
         .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
+        .map(|m| m.keys().take(MAX_REQUESTED).cloned().collect())
         .unwrap_or_default()
 }
 

@@ -335,6 +335,11 @@ async fn sign_tokens(
         at_claims.insert("sid".into(), json!(sid));
     }
     at_claims.insert("tenant".into(), json!(tenant.id().as_str()));
+    // OIDC Core §5.5: claims requested for UserInfo travel with the token UserInfo receives.
+    let for_userinfo = claims::requested_names(ctx.claims, "userinfo");
+    if !for_userinfo.is_empty() {
+        at_claims.insert(claims::USERINFO_CLAIMS.into(), json!(for_userinfo));
+    }
     at_claims.insert(
         "roles".into(),
         json!(ctx.subject.roles_for_app(client.app_id.as_deref())),

@@ -175,7 +175,26 @@ pub async fn userinfo(
         .await?
         .filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)
         .ok_or(BearerError::InvalidToken)?;
-    let mut out = claims::user_claims(&subject, tenant.id(), client.app_id.as_deref(), &scope, &[]);
+    // Claims the `claims` request parameter asked UserInfo for, carried by the access token.
+    let requested: Vec<String> = claims
+        .get(claims::USERINFO_CLAIMS)
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .take(32)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = claims::user_claims(
+        &subject,
+        tenant.id(),
+        client.app_id.as_deref(),
+        &scope,
+        &requested,
+    );
     out.insert("sub".into(), json!(subject.user.id));
     Ok(no_store(Json(Value::Object(out)).into_response()))
 }

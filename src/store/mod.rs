@@ -172,7 +172,11 @@ impl Store {
         let manager = conn::Manager::new(url, kind, connect_timeout_secs);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // Connections are made on demand, in the thread that needs one. A minimum idle count
+            // would make r2d2 replace every checked-out connection from a background thread, and
+            // a short-lived command could then exit while libpq is still negotiating TLS there,
+            // which crashes in OpenSSL's exit handlers.
+            .min_idle(Some(0))
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(connect_timeout_secs.max(1)))
             .error_handler(Box::new(LogPoolErrors))
@@ -180,6 +184,11 @@ impl Store {
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))
             })?;
+        // No connection is made while building (see `min_idle`): make one now, so an unreachable
+        // database is reported at start-up with its real cause.
+        drop(pool.get().map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))
+        })?);
         Ok(Store { pool, kind })
     }
 

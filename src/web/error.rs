@@ -173,7 +173,12 @@ pub async fn render(
         let body = json!({ "error": info.code, "error_description": info.message, "request_id": request_id });
         (status, axum::Json(body)).into_response()
     };
+    // Keep what the handler set (Retry-After, Set-Cookie, ...), but never the framing of the
+    // body it no longer sends: a copied `content-length: 0` would truncate the new body.
     for (name, value) in headers.iter() {
+        if name == header::CONTENT_LENGTH || name == header::CONTENT_TYPE {
+            continue;
+        }
         rendered
             .headers_mut()
             .entry(name.clone())

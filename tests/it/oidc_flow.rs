@@ -1084,3 +1084,38 @@ async fn userinfo_refuses_missing_tampered_and_non_user_tokens() {
     b.t.clock.advance(3600);
     assert_eq!(b.userinfo(at).await.status(), 401);
 }
+
+#[tokio::test]
+async fn the_claims_parameter_reaches_userinfo_and_the_id_token() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let claims =
+        enc(r#"{"userinfo":{"email":null},"id_token":{"phone_number":{"essential":true}}}"#);
+    let path = format!(
+        "/t/acme/authorize?response_type=code&client_id=crm-web&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256&claims={claims}",
+        enc("https://crm.acme.test/cb")
+    );
+    let r = b.get(&path).await;
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+    let (_, tokens) = b.redeem(&code).await;
+    let id = b
+        .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
+        .await;
+    assert_eq!(id["phone_number"], "+8613800138000");
+    assert!(
+        id.get("email").is_none(),
+        "email was asked for UserInfo only"
+    );
+    let info: Value = b
+        .userinfo(tokens["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "alice@acme.test");
+    assert!(
+        info.get("name").is_none(),
+        "no profile scope, not asked for: {info}"
+    );
+}
