@@ -1,35 +1,67 @@
 #!/usr/bin/env bash
-# Load test of the hot, cache-served endpoints (discovery, JWKS) and the readiness check, against a
-# release build on loopback. Bounded: each run lasts DURATION seconds. Needs `wrk` (Debian package).
+# Load tests against a release build on loopback, each figure beside the machine's own limit from
+# the same run. The server is pinned to core 0 and the load generators to core 1 (taskset), so
+# the server has one core. Bounded: each run lasts DURATION seconds. Needs wrk (Debian package).
 #
-#   bench/http.sh              # 10 s per endpoint, 2 threads, 32 connections
-#   DURATION=30 bench/http.sh
+#   bench/http.sh                               # SQLite, 10 s per run
+#   DURATION=5 bench/http.sh
+#   SESAME_DATABASE_URL=postgres://postgres@127.0.0.1/bench bench/http.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
 command -v wrk >/dev/null || { echo "bench: install wrk (apt-get install -y wrk)" >&2; exit 1; }
-cargo build --release -q
+cargo build --release -q --bin sesame --example load
+bin=target/release/sesame
+load=target/release/examples/load
 data="$(mktemp -d)"
-# A service client for the grant benchmark, registered before the server starts.
-secret="$(SESAME_DATA_DIR="$data" SESAME_LOG_LEVEL=warn target/release/sesame client add bench-svc \
-  --grant-type client_credentials --auth-method client_secret_post | sed -n 's/^client_secret: \([^ ]*\).*/\1/p')"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-SESAME_DATA_DIR="$data" SESAME_LISTEN="127.0.0.1:$port" SESAME_PUBLIC_URL="http://127.0.0.1:$port" \
-  SESAME_LOG_LEVEL=warn target/release/sesame serve --demo >/dev/null &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+hello_port="$(free_port)"
+export SESAME_DATA_DIR="$data" SESAME_LISTEN="127.0.0.1:$port" SESAME_PUBLIC_URL="http://127.0.0.1:$port" \
+  SESAME_LOG_LEVEL=warn
+SESAME_LOG_LEVEL=error "$bin" import bench/tenant.toml >/dev/null
 
-for path in /t/demo/.well-known/openid-configuration /t/demo/jwks /readyz; do
+wrk_on() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | grep -E "Requests/sec|50%|99%|Non-2xx"; }
+
+start=$(date +%s%N)
+taskset -c 0 "$bin" serve >/dev/null &
+pid=$!
+taskset -c 0 "$load" hello "$hello_port" &
+hello=$!
+trap 'kill $pid $hello 2>/dev/null; wait $pid $hello 2>/dev/null; rm -rf "$data"' EXIT
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.005; done
+echo "== start to /readyz on an existing database: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+sleep 1
+echo "== idle resident memory: $(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024 )) MiB"
+echo "== release binary: $(( $(stat -c %s "$bin") / 1024 / 1024 )) MiB"
+
+issuer="http://127.0.0.1:$port/t/bench"
+echo "== GET / on a bare axum route (the HTTP ceiling of this machine and core)"
+wrk_on "http://127.0.0.1:$hello_port/"
+for path in /.well-known/openid-configuration /jwks; do
   echo "== GET $path"
-  wrk -t2 -c32 -d"${DURATION}s" --latency "http://127.0.0.1:$port$path" | grep -E "Requests/sec|50%|99%|Non-2xx"
+  wrk_on "$issuer$path"
 done
 
-echo "== POST /t/default/token (client_credentials, ES256 access token)"
-BENCH_CLIENT_ID=bench-svc BENCH_CLIENT_SECRET="$secret" \
-  wrk -t2 -c32 -d"${DURATION}s" --latency -s bench/client_credentials.lua "http://127.0.0.1:$port/t/default/token" \
-  | grep -E "Requests/sec|50%|99%|Non-2xx"
+echo "== POST /token client_credentials (ES256 access token)"
+BENCH_CLIENT_ID=bench-svc BENCH_CLIENT_SECRET=bench-svc-secret-0123456789-0123456789 \
+  wrk_on -s bench/client_credentials.lua "$issuer/token"
 
-echo "== ES256 signing rate in-process (the grant's ceiling), one core"
-openssl speed -seconds 3 ecdsap256 2>/dev/null | tail -1
+token="$("$load" token "$issuer")"
+echo "== GET /userinfo"
+wrk_on -H "Authorization: Bearer $token" "$issuer/userinfo"
+echo "== POST /introspect"
+BENCH_TOKEN="$token" BENCH_BASIC="$(printf 'bench-web:bench-web-secret-0123456789-0123456789' | base64 -w0)" \
+  wrk_on -s bench/introspect.lua "$issuer/introspect"
+
+echo "== refresh_token grants (load generator on core 1)"
+taskset -c 1 "$load" refresh "$issuer" "$DURATION" "$CONNECTIONS"
+echo "== authorize + token with an existing session (load generator on core 1)"
+taskset -c 1 "$load" code-flow "$issuer" "$DURATION" "$CONNECTIONS"
+
+echo "== signing rates on one core (the grants' ceilings)"
+taskset -c 0 openssl speed -seconds 3 ecdsap256 2>/dev/null | tail -1
+taskset -c 0 openssl speed -seconds 3 rsa2048 2>/dev/null | tail -1
+echo "== resident memory after the load: $(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024 )) MiB"

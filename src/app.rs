@@ -13,9 +13,11 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::DigestKey;
 use crate::flow::cookies::Csrf;
 use crate::limits::FailureLimiter;
+use crate::store::apps::App as AppRecord;
 use crate::store::clients::Client;
+use crate::store::subjects::{self, Subject};
 use crate::store::tenants::Tenant;
-use crate::store::{Store, StoreError, clients, keys as key_store, tenants};
+use crate::store::{Store, StoreError, apps, clients, keys as key_store, tenants};
 use crate::telemetry::Metrics;
 use crate::tenant::TenantId;
 use crate::web::Templates;
@@ -40,8 +42,9 @@ pub struct Inner {
     /// CSRF tokens for every form, keyed by a digest key derived from the master key.
     pub csrf: Csrf,
     /// Verified against when the account does not exist, so a wrong account costs the same
-    /// argon2 time as a wrong password and timing tells nobody which accounts exist.
-    pub dummy_password_hash: String,
+    /// argon2 time as a wrong password and timing tells nobody which accounts exist. Made at the
+    /// first sign-in, not at start-up, so an idle node never holds argon2's memory.
+    dummy_password_hash: tokio::sync::OnceCell<String>,
     /// Outgoing HTTP (back-channel logout, client JWKS): short timeouts, no redirects followed.
     pub http: reqwest::Client,
     tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
@@ -51,6 +54,11 @@ pub struct Inner {
     clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
     /// Discovery documents by issuer, serialized once.
     discovery: TtlCache<String, bytes::Bytes>,
+    /// Users as protocols see them (account, department path, roles), by (tenant, user id), so
+    /// UserInfo, refresh grants and single sign-on cost no query for a user seen recently.
+    subjects: TtlCache<(TenantId, String), Option<Arc<Subject>>>,
+    /// Apps with their access scopes, by (tenant, app id).
+    apps: TtlCache<(TenantId, String), Option<Arc<AppRecord>>>,
     /// Client JWK Sets fetched from `jwks_uri`, by (tenant, client id).
     pub(crate) client_jwks: TtlCache<(TenantId, String), Arc<serde_json::Value>>,
     /// Failed client authentications per (tenant, client id, address).
@@ -73,7 +81,6 @@ impl App {
     ) -> anyhow::Result<App> {
         let hasher = PasswordHasher::new(&config.password_hash)?;
         let templates = Templates::load()?;
-        let dummy_password_hash = hasher.hash_blocking(&crate::crypto::secret::random_token(16))?;
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(10))
@@ -83,7 +90,7 @@ impl App {
         Ok(App(Arc::new(Inner {
             http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
-            dummy_password_hash,
+            dummy_password_hash: tokio::sync::OnceCell::new(),
             config,
             store,
             clock,
@@ -98,11 +105,25 @@ impl App {
             clients: TtlCache::default(),
             discovery: TtlCache::default(),
             client_jwks: TtlCache::default(),
+            subjects: TtlCache::default(),
+            apps: TtlCache::default(),
             client_auth_failures: FailureLimiter::new(
                 crate::oidc::client_auth::MAX_FAILURES,
                 crate::oidc::client_auth::FAILURE_WINDOW,
             ),
         })))
+    }
+
+    /// A hash of a random password with the configured cost (see `dummy_password_hash`).
+    pub async fn dummy_hash(&self) -> Result<String, crate::crypto::CryptoError> {
+        self.dummy_password_hash
+            .get_or_try_init(|| {
+                let password = crate::crypto::secret::random_token(16);
+                self.hasher
+                    .hash(crate::crypto::secret::SecretString::new(password))
+            })
+            .await
+            .cloned()
     }
 
     pub fn now(&self) -> UnixTime {
@@ -210,6 +231,51 @@ impl App {
         self.clients.clear();
         self.discovery.clear();
         self.client_jwks.clear();
+        self.subjects.clear();
+        self.apps.clear();
+    }
+
+    /// A user with department path and roles, cached like clients: a user disabled or changed on
+    /// another node is seen within the cache TTL (sign-in itself always reads the store).
+    pub async fn subject(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Option<Arc<Subject>>, StoreError> {
+        let now = self.now();
+        let key = (tenant.clone(), user_id.to_string());
+        if let Some(hit) = self.subjects.get(&key, now) {
+            return Ok(hit);
+        }
+        let (t, id) = key.clone();
+        let found = self
+            .store
+            .run(move |c| subjects::find(c, &t, &id))
+            .await?
+            .map(Arc::new);
+        self.subjects.put(key, found.clone(), now);
+        Ok(found)
+    }
+
+    /// An app and who may use it, cached like clients.
+    pub async fn app_record(
+        &self,
+        tenant: &TenantId,
+        app_id: &str,
+    ) -> Result<Option<Arc<AppRecord>>, StoreError> {
+        let now = self.now();
+        let key = (tenant.clone(), app_id.to_string());
+        if let Some(hit) = self.apps.get(&key, now) {
+            return Ok(hit);
+        }
+        let (t, id) = key.clone();
+        let found = self
+            .store
+            .run(move |c| apps::find(c, &t, &id))
+            .await?
+            .map(Arc::new);
+        self.apps.put(key, found.clone(), now);
+        Ok(found)
     }
 }
 

@@ -1,21 +1,26 @@
 //! argon2id password hashing on a bounded pool: hashing is deliberately expensive, so it gets at
 //! most one permit per core and can never starve the workers that serve tokens and discovery.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use super::CryptoError;
-use super::secret::SecretString;
+use super::secret::{SecretString, constant_time_eq};
 use crate::config::PasswordHashConfig;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// argon2's working memory (19 MiB at the default cost), kept and reused: allocating it per
+    /// verification left the freed memory in allocator arenas, so a burst of sign-ins grew the
+    /// process by hundreds of MiB. At most one buffer per permit is kept.
+    scratch: Arc<Mutex<Vec<Vec<Block>>>>,
+    keep: usize,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -26,6 +31,10 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
+fn password_error(e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Password(e.to_string())
+}
+
 impl PasswordHasher {
     pub fn new(config: &PasswordHashConfig) -> Result<PasswordHasher, CryptoError> {
         let params = Params::new(
@@ -34,41 +43,89 @@ impl PasswordHasher {
             config.parallelism,
             None,
         )
-        .map_err(|e| CryptoError::Password(e.to_string()))?;
+        .map_err(password_error)?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         Ok(PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(cores)),
+            scratch: Arc::new(Mutex::new(Vec::new())),
+            keep: cores,
         })
     }
 
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    /// Runs `f` with `blocks` blocks of working memory from the pool. A buffer larger than the
+    /// configured cost needs (an imported hash with a higher cost) is not kept.
+    fn with_scratch<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let mut buffer = self
+            .scratch
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::default());
+        }
+        let result = f(&mut buffer[..blocks]);
+        if buffer.len() <= self.params.block_count()
+            && let Ok(mut pool) = self.scratch.lock()
+            && pool.len() < self.keep
+        {
+            pool.push(buffer);
+        }
+        result
     }
 
     /// PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`), for callers already off the async workers.
     pub fn hash_blocking(&self, password: &str) -> Result<String, CryptoError> {
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| CryptoError::Password(e.to_string()))
+        let mut salt_bytes = [0u8; 64];
+        let salt_raw = salt
+            .as_salt()
+            .decode_b64(&mut salt_bytes)
+            .map_err(password_error)?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
+        self.with_scratch(self.params.block_count(), |blocks| {
+            argon2.hash_password_into_with_memory(password.as_bytes(), salt_raw, &mut out, blocks)
+        })
+        .map_err(password_error)?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(password_error)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(password_error)?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Verifies with the parameters recorded in the hash itself, so raising the cost later does
     /// not lock anyone out. A malformed stored hash verifies nothing.
     pub fn verify_blocking(&self, stored: &str, password: &str) -> bool {
-        if acceptable_phc(stored).is_err() {
-            return false;
-        }
-        match PasswordHash::new(stored) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
+        self.try_verify(stored, password).unwrap_or(false)
+    }
+
+    fn try_verify(&self, stored: &str, password: &str) -> Option<bool> {
+        acceptable_phc(stored).ok()?;
+        let parsed = PasswordHash::new(stored).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::V0x13,
+        };
+        let params = Params::try_from(&parsed).ok()?;
+        let expected = parsed.hash?;
+        let mut salt_bytes = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_bytes).ok()?;
+        let mut out = vec![0u8; expected.len()];
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        self.with_scratch(params.block_count(), |blocks| {
+            argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
+        })
+        .ok()?;
+        Some(constant_time_eq(&out, expected.as_bytes()))
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, CryptoError> {
@@ -155,6 +212,32 @@ mod tests {
             !h.verify_blocking(huge, "x"),
             "never runs an oversized hash"
         );
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_reference_implementation() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let h = cheap();
+        let ours = h.hash_blocking("tr0ub4dor").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"tr0ub4dor", &parsed)
+                .is_ok()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(2048, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"tr0ub4dor", &salt)
+        .unwrap()
+        .to_string();
+        assert!(h.verify_blocking(&theirs, "tr0ub4dor"));
+        assert!(!h.verify_blocking(&theirs, "tr0ub4dor?"));
+        // The larger buffer that hash needed is not kept.
+        assert!(h.scratch.lock().unwrap().iter().all(|b| b.len() <= 1024));
     }
 
     #[test]

@@ -220,11 +220,12 @@ async fn verify_password(
     user: Option<&User>,
     password: SecretString,
 ) -> Result<bool, PageError> {
+    let dummy = app
+        .dummy_hash()
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
     if password.expose().is_empty() || password.expose().len() > MAX_PASSWORD_LEN {
-        let _ = app
-            .hasher
-            .verify(app.dummy_password_hash.clone(), password)
-            .await;
+        let _ = app.hasher.verify(dummy, password).await;
         return Ok(false);
     }
     let stored = match user {
@@ -237,7 +238,7 @@ async fn verify_password(
         _ => None,
     };
     let real = stored.is_some();
-    let hash = stored.unwrap_or_else(|| app.dummy_password_hash.clone());
+    let hash = stored.unwrap_or(dummy);
     let ok = app
         .hasher
         .verify(hash, password)

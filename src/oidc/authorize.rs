@@ -21,7 +21,7 @@ use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
 use crate::flow::{self, access, login, session};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
-use crate::store::{apps, audit, consents, flows, subjects};
+use crate::store::{audit, consents, flows};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 
@@ -184,24 +184,24 @@ pub async fn answer(
     decided: Decided,
 ) -> Result<Response, PageError> {
     let now = app.now();
-    let (t, uid, cid, app_id) = (
-        tenant.id().clone(),
-        session.user_id.clone(),
-        client.client_id.clone(),
-        client.app_id.clone(),
-    );
-    let (subject, app_record, consented_scope) = app
-        .store
-        .run(move |c| {
-            let subject = subjects::find(c, &t, &uid)?;
-            let app_record = match &app_id {
-                Some(id) => apps::find(c, &t, id)?,
-                None => None,
-            };
-            let consent = consents::find(c, &t, &uid, &cid)?;
-            Ok((subject, app_record, consent))
-        })
-        .await?;
+    let subject = app.subject(tenant.id(), &session.user_id).await?;
+    let app_record = match &client.app_id {
+        Some(id) => app.app_record(tenant.id(), id).await?,
+        None => None,
+    };
+    // First-party clients never ask, so only third-party ones look up a consent.
+    let consented_scope = if client.first_party {
+        None
+    } else {
+        let (t, uid, cid) = (
+            tenant.id().clone(),
+            session.user_id.clone(),
+            client.client_id.clone(),
+        );
+        app.store
+            .run(move |c| consents::find(c, &t, &uid, &cid))
+            .await?
+    };
     let Some(subject) =
         subject.filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)
     else {
@@ -211,7 +211,7 @@ pub async fn answer(
             "the signed-in account can no longer sign in",
         ));
     };
-    if !access::may_use(app_record.as_ref(), client.channel, &subject) {
+    if !access::may_use(app_record.as_deref(), client.channel, &subject) {
         record_denial(app, tenant, &subject.user.id, client).await?;
         let denied = || {
             req.reply.error(

@@ -17,13 +17,14 @@ use super::pkce::CodeChallenge;
 use super::scope::Scope;
 use crate::app::App;
 use crate::clock::UnixTime;
+use std::sync::Arc;
+
 use crate::crypto::keys::{KeyError, Keyring};
 use crate::crypto::secret::{TokenHash, random_token};
 use crate::flow::{access, login};
 use crate::store::clients::Client;
 use crate::store::refresh::{self, NewRefreshToken, Rotation};
-use crate::store::subjects::{self, Subject};
-use crate::store::{Conn, StoreError, apps};
+use crate::store::subjects::Subject;
 use crate::tenant::TenantId;
 use crate::tenant::resolve::TenantCtx;
 
@@ -243,17 +244,17 @@ async fn usable_subject(
     tenant: &TenantId,
     client: &Client,
     user_id: &str,
-) -> Result<Subject, OAuthError> {
-    let (t, uid, app_id) = (tenant.clone(), user_id.to_string(), client.app_id.clone());
-    let (subject, app_record) = app
-        .store
-        .run(move |c| load_subject(c, &t, &uid, app_id.as_deref()))
-        .await?;
+) -> Result<Arc<Subject>, OAuthError> {
+    let subject = app.subject(tenant, user_id).await?;
+    let app_record = match &client.app_id {
+        Some(id) => app.app_record(tenant, id).await?,
+        None => None,
+    };
     let now = app.now();
     match subject {
         Some(s)
             if login::check_account(&s.user, now) == login::AccountCheck::Allowed
-                && access::may_use(app_record.as_ref(), client.channel, &s) =>
+                && access::may_use(app_record.as_deref(), client.channel, &s) =>
         {
             Ok(s)
         }
@@ -261,20 +262,6 @@ async fn usable_subject(
             "the user can no longer use this app".into(),
         )),
     }
-}
-
-fn load_subject(
-    c: &mut Conn,
-    t: &TenantId,
-    user_id: &str,
-    app_id: Option<&str>,
-) -> Result<(Option<Subject>, Option<apps::App>), StoreError> {
-    let subject = subjects::find(c, t, user_id)?;
-    let app_record = match app_id {
-        Some(id) => apps::find(c, t, id)?,
-        None => None,
-    };
-    Ok((subject, app_record))
 }
 
 /// What the issued tokens say about the sign-in behind them.

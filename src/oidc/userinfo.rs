@@ -16,7 +16,6 @@ use crate::app::App;
 use crate::crypto::keys::KeyError;
 use crate::flow::login;
 use crate::store::StoreError;
-use crate::store::subjects;
 use crate::tenant::resolve::TenantCtx;
 
 /// RFC 6750 §3.1 errors.
@@ -168,10 +167,8 @@ pub async fn userinfo(
         .client(tenant.id(), client_id)
         .await?
         .ok_or(BearerError::InvalidToken)?;
-    let (t, uid) = (tenant.id().clone(), sub.to_string());
     let subject = app
-        .store
-        .run(move |c| subjects::find(c, &t, &uid))
+        .subject(tenant.id(), sub)
         .await?
         .filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)
         .ok_or(BearerError::InvalidToken)?;

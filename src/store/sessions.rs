@@ -214,7 +214,8 @@ pub fn find_by_sid(
     Ok(row.map(Session::from))
 }
 
-/// Notes that `client_id` received tokens through session `sid`, so logout can reach it.
+/// Notes that `client_id` received tokens through session `sid`, so logout can reach it. One
+/// insert; a duplicate (the client signed in through this session before) is no error.
 pub fn add_client(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -222,16 +223,6 @@ pub fn add_client(
     client_id: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let exists = sc::table
-        .filter(sc::tenant_id.eq(tenant.as_str()))
-        .filter(sc::sid.eq(sid))
-        .filter(sc::client_id.eq(client_id))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if exists {
-        return Ok(());
-    }
     let inserted = diesel::insert_into(sc::table)
         .values((
             sc::tenant_id.eq(tenant.as_str()),

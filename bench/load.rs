@@ -1,0 +1,274 @@
+//! The stateful half of the load tests (`bench/http.sh` runs it; wrk does the stateless half):
+//!
+//! ```text
+//! load hello PORT                      a bare axum route: the machine's own ceiling for HTTP
+//! load token BASE                      sign in once, print an access token (for wrk)
+//! load refresh BASE SECONDS TASKS      rotate refresh tokens as fast as possible
+//! load code-flow BASE SECONDS TASKS    authorize + token for users who already have a session
+//! ```
+//!
+//! BASE is a tenant's issuer, such as `http://127.0.0.1:8080/t/bench`; the tenant comes from
+//! `bench/tenant.toml`. Every run is bounded by SECONDS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+const CLIENT: &str = "bench-web";
+const SECRET: &str = "bench-web-secret-0123456789-0123456789";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+const USER: &str = "bench";
+const PASSWORD: &str = "bench password 1";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(4)
+        .build()
+        .unwrap()
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/")
+}
+
+fn authorize_url(base: &str, scope: &str) -> String {
+    format!(
+        "{base}/authorize?response_type=code&client_id={CLIENT}&redirect_uri={}&scope={scope}&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    )
+}
+
+fn code_of(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"))
+}
+
+/// Signs in through the page (the only argon2 of a run) and returns the first code.
+async fn sign_in(c: &reqwest::Client, base: &str, scope: &str) -> String {
+    let origin = {
+        let u = url::Url::parse(base).unwrap();
+        format!("{}://{}", u.scheme(), u.host_str().unwrap())
+            + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
+    };
+    let r = c.get(authorize_url(base, scope)).send().await.unwrap();
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let page = c
+        .get(format!("{origin}{login}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body = format!(
+        "flow={}&csrf={}&account={USER}&password={}&agree=yes",
+        hidden(&page, "flow"),
+        hidden(&page, "csrf"),
+        url::form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect::<String>()
+    );
+    let r = c
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    code_of(r.headers()["location"].to_str().unwrap())
+}
+
+async fn redeem(c: &reqwest::Client, base: &str, code: &str) -> serde_json::Value {
+    let r = c
+        .post(format!("{base}/token"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "token: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Runs `step` in `tasks` concurrent loops for `seconds`; prints the rate and latency.
+async fn measure<S, F>(label: &str, seconds: u64, tasks: usize, setup: impl Fn() -> F, step: S)
+where
+    F: std::future::Future<Output = (reqwest::Client, String)> + Send + 'static,
+    S: Fn(
+            reqwest::Client,
+            String,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let mut prepared = Vec::new();
+    for _ in 0..tasks {
+        prepared.push(setup().await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for (c, mut state) in prepared {
+        let step = step.clone();
+        handles.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                state = step(c.clone(), state).await;
+                latencies.push(t.elapsed().as_micros() as u64);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{label}: {} in {seconds} s = {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        all.len(),
+        all.len() as f64 / seconds as f64,
+        pct(0.50) as f64 / 1000.0,
+        pct(0.99) as f64 / 1000.0
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| panic!("missing argument {i}; see bench/load.rs"))
+    };
+    match arg(1).as_str() {
+        "hello" => {
+            let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+            let listener =
+                tokio::net::TcpListener::bind(("127.0.0.1", arg(2).parse::<u16>().unwrap()))
+                    .await
+                    .unwrap();
+            axum::serve(listener, app).await.unwrap();
+        }
+        "token" => {
+            let base = arg(2);
+            let c = client();
+            let code = sign_in(&c, &base, "openid%20profile%20email").await;
+            println!(
+                "{}",
+                redeem(&c, &base, &code).await["access_token"]
+                    .as_str()
+                    .unwrap()
+            );
+        }
+        "refresh" => {
+            let (base, seconds, tasks) = (arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap());
+            let setup_base = base.clone();
+            let shared = client();
+            let first = sign_in(&shared, &base, "offline_access").await;
+            let first = redeem(&shared, &base, &first).await;
+            let shared_for_setup = shared.clone();
+            let first_refresh = first["refresh_token"].as_str().unwrap().to_string();
+            let used_first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            measure(
+                "refresh_token grants (ES256 access token, no ID token)",
+                seconds,
+                tasks,
+                move || {
+                    let (c, base, used, first) = (
+                        shared_for_setup.clone(),
+                        setup_base.clone(),
+                        used_first.clone(),
+                        first_refresh.clone(),
+                    );
+                    async move {
+                        // Each task its own family: a fresh code through the existing session.
+                        if !used.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            return (c, first);
+                        }
+                        let r = c
+                            .get(authorize_url(&base, "offline_access"))
+                            .send()
+                            .await
+                            .unwrap();
+                        let code = code_of(r.headers()["location"].to_str().unwrap());
+                        let t = redeem(&c, &base, &code).await;
+                        (c, t["refresh_token"].as_str().unwrap().to_string())
+                    }
+                },
+                move |c, token| {
+                    let base = base.clone();
+                    Box::pin(async move {
+                        let r = c
+                            .post(format!("{base}/token"))
+                            .basic_auth(CLIENT, Some(SECRET))
+                            .form(&[
+                                ("grant_type", "refresh_token"),
+                                ("refresh_token", token.as_str()),
+                            ])
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(r.status().is_success(), "refresh: {}", r.status());
+                        let body: serde_json::Value = r.json().await.unwrap();
+                        body["refresh_token"].as_str().unwrap().to_string()
+                    })
+                },
+            )
+            .await;
+        }
+        "code-flow" => {
+            let (base, seconds, tasks) = (arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap());
+            let setup_base = base.clone();
+            measure(
+                "authorize + token with an existing session (RS256 ID token, ES256 access token)",
+                seconds,
+                tasks,
+                move || {
+                    let base = setup_base.clone();
+                    async move {
+                        let c = client();
+                        let code = sign_in(&c, &base, "openid").await;
+                        redeem(&c, &base, &code).await;
+                        (c, String::new())
+                    }
+                },
+                move |c, _| {
+                    let base = base.clone();
+                    Box::pin(async move {
+                        let r = c.get(authorize_url(&base, "openid")).send().await.unwrap();
+                        let code = code_of(r.headers()["location"].to_str().unwrap());
+                        redeem(&c, &base, &code).await;
+                        String::new()
+                    })
+                },
+            )
+            .await;
+        }
+        other => panic!("unknown scenario {other}; see bench/load.rs"),
+    }
+}
