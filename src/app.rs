@@ -63,6 +63,9 @@ pub struct Inner {
     pub(crate) client_jwks: TtlCache<(TenantId, String), Arc<serde_json::Value>>,
     /// Failed client authentications per (tenant, client id, address).
     pub client_auth_failures: FailureLimiter,
+    /// Failed password sign-ins per (tenant, account) and per (tenant, address).
+    pub sign_in_failures: FailureLimiter,
+    pub address_failures: FailureLimiter,
 }
 
 impl std::ops::Deref for App {
@@ -110,6 +113,14 @@ impl App {
             client_auth_failures: FailureLimiter::new(
                 crate::oidc::client_auth::MAX_FAILURES,
                 crate::oidc::client_auth::FAILURE_WINDOW,
+            ),
+            sign_in_failures: FailureLimiter::new(
+                crate::flow::login::MAX_ACCOUNT_FAILURES,
+                crate::flow::login::FAILURE_WINDOW,
+            ),
+            address_failures: FailureLimiter::new(
+                crate::flow::login::MAX_ADDRESS_FAILURES,
+                crate::flow::login::FAILURE_WINDOW,
             ),
         })))
     }

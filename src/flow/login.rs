@@ -32,6 +32,12 @@ const MAX_PASSWORD_LEN: usize = 1024;
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 pub const WRONG_CREDENTIALS: &str = "The account or password is incorrect.";
+const TOO_MANY: &str =
+    "Too many failed sign-in attempts. Wait 15 minutes, or ask your administrator for help.";
+/// Failed sign-ins per account, and per address, before they must wait.
+pub const MAX_ACCOUNT_FAILURES: u32 = 10;
+pub const MAX_ADDRESS_FAILURES: u32 = 100;
+pub const FAILURE_WINDOW: i64 = 900;
 const MUST_AGREE: &str =
     "Please read and agree to the Service Agreement and Privacy Policy to sign in.";
 
@@ -160,18 +166,53 @@ pub async fn submit(
     let login = (account.len() <= MAX_ACCOUNT_LEN)
         .then(|| Login::parse(account, region))
         .flatten();
-    let user = match login {
+    let now = app.now();
+    // Guessing is slowed per account and per address before any password is checked, and the
+    // answer does not say whether the password was right.
+    let account_key = format!(
+        "{}\u{0}{}",
+        tenant.id(),
+        login.as_ref().map(login_key).unwrap_or_default()
+    );
+    let address_key = format!("{}\u{0}{}", tenant.id(), client.ip.as_deref().unwrap_or(""));
+    if app
+        .sign_in_failures
+        .blocked_for(&account_key, now)
+        .is_some()
+        || app
+            .address_failures
+            .blocked_for(&address_key, now)
+            .is_some()
+    {
+        record(
+            &app,
+            &tenant,
+            &client,
+            "anonymous",
+            "sign_in.password",
+            None,
+            "throttled",
+        )
+        .await?;
+        return again(TOO_MANY);
+    }
+    let found = match login {
         Some(login) => {
             let t = tenant.id().clone();
             app.store
-                .run(move |c| users::find_by_login(c, &t, &login))
+                .run(move |c| users::find_for_sign_in(c, &t, &login))
                 .await?
         }
         None => None,
     };
-    let now = app.now();
-    let verified = verify_password(&app, &tenant, user.as_ref(), password).await?;
+    let (user, stored) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    let verified = verify_password(&app, stored, password).await?;
     let Some(user) = user.filter(|_| verified) else {
+        app.sign_in_failures.record_failure(&account_key, now);
+        app.address_failures.record_failure(&address_key, now);
         record(
             &app,
             &tenant,
@@ -184,6 +225,7 @@ pub async fn submit(
         .await?;
         return again(WRONG_CREDENTIALS);
     };
+    app.sign_in_failures.clear(&account_key);
     let check = check_account(&user, now);
     if check != AccountCheck::Allowed {
         record(
@@ -212,12 +254,11 @@ pub async fn submit(
     super::finish(&app, &tenant, &headers, &client, flow, signed_in).await
 }
 
-/// Verifies `password` against the user's hash, or against the dummy hash when there is no user
-/// or no password, so every attempt costs one argon2 verification.
+/// Verifies `password` against the stored hash, or against the dummy hash when there is no
+/// account or no password, so every attempt costs one argon2 verification.
 async fn verify_password(
     app: &App,
-    tenant: &TenantCtx,
-    user: Option<&User>,
+    stored: Option<String>,
     password: SecretString,
 ) -> Result<bool, PageError> {
     let dummy = app
@@ -228,15 +269,6 @@ async fn verify_password(
         let _ = app.hasher.verify(dummy, password).await;
         return Ok(false);
     }
-    let stored = match user {
-        Some(u) if u.has_password => {
-            let (t, id) = (tenant.id().clone(), u.id.clone());
-            app.store
-                .run(move |c| users::password_hash(c, &t, &id))
-                .await?
-        }
-        _ => None,
-    };
     let real = stored.is_some();
     let hash = stored.unwrap_or(dummy);
     let ok = app
@@ -245,6 +277,15 @@ async fn verify_password(
         .await
         .map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(real && ok)
+}
+
+/// The account a login names, in the normalized form the store compares.
+fn login_key(login: &Login) -> String {
+    match login {
+        Login::Username(u) => format!("u:{}", u.as_str()),
+        Login::Email(e) => format!("e:{}", e.as_str()),
+        Login::Phone(p) => format!("p:{}", p.as_str()),
+    }
 }
 
 pub(super) async fn record(
@@ -323,8 +364,8 @@ fn render(
             regions => regions,
             agreed => shown.agreed,
             forgot_url => format!("{}/forgot-password", tenant_path(tenant)),
-            terms_url => setting("terms_url").unwrap_or_else(|| format!("{}/legal/terms", tenant_path(tenant))),
-            privacy_url => setting("privacy_url").unwrap_or_else(|| format!("{}/legal/privacy", tenant_path(tenant))),
+            terms_url => setting("terms_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/terms", tenant_path(tenant))),
+            privacy_url => setting("privacy_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/privacy", tenant_path(tenant))),
         },
     )?;
     Ok(web::page(status, html, Some(&flow.needs.return_to)))

@@ -115,9 +115,24 @@ pub async fn finish(
     flow: LoginFlow,
     signed_in: session::SignedIn,
 ) -> Result<Response, PageError> {
+    // Every sign-in gets a new cookie value. The same user signing in again keeps the session
+    // (and its apps); another user's previous session in this browser ends everywhere, with its
+    // refresh tokens and a back-channel logout to its apps, as if that user had signed out.
     let previous = session::current(app, tenant.id(), headers).await?;
-    let (session, cookie) =
-        session::establish(app, tenant.id(), signed_in, previous.as_ref()).await?;
+    let renewed = match &previous {
+        Some(p) if p.user_id == signed_in.user_id => {
+            session::renew(app, tenant.id(), p, &signed_in).await?
+        }
+        Some(p) => {
+            crate::oidc::logout::end(app, tenant, p).await?;
+            None
+        }
+        None => None,
+    };
+    let (session, cookie) = match renewed {
+        Some(renewed) => renewed,
+        None => session::establish(app, tenant.id(), signed_in).await?,
+    };
     let (t, id, version, now) = (
         tenant.id().clone(),
         flow.id.clone(),
@@ -170,6 +185,7 @@ async fn ask_password_change(
 ) -> Result<Response, PageError> {
     let progress = Progress {
         user_id: Some(user.id.clone()),
+        awaiting: Some(state::Awaiting::PasswordChange),
         amr: signed_in.amr,
         auth_time: Some(signed_in.auth_time),
     };
@@ -195,13 +211,13 @@ async fn ask_password_change(
         .map(|u| u.as_str().to_string())
         .or_else(|| user.profile.email.as_ref().map(|e| e.as_str().to_string()))
         .unwrap_or_default();
-    render_change_password(app, tenant, &flow.id, browser, &username, None)
+    render_change_password(app, tenant, flow, browser, &username, None)
 }
 
 fn render_change_password(
     app: &App,
     tenant: &TenantCtx,
-    flow_id: &str,
+    flow: &LoginFlow,
     browser: &str,
     username: &str,
     error: Option<&str>,
@@ -211,14 +227,15 @@ fn render_change_password(
         context! {
             tenant_name => &tenant.tenant.display_name,
             action => format!("{}/login/password", login::tenant_path(tenant)),
-            flow => flow_id,
-            csrf => app.csrf.token(browser, flow_id),
+            flow => &flow.id,
+            csrf => app.csrf.token(browser, &flow.id),
             username => username,
             min_length => login::MIN_PASSWORD_LEN,
             error => error,
         },
     )?;
-    Ok(web::page(StatusCode::OK, html, None))
+    // The form's submission ends at the app (a redirect after the POST), which form-action covers.
+    Ok(web::page(StatusCode::OK, html, Some(&flow.needs.return_to)))
 }
 
 /// `POST /t/{tenant}/login/password`: the first-login password change. No token is issued before
@@ -246,8 +263,11 @@ async fn change_password(
     let Some(flow) = load(&app, &tenant, Some(flow_id)).await? else {
         return expired(&app);
     };
-    let (Some(user_id), Some(auth_time)) = (flow.progress.user_id.clone(), flow.progress.auth_time)
-    else {
+    let (Some(user_id), Some(auth_time), Some(state::Awaiting::PasswordChange)) = (
+        flow.progress.user_id.clone(),
+        flow.progress.auth_time,
+        flow.progress.awaiting,
+    ) else {
         return expired(&app);
     };
     let (t, uid) = (tenant.id().clone(), user_id.clone());
@@ -268,7 +288,7 @@ async fn change_password(
         None
     };
     if let Some(problem) = problem {
-        return render_change_password(&app, &tenant, &flow.id, &browser, "", Some(problem));
+        return render_change_password(&app, &tenant, &flow, &browser, "", Some(problem));
     }
     let hash = app
         .hasher

@@ -62,13 +62,12 @@ pub async fn current(
         .await
 }
 
-/// Starts a new session for `signed_in`, ending `previous` (the browser's session before this
-/// sign-in, possibly another user's). Returns the session and its `Set-Cookie`.
+/// Starts a new session for `signed_in`, with a new cookie value (the caller ends the browser's
+/// previous session first). Returns the session and its `Set-Cookie`.
 pub async fn establish(
     app: &App,
     tenant: &TenantId,
     signed_in: SignedIn,
-    previous: Option<&Session>,
 ) -> Result<(Session, HeaderValue), StoreError> {
     let value = cookies::new_value();
     let hash = TokenHash::of(&value);
@@ -76,16 +75,12 @@ pub async fn establish(
     let now = app.now();
     let idle = app.config.session.idle_timeout;
     let absolute = app.config.session.absolute_timeout;
-    let previous_sid = previous.map(|s| s.sid.clone());
     let t = tenant.clone();
     let session = {
         let stored_sid = sid.clone();
         let s = signed_in.clone();
         app.store
             .run(move |c| {
-                if let Some(old) = previous_sid {
-                    sessions::revoke(c, &t, &old, now)?;
-                }
                 sessions::create(
                     c,
                     &t,
@@ -123,6 +118,56 @@ pub async fn establish(
     };
     let cookie = jar(app).set(&jar(app).session_name(tenant), &value, None);
     Ok((session, cookie))
+}
+
+/// Renews `previous` (the same user signing in again) with a new cookie value, keeping its `sid`
+/// so the apps signed in through it stay signed in. `None` if it ended meanwhile.
+pub async fn renew(
+    app: &App,
+    tenant: &TenantId,
+    previous: &Session,
+    signed_in: &SignedIn,
+) -> Result<Option<(Session, HeaderValue)>, StoreError> {
+    let value = cookies::new_value();
+    let hash = TokenHash::of(&value);
+    let now = app.now();
+    let idle = app.config.session.idle_timeout;
+    let absolute = app.config.session.absolute_timeout;
+    let (t, sid, amr, auth_time) = (
+        tenant.clone(),
+        previous.sid.clone(),
+        signed_in.amr.clone(),
+        signed_in.auth_time,
+    );
+    let renewed = app
+        .store
+        .run(move |c| {
+            sessions::renew(
+                c,
+                &t,
+                &sid,
+                &hash,
+                auth_time,
+                &amr,
+                now.plus(idle),
+                now.plus(absolute),
+                now,
+            )
+        })
+        .await?;
+    if !renewed {
+        return Ok(None);
+    }
+    let session = Session {
+        auth_time: signed_in.auth_time,
+        amr: signed_in.amr.clone(),
+        last_seen_at: now,
+        idle_expires_at: now.plus(idle.min(absolute)),
+        absolute_expires_at: now.plus(absolute),
+        ..previous.clone()
+    };
+    let cookie = jar(app).set(&jar(app).session_name(tenant), &value, None);
+    Ok(Some((session, cookie)))
 }
 
 /// Ends the request's session, if any; returns it and the `Set-Cookie` that clears the cookie.

@@ -47,10 +47,21 @@ pub struct Requirements {
     pub return_to: String,
 }
 
+/// A step the flow waits for, after the user is known. Each step's handler accepts only a flow
+/// waiting for it, so one kind of flow cannot be replayed at another step's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Awaiting {
+    PasswordChange,
+    Consent,
+}
+
 /// What the flow has established so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub user_id: Option<String>,
+    #[serde(default)]
+    pub awaiting: Option<Awaiting>,
     /// RFC 8176 method references of the steps done (`pwd`, `otp`, `mfa` ...).
     pub amr: Vec<String>,
     pub auth_time: Option<UnixTime>,

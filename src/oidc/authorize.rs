@@ -76,10 +76,29 @@ async fn authorize(
     };
     let now = app.now();
     if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
+        if req.prompt.none {
+            return Ok(req.reply.error(&app.templates, "access_denied", why));
+        }
         return flow::message(app, StatusCode::FORBIDDEN, "Sign-in unavailable", why, None);
     }
     let needs = requirements(&req, &client);
-    let current = session::current(app, tenant.id(), headers).await?;
+    let hinted = match params.get("id_token_hint") {
+        Some(hint) => match hinted_subject(app, tenant, hint).await? {
+            Some(sub) => Some(sub),
+            None => {
+                return Ok(req.reply.error(
+                    &app.templates,
+                    "invalid_request",
+                    "id_token_hint is not an ID token this issuer signed",
+                ));
+            }
+        },
+        None => None,
+    };
+    // OIDC Core §3.1.2.2: a session of someone other than the hinted user does not count.
+    let current = session::current(app, tenant.id(), headers)
+        .await?
+        .filter(|s| hinted.as_ref().is_none_or(|sub| *sub == s.user_id));
     match current {
         Some(s) if session_satisfies(&needs, &s, now) && !req.prompt.select_account => {
             answer(app, tenant, headers, &req, &client, &s, Decided::default()).await
@@ -91,6 +110,23 @@ async fn authorize(
         )),
         _ => start_flow(app, tenant, headers, &req, needs).await,
     }
+}
+
+/// The `sub` of an ID token this tenant signed (expired ones too: a hint names a user, it grants
+/// nothing), or `None` when the token is not one.
+async fn hinted_subject(
+    app: &App,
+    tenant: &TenantCtx,
+    hint: &str,
+) -> Result<Option<String>, PageError> {
+    let ring = app.keyring(tenant.id()).await?;
+    Ok(ring.verify(hint, "JWT").and_then(|claims| {
+        let iss = claims.get("iss").and_then(serde_json::Value::as_str);
+        let sub = claims.get("sub").and_then(serde_json::Value::as_str);
+        (iss == Some(tenant.issuer.as_str()))
+            .then(|| sub.map(str::to_string))
+            .flatten()
+    }))
 }
 
 fn requirements(req: &AuthorizeRequest, client: &Client) -> Requirements {
@@ -205,11 +241,15 @@ pub async fn answer(
     let Some(subject) =
         subject.filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)
     else {
-        return Ok(req.reply.error(
-            &app.templates,
-            "login_required",
-            "the signed-in account can no longer sign in",
-        ));
+        if req.prompt.none {
+            return Ok(req.reply.error(
+                &app.templates,
+                "login_required",
+                "the signed-in account can no longer sign in",
+            ));
+        }
+        // The sign-in page tells the user why, with their account's own message.
+        return start_flow(app, tenant, headers, req, requirements(req, client)).await;
     };
     if !access::may_use(app_record.as_deref(), client.channel, &subject) {
         record_denial(app, tenant, &subject.user.id, client).await?;

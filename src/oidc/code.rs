@@ -42,11 +42,18 @@ impl CodeGrant {
     }
 }
 
+/// The stored hash binds the code to its client (RFC 6749 §4.1.3): presented by any other client
+/// it matches nothing, so another client can neither redeem nor spend it, nor set off the replay
+/// revocation of the rightful client's tokens.
+fn code_hash(client_id: &str, code: &str) -> TokenHash {
+    TokenHash::of(&format!("{client_id}\u{0}{code}"))
+}
+
 /// Stores `grant` and returns the code to hand to the client. The session notes the client, so
 /// logout reaches it.
 pub async fn issue(app: &App, tenant: &TenantId, grant: &CodeGrant) -> Result<String, StoreError> {
     let code = random_token(32);
-    let hash = TokenHash::of(&code);
+    let hash = code_hash(&grant.client_id, &code);
     let now = app.now();
     let expires_at = now.plus(app.config.tokens.authorization_code_lifetime);
     let payload = serde_json::to_value(grant).unwrap_or_default();
@@ -83,14 +90,16 @@ pub enum Redemption {
     Invalid,
 }
 
-/// Consumes `code` (one `UPDATE … RETURNING`); a code seen before is reported as replayed.
+/// Consumes `code` for `client_id` (one `UPDATE … RETURNING`); a code this client redeemed
+/// before is reported as replayed.
 pub fn redeem(
     conn: &mut crate::store::Conn,
     tenant: &TenantId,
+    client_id: &str,
     code: &str,
     now: UnixTime,
 ) -> Result<Redemption, StoreError> {
-    let hash = TokenHash::of(code);
+    let hash = code_hash(client_id, code);
     if let Some(token) = tokens::consume(conn, tenant, KIND, &hash, now)? {
         return Ok(match serde_json::from_value::<CodeGrant>(token.payload) {
             Ok(grant) => Redemption::Live(Box::new(grant)),

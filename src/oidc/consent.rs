@@ -13,7 +13,7 @@ use super::form::OAuthForm;
 use super::request::AuthorizeRequest;
 use super::scope::Scope;
 use crate::app::App;
-use crate::flow::state::{Progress, Requirements};
+use crate::flow::state::{Awaiting, Progress, Requirements};
 use crate::flow::{self, cookies, login, session};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
@@ -55,6 +55,7 @@ pub async fn ask(
     };
     let progress = Progress {
         user_id: Some(session.user_id.clone()),
+        awaiting: Some(Awaiting::Consent),
         amr: session.amr.clone(),
         auth_time: Some(session.auth_time),
     };
@@ -121,8 +122,10 @@ pub async fn submit(
         return flow::expired(&app);
     };
     let current = session::current(&app, tenant.id(), &headers).await?;
-    let Some(session) = current.filter(|s| flow.progress.user_id.as_deref() == Some(&s.user_id))
-    else {
+    let Some(session) = current.filter(|s| {
+        flow.progress.user_id.as_deref() == Some(&s.user_id)
+            && flow.progress.awaiting == Some(Awaiting::Consent)
+    }) else {
         return flow::expired(&app);
     };
     let Ok(req) = serde_json::from_value::<AuthorizeRequest>(flow.resume.clone()) else {

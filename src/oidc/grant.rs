@@ -50,11 +50,11 @@ pub async fn authorization_code(
 ) -> Result<Response, OAuthError> {
     registered_for(client, "authorization_code")?;
     let presented = form.require("code")?.to_string();
-    let (t, now) = (tenant.id().clone(), app.now());
+    let (t, now, cid) = (tenant.id().clone(), app.now(), client.client_id.clone());
     let redemption = app
         .store
         .run(move |c| {
-            let r = code::redeem(c, &t, &presented, now)?;
+            let r = code::redeem(c, &t, &cid, &presented, now)?;
             if let Redemption::Replayed {
                 family_id: Some(family),
             } = &r
@@ -178,61 +178,74 @@ pub async fn refresh_token(
     };
     let next = random_token(32);
     let next_hash = TokenHash::of(&next);
-    let (t, cid, now) = (tenant.id().clone(), client.client_id.clone(), app.now());
+    let (t, now) = (tenant.id().clone(), app.now());
     let sliding = app.config.tokens.refresh_token_idle_lifetime;
-    let check = narrowed.clone();
-    let rotation = app
-        .store
-        .run(move |c| {
-            // Checked before rotating: a refused request must leave the presented token usable.
-            if let (Some(asked), Some(live)) =
-                (&check, refresh::find_active(c, &t, &presented, now)?)
-                && live.client_id == cid
-                && !asked.is_subset_of(&Scope::parse(&live.scope).unwrap_or_default())
-            {
-                return Ok(None);
-            }
-            refresh::rotate(c, &t, &cid, &presented, &next_hash, sliding, now).map(Some)
-        })
-        .await?;
-    let grant = match rotation {
-        None => {
-            return Err(OAuthError::InvalidScope(
-                "a refresh can only ask for scopes granted before".into(),
-            ));
-        }
-        Some(Rotation::Rotated(grant)) => grant,
-        Some(Rotation::Reused { family_id }) => {
-            tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
-            return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
-        }
-        Some(Rotation::Invalid) => return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into())),
+    let rotate = |presented: TokenHash| {
+        let (t, cid, next_hash) = (t.clone(), client.client_id.clone(), next_hash.clone());
+        app.store
+            .run(move |c| refresh::rotate(c, &t, &cid, &presented, &next_hash, sliding, now))
     };
-    let Some(user_id) = grant.user_id.clone() else {
+    // Everything that can fail is checked before the token is rotated, so a refused request or an
+    // outage leaves the presented token usable: a client that retries must not look like a thief.
+    let (lookup_t, lookup_hash) = (t.clone(), presented.clone());
+    let live = app
+        .store
+        .run(move |c| refresh::find_active(c, &lookup_t, &lookup_hash, now))
+        .await?
+        .filter(|g| g.client_id == client.client_id);
+    let Some(live) = live else {
+        // Unknown, expired or another client's, or rotated already: the rotation tells which,
+        // and revokes the family on reuse.
+        if let Rotation::Reused { family_id } = rotate(presented).await? {
+            tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
+        }
+        return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
+    };
+    let granted = Scope::parse(&live.scope).unwrap_or_default();
+    if narrowed
+        .as_ref()
+        .is_some_and(|asked| !asked.is_subset_of(&granted))
+    {
+        return Err(OAuthError::InvalidScope(
+            "a refresh can only ask for scopes granted before".into(),
+        ));
+    }
+    let Some(user_id) = live.user_id.clone() else {
         return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
     };
     let subject = match usable_subject(app, tenant.id(), client, &user_id).await {
         Ok(s) => s,
-        Err(e) => {
-            let (t, family) = (tenant.id().clone(), grant.family_id.clone());
+        Err(e @ OAuthError::InvalidGrant(_)) => {
+            // The user may no longer have tokens for this app: the family ends here.
+            let (t, family) = (t.clone(), live.family_id.clone());
             app.store
                 .run(move |c| refresh::revoke_family(c, &t, &family, now))
                 .await?;
             return Err(e);
         }
+        Err(e) => return Err(e),
     };
-    let scope = narrowed.unwrap_or_else(|| Scope::parse(&grant.scope).unwrap_or_default());
+    let scope = narrowed.unwrap_or(granted);
     let context = TokenContext {
         subject: &subject,
         scope: &scope,
         nonce: None,
-        auth_time: grant.auth_time.unwrap_or(now),
+        auth_time: live.auth_time.unwrap_or(now),
         amr: &[],
         acr: None,
-        sid: grant.sid.as_deref(),
+        sid: live.sid.as_deref(),
         claims: None,
     };
     let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
+    // The single-use step comes last; losing a race to another use of the same token is reuse.
+    match rotate(presented).await? {
+        Rotation::Rotated(_) => {}
+        Rotation::Reused { family_id } => {
+            tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
+            return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
+        }
+        Rotation::Invalid => return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into())),
+    }
     body.insert("refresh_token".into(), json!(next));
     Ok(super::no_store(Json(Value::Object(body)).into_response()))
 }
@@ -274,6 +287,16 @@ pub struct TokenContext<'a> {
     pub acr: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub claims: Option<&'a Value>,
+}
+
+/// Claims asked for one by one (OIDC Core §5.5). Only first-party clients get them beyond their
+/// scopes: a third-party client's user consented to scopes, and nothing more is released to it.
+fn requested(client: &Client, request: Option<&Value>, place: &str) -> Vec<String> {
+    if client.first_party {
+        claims::requested_names(request, place)
+    } else {
+        Vec::new()
+    }
 }
 
 pub(crate) async fn keyring(
@@ -323,7 +346,7 @@ async fn sign_tokens(
     }
     at_claims.insert("tenant".into(), json!(tenant.id().as_str()));
     // OIDC Core §5.5: claims requested for UserInfo travel with the token UserInfo receives.
-    let for_userinfo = claims::requested_names(ctx.claims, "userinfo");
+    let for_userinfo = requested(client, ctx.claims, "userinfo");
     if !for_userinfo.is_empty() {
         at_claims.insert(claims::USERINFO_CLAIMS.into(), json!(for_userinfo));
     }
@@ -339,13 +362,12 @@ async fn sign_tokens(
         })?;
     let mut body = Map::new();
     if ctx.scope.contains("openid") {
-        let requested = claims::requested_names(ctx.claims, "id_token");
         let user = claims::user_claims(
             ctx.subject,
             tenant.id(),
             client.app_id.as_deref(),
             ctx.scope,
-            &requested,
+            &requested(client, ctx.claims, "id_token"),
         );
         let alg = client
             .id_token_alg

@@ -121,15 +121,31 @@ pub async fn end_session(
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
     let target = match &req.hinted {
-        Some((sub, sid)) => hinted_session(&app, &tenant, sub, sid.as_deref(), current).await?,
+        Some((sub, sid)) => {
+            let hinted =
+                hinted_session(&app, &tenant, sub, sid.as_deref(), current.clone()).await?;
+            match (&hinted, &current) {
+                // The hint names someone else than the browser's user: that user confirms.
+                (None, Some(s)) if s.user_id != *sub => {
+                    return confirm_page(&app, &tenant, &headers, &params, s);
+                }
+                _ => hinted,
+            }
+        }
         None => {
-            if let Some(s) = current {
-                return confirm_page(&app, &tenant, &headers, &params, &s);
+            if let Some(s) = &current {
+                return confirm_page(&app, &tenant, &headers, &params, s);
             }
             None
         }
     };
-    finish(&app, &tenant, &req, target).await
+    // Only the cookie of a session that was actually this browser's is cleared.
+    let clear = match (&target, &current) {
+        (Some(t), Some(c)) => t.sid == c.sid,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    };
+    finish(&app, &tenant, &req, target, clear).await
 }
 
 /// `POST /t/{tenant}/logout/confirm`: the user confirmed on the page.
@@ -151,7 +167,7 @@ pub async fn confirm(
     }
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
-    finish(&app, &tenant, &req, current).await
+    finish(&app, &tenant, &req, current, true).await
 }
 
 async fn checked(
@@ -235,12 +251,14 @@ fn confirm_page(
     Ok(response)
 }
 
-/// Ends `target` (if any), clears the cookie, and goes where the app asked or says goodbye.
+/// Ends `target` (if any), clears the cookie when told, and goes where the app asked or says
+/// goodbye.
 async fn finish(
     app: &App,
     tenant: &TenantCtx,
     req: &LogoutRequest,
     target: Option<Session>,
+    clear_cookie: bool,
 ) -> Result<Response, PageError> {
     if let Some(s) = &target {
         end(app, tenant, s).await?;
@@ -273,10 +291,12 @@ async fn finish(
     };
     let jar = session::jar(app);
     let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        jar.clear(&jar.session_name(tenant.id())),
-    );
+    if clear_cookie {
+        headers.append(
+            header::SET_COOKIE,
+            jar.clear(&jar.session_name(tenant.id())),
+        );
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

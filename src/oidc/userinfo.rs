@@ -72,7 +72,8 @@ impl IntoResponse for BearerError {
         };
         let body = match code {
             Some(c) => json!({ "error": c, "error_description": self.to_string() }),
-            None => json!({ "error": "invalid_token", "error_description": self.to_string() }),
+            // §3.1: a request without credentials gets no error code.
+            None => json!({ "error_description": self.to_string() }),
         };
         let mut response = no_store((status, Json(body)).into_response());
         if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -150,7 +151,14 @@ pub async fn userinfo(
         .ok_or(BearerError::InvalidToken)?;
     let now = app.now();
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    // A token minted for another resource (RFC 8707) is that resource's, not UserInfo's.
+    let for_userinfo = match claims.get("aud") {
+        Some(Value::String(a)) => *a == tenant.issuer,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&tenant.issuer)),
+        _ => false,
+    };
     let live = text("iss") == Some(tenant.issuer.as_str())
+        && for_userinfo
         && claims
             .get("exp")
             .and_then(Value::as_i64)

@@ -104,6 +104,39 @@ pub fn create(
     Ok(())
 }
 
+/// A fresh sign-in by the session's own user (`prompt=login`, `max_age`): the same `sid`, so its
+/// apps keep their sessions, with a new cookie value, sign-in time and methods, and new expiries.
+/// Returns whether the session was live.
+#[expect(clippy::too_many_arguments, reason = "one statement's values")]
+pub fn renew(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    cookie_hash: &TokenHash,
+    auth_time: UnixTime,
+    amr: &[String],
+    idle_expires_at: UnixTime,
+    absolute_expires_at: UnixTime,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        s::table
+            .filter(s::tenant_id.eq(tenant.as_str()))
+            .filter(s::sid.eq(sid))
+            .filter(s::revoked_at.is_null()),
+    )
+    .set((
+        s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()),
+        s::auth_time.eq(auth_time.0),
+        s::amr.eq(serde_json::Value::from(amr.to_vec()).to_string()),
+        s::last_seen_at.eq(now.0),
+        s::idle_expires_at.eq(idle_expires_at.0.min(absolute_expires_at.0)),
+        s::absolute_expires_at.eq(absolute_expires_at.0),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// The live session behind a cookie, its idle expiry slid to `now + idle` (never past the
 /// absolute expiry), in one statement.
 pub fn touch(

@@ -197,3 +197,79 @@ async fn logout_without_a_hint_asks_and_refuses_open_redirects() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("signed out"));
 }
+
+#[tokio::test]
+async fn a_hint_for_another_user_does_not_sign_this_browser_out() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    // Olga's ID token, from another browser.
+    let other = b.other_client();
+    let login = other
+        .get(b.server.url(&Browser::authorize_path(
+            "wiki",
+            "https://wiki.acme.test/cb",
+            "",
+        )))
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = other
+        .get(b.server.url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = other
+        .post(b.server.url("/t/acme/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "flow={}&csrf={}&account=olga&password={}&agree=yes",
+            hidden(&page, "flow"),
+            hidden(&page, "csrf"),
+            enc(crate::oidc_flow::PASSWORD)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+    let (_, tokens) = b
+        .token(
+            Some(&basic("wiki", crate::oidc_flow::WIKI_SECRET)),
+            &format!(
+                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+                enc(&code),
+                enc("https://wiki.acme.test/cb"),
+                crate::oidc_flow::VERIFIER
+            ),
+        )
+        .await;
+    let olga_hint = tokens["id_token"].as_str().unwrap().to_string();
+    // Alice signs in here; Olga's hint ends Olga's session, not Alice's, and does not clear
+    // Alice's cookie.
+    b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let r = b
+        .get(&format!("/t/acme/logout?id_token_hint={olga_hint}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("sesame-session-acme=;")),
+        "Alice's cookie stays"
+    );
+    let r = b
+        .get(&Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            "&prompt=none",
+        ))
+        .await;
+    assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+}

@@ -77,6 +77,7 @@ app = "crm"
 first_party = true
 redirect_uris = ["https://crm.acme.test/cb"]
 post_logout_redirect_uris = ["https://crm.acme.test/bye"]
+allowed_resources = ["https://api.acme.test"]
 secret = "crm-secret-0123456789-0123456789-0123"
 
 [[tenants.clients]]
@@ -799,6 +800,14 @@ both_backends!(first_sign_in_changes_the_password_before_any_code, |db| {
     let login = b.start("crm-web", "https://crm.acme.test/cb", "").await;
     let r = b.submit(&login, "newbie", "temporary password 1", "").await;
     assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("form-action 'self' https://crm.acme.test"),
+        "the form's redirect to the app is allowed: {csp}"
+    );
     let page = r.text().await.unwrap();
     assert!(page.contains("Set a new password"), "{page}");
     let (flow, csrf) = (hidden(&page, "flow"), hidden(&page, "csrf"));
@@ -960,9 +969,14 @@ async fn the_token_endpoint_refuses_bad_code_redemptions() {
             (StatusCode::BAD_REQUEST, Some("invalid_grant")),
             "{why}"
         );
-        // Whatever failed, the code is spent.
-        let (_, err) = b.redeem(&p["code"]).await;
-        assert_eq!(err["error"], "invalid_grant", "{why}");
+        let (status, err) = b.redeem(&p["code"]).await;
+        if why == "another client" {
+            // Bound to its client: another client can neither redeem nor spend it.
+            assert_eq!(status, 200, "{why}: {err}");
+        } else {
+            // The rightful client's failed attempt spent it.
+            assert_eq!(err["error"], "invalid_grant", "{why}");
+        }
     }
     // Expired after 60 s.
     let p = b
@@ -1118,4 +1132,193 @@ async fn the_claims_parameter_reaches_userinfo_and_the_id_token() {
         info.get("name").is_none(),
         "no profile scope, not asked for: {info}"
     );
+}
+
+#[tokio::test]
+async fn id_token_hint_must_name_the_signed_in_user() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, tokens) = b.redeem(&p["code"]).await;
+    let hint = tokens["id_token"].as_str().unwrap().to_string();
+    let path = |hint: &str| {
+        Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            &format!("&prompt=none&id_token_hint={hint}"),
+        )
+    };
+    let r = b.get(&path(&hint)).await;
+    assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    // Olga's hint while Alice is signed in: login_required.
+    let other = Browser::new(TestDb::sqlite()).await;
+    let _ = other;
+    let mut parts: Vec<&str> = hint.split('.').collect();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(r#"{"iss":"http://127.0.0.1:8080/t/acme","sub":"someone-else"}"#);
+    parts[1] = &forged;
+    let r = b.get(&path(&parts.join("."))).await;
+    assert_eq!(
+        params(r.headers()["location"].to_str().unwrap())["error"],
+        "invalid_request",
+        "a tampered hint is refused"
+    );
+}
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_account() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let login = b.start("crm-web", "https://crm.acme.test/cb", "").await;
+    for i in 0..sesame::flow::login::MAX_ACCOUNT_FAILURES {
+        let r = b.submit(&login, "alice", &format!("guess {i}"), "").await;
+        assert!(r.text().await.unwrap().contains("incorrect"));
+    }
+    // The right password now gets the same refusal, which does not say it was right.
+    let page = b
+        .submit(&login, "alice", PASSWORD, "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Too many failed sign-in attempts"), "{page}");
+    // Another account is not affected; the wait ends.
+    let r = b.submit(&login, "olga", PASSWORD, "").await;
+    assert_eq!(
+        r.status(),
+        403,
+        "olga signs in (and is refused the app, not throttled)"
+    );
+    b.t.clock.advance(sesame::flow::login::FAILURE_WINDOW);
+    let login = b
+        .start("crm-web", "https://crm.acme.test/cb", "&prompt=login")
+        .await;
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn third_party_clients_get_no_claims_beyond_their_scopes() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let claims = enc(r#"{"id_token":{"email":null,"employee_no":null}}"#);
+    let path = format!(
+        "/t/acme/authorize?response_type=code&client_id=partner&redirect_uri={}&scope=openid%20email&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256&claims={claims}",
+        enc("https://partner.example/cb")
+    );
+    let login = b.get(&path).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = b
+        .submit(&login, "alice", PASSWORD, "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let body = format!(
+        "flow={}&csrf={}&decision=allow",
+        hidden(&page, "flow"),
+        hidden(&page, "csrf")
+    );
+    // A consent flow is not a password-change flow.
+    let r = b
+        .post_form(
+            "/t/acme/login/password",
+            &format!("{body}&new_password=brand+new+secret&confirm_password=brand+new+secret"),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = b.post_form("/t/acme/consent", &body).await;
+    let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+    let (_, tokens) = b
+        .token(
+            Some(&basic("partner", "partner-secret-0123456789-0123456789-")),
+            &format!(
+                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc(&code),
+                enc("https://partner.example/cb")
+            ),
+        )
+        .await;
+    let id = b
+        .verify(tokens["id_token"].as_str().unwrap(), "partner")
+        .await;
+    assert_eq!(id["email"], "alice@acme.test", "email was consented to");
+    assert!(id.get("employee_no").is_none(), "profile was not: {id}");
+}
+
+#[tokio::test]
+async fn userinfo_refuses_tokens_minted_for_another_resource() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (status, tokens) = b
+        .token(
+            Some(&basic("crm-web", CRM_SECRET)),
+            &format!(
+                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}&resource={}",
+                enc(&p["code"]),
+                enc("https://crm.acme.test/cb"),
+                enc("https://api.acme.test")
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        b.verify(at, "https://api.acme.test").await["aud"],
+        "https://api.acme.test"
+    );
+    assert_eq!(b.userinfo(at).await.status(), 401);
+}
+
+#[tokio::test]
+async fn signing_in_again_keeps_the_session_and_another_user_ends_it() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, first) = b.redeem(&p["code"]).await;
+    let sid = b
+        .verify(first["id_token"].as_str().unwrap(), "crm-web")
+        .await["sid"]
+        .clone();
+    // prompt=login by the same user: same sid, and the first refresh token still works.
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, second) = b.redeem(&p["code"]).await;
+    assert_eq!(
+        b.verify(second["id_token"].as_str().unwrap(), "crm-web")
+            .await["sid"],
+        sid
+    );
+    let crm = basic("crm-web", CRM_SECRET);
+    let (status, _) = b
+        .token(
+            Some(&crm),
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                enc(first["refresh_token"].as_str().unwrap())
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Another user in the same browser: Alice's session and its refresh tokens end.
+    let login = b
+        .start("wiki", "https://wiki.acme.test/cb", "&prompt=login")
+        .await;
+    let r = b.submit(&login, "olga", PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, err) = b
+        .token(
+            Some(&crm),
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                enc(second["refresh_token"].as_str().unwrap())
+            ),
+        )
+        .await;
+    assert_eq!(err["error"], "invalid_grant");
 }
