@@ -12,7 +12,7 @@ use axum::response::Response;
 use minijinja::context;
 
 use super::state::LoginFlow;
-use super::{cookies, load, session};
+use super::{load, session};
 use crate::account::{Login, REGIONS};
 use crate::app::App;
 use crate::clock::UnixTime;
@@ -121,21 +121,12 @@ pub async fn submit(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
-    let jar = session::jar(&app);
-    let browser = cookies::read(&headers, &jar.browser_name());
-    let flow_id = form.get("flow").unwrap_or_default();
-    if !app
-        .csrf
-        .verify(browser.as_deref(), flow_id, form.get("csrf"))
-    {
-        return Err(PageError::Forbidden(
-            "This form has expired or did not come from this browser. Go back, reload the page and try again."
-                .into(),
-        ));
-    }
-    let browser = browser.unwrap_or_default();
-    let Some(flow) = load(&app, &tenant, Some(flow_id)).await? else {
+    let super::FlowForm {
+        form,
+        browser,
+        flow,
+    } = super::flow_form(&app, &tenant, &headers, &body).await?;
+    let Some(flow) = flow else {
         return super::expired(&app);
     };
     let account = form.get("account").unwrap_or_default().trim();

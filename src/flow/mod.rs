@@ -61,6 +61,40 @@ pub async fn load(
     Ok(found.and_then(LoginFlow::from_stored))
 }
 
+/// A form posted on a flow's page: parsed, its CSRF token checked against this browser and the
+/// flow, and the flow loaded (`None` when it is gone: the caller shows [`expired`]).
+pub struct FlowForm {
+    pub form: OAuthForm,
+    /// The browser's CSRF binding (verified, so present).
+    pub browser: String,
+    pub flow: Option<LoginFlow>,
+}
+
+pub async fn flow_form(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<FlowForm, PageError> {
+    let form = OAuthForm::parse(body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let browser = cookies::read(headers, &session::jar(app).browser_name());
+    let flow_id = form.get("flow").unwrap_or_default().to_string();
+    let browser = browser
+        .filter(|b| app.csrf.verify(Some(b), &flow_id, form.get("csrf")))
+        .ok_or_else(|| {
+            PageError::Forbidden(
+                "This form has expired or did not come from this browser. Go back, reload the page and try again."
+                    .into(),
+            )
+        })?;
+    let flow = load(app, tenant, Some(&flow_id)).await?;
+    Ok(FlowForm {
+        form,
+        browser,
+        flow,
+    })
+}
+
 /// Why nobody of `tenant` can sign in at `now`, if so.
 pub fn tenant_refusal(tenant: &Tenant, now: UnixTime) -> Option<&'static str> {
     match tenant.status {
@@ -247,20 +281,12 @@ async fn change_password(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
-    let browser = cookies::read(&headers, &session::jar(&app).browser_name());
-    let flow_id = form.get("flow").unwrap_or_default();
-    if !app
-        .csrf
-        .verify(browser.as_deref(), flow_id, form.get("csrf"))
-    {
-        return Err(PageError::Forbidden(
-            "This form has expired or did not come from this browser. Go back, reload the page and try again."
-                .into(),
-        ));
-    }
-    let browser = browser.unwrap_or_default();
-    let Some(flow) = load(&app, &tenant, Some(flow_id)).await? else {
+    let FlowForm {
+        form,
+        browser,
+        flow,
+    } = flow_form(&app, &tenant, &headers, &body).await?;
+    let Some(flow) = flow else {
         return expired(&app);
     };
     let (Some(user_id), Some(auth_time), Some(state::Awaiting::PasswordChange)) = (

@@ -253,29 +253,12 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::apps::Channel;
 
     fn client(method: AuthMethod, keys: &DigestKey, secret: Option<&str>) -> Client {
         Client {
-            client_id: "crm".into(),
-            app_id: None,
-            name: "CRM".into(),
             secret_hash: secret.map(|s| keys.digest(s)),
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
             grant_types: vec!["client_credentials".into()],
-            auth_method: method,
-            channel: Channel::Web,
-            first_party: true,
-            access_token_lifetime: None,
-            id_token_lifetime: None,
-            refresh_token_lifetime: None,
-            jwks: None,
-            jwks_uri: None,
-            backchannel_logout_uri: None,
-            id_token_alg: None,
-            allowed_scopes: vec![],
-            allowed_resources: vec![],
+            ..Client::for_tests("crm", method)
         }
     }
 

@@ -1,11 +1,12 @@
 //! Consent for third-party clients (OIDC Core §3.1.2.4): the user sees what the app asks for,
-//! allows or denies once, and the grant is remembered until withdrawn. First-party clients (the
+//! allows or denies once, and the grant is remembered until the user withdraws it on
+//! `/account/consents` (which also revokes that app's refresh tokens). First-party clients (the
 //! organization's own apps) never ask.
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
 use super::authorize::{self, Decided};
@@ -17,7 +18,7 @@ use crate::flow::state::{Awaiting, Progress, Requirements};
 use crate::flow::{self, cookies, login, session};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
-use crate::store::{consents, flows};
+use crate::store::{consents, flows, refresh};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::{self, error::PageError};
 
@@ -106,19 +107,8 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
-    let browser = cookies::read(&headers, &session::jar(&app).browser_name());
-    let flow_id = form.get("flow").unwrap_or_default();
-    if !app
-        .csrf
-        .verify(browser.as_deref(), flow_id, form.get("csrf"))
-    {
-        return Err(PageError::Forbidden(
-            "This form has expired or did not come from this browser. Go back to the app and try again."
-                .into(),
-        ));
-    }
-    let Some(flow) = flow::load(&app, &tenant, Some(flow_id)).await? else {
+    let flow::FlowForm { form, flow, .. } = flow::flow_form(&app, &tenant, &headers, &body).await?;
+    let Some(flow) = flow else {
         return flow::expired(&app);
     };
     let current = session::current(&app, tenant.id(), &headers).await?;
@@ -185,4 +175,97 @@ pub async fn submit(
         Decided { consented: true },
     )
     .await
+}
+
+/// The CSRF purpose of the withdrawal forms, bound to the session they were shown in.
+fn manage_purpose(session: &Session) -> String {
+    format!("consents\u{0}{}", session.sid)
+}
+
+/// `GET /t/{tenant}/account/consents`: the third-party apps the signed-in user allowed.
+pub async fn list(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Some(session) = session::current(&app, tenant.id(), &headers).await? else {
+        return flow::message(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            "You are not signed in",
+            "Sign in to one of your apps, then come back to this page.",
+            None,
+        );
+    };
+    let (t, uid) = (tenant.id().clone(), session.user_id.clone());
+    let granted = app
+        .store
+        .run(move |c| consents::list_for_user(c, &t, &uid))
+        .await?;
+    let mut rows = Vec::new();
+    for (client_id, scope, _) in granted {
+        let name = app
+            .client(tenant.id(), &client_id)
+            .await?
+            .map_or_else(|| client_id.clone(), |c| c.name.clone());
+        rows.push(context! { client_id => client_id, name => name, scope => scope });
+    }
+    let (browser, set_cookie) = session::browser(&app, &headers);
+    let html = app.templates.render(
+        "consents.html",
+        context! {
+            tenant_name => &tenant.tenant.display_name,
+            consents => rows,
+            action => format!("{}/account/consents/revoke", login::tenant_path(&tenant)),
+            csrf => app.csrf.token(&browser, &manage_purpose(&session)),
+        },
+    )?;
+    let mut response = web::page(StatusCode::OK, html, None);
+    if let Some(set) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// `POST /t/{tenant}/account/consents/revoke`: withdraws one app's access.
+pub async fn revoke(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let Some(session) = session::current(&app, tenant.id(), &headers).await? else {
+        return Err(PageError::Forbidden("You are not signed in.".into()));
+    };
+    let browser = cookies::read(&headers, &session::jar(&app).browser_name());
+    if !app.csrf.verify(
+        browser.as_deref(),
+        &manage_purpose(&session),
+        form.get("csrf"),
+    ) {
+        return Err(PageError::Forbidden(
+            "This form did not come from this browser. Reload the page and try again.".into(),
+        ));
+    }
+    let client_id = form
+        .get("client_id")
+        .ok_or_else(|| PageError::BadRequest("Choose an app.".into()))?
+        .to_string();
+    let (t, uid, now) = (tenant.id().clone(), session.user_id.clone(), app.now());
+    app.store
+        .run(move |c| {
+            if consents::revoke(c, &t, &uid, &client_id)? {
+                refresh::revoke_for_user_client(c, &t, &uid, &client_id, now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("{}/account/consents", login::tenant_path(&tenant)))
+    {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
 }

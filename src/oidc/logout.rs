@@ -338,25 +338,8 @@ mod tests {
 
     fn client() -> Client {
         Client {
-            client_id: "crm".into(),
-            app_id: None,
-            name: "CRM".into(),
-            secret_hash: None,
-            redirect_uris: vec![],
             post_logout_redirect_uris: vec!["https://crm.example.com/bye".into()],
-            grant_types: vec![],
-            auth_method: crate::store::clients::AuthMethod::ClientSecretBasic,
-            channel: crate::store::apps::Channel::Web,
-            first_party: true,
-            access_token_lifetime: None,
-            id_token_lifetime: None,
-            refresh_token_lifetime: None,
-            jwks: None,
-            jwks_uri: None,
-            backchannel_logout_uri: None,
-            id_token_alg: None,
-            allowed_scopes: vec![],
-            allowed_resources: vec![],
+            ..Client::for_tests("crm", crate::store::clients::AuthMethod::ClientSecretBasic)
         }
     }
 

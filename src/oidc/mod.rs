@@ -43,6 +43,8 @@ pub fn routes() -> Router<App> {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/consent", post(consent::submit))
+        .route("/account/consents", get(consent::list))
+        .route("/account/consents/revoke", post(consent::revoke))
         .route(
             "/logout",
             get(logout::end_session).post(logout::end_session),

@@ -269,32 +269,15 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::apps::Channel;
 
     const ISS: &str = "https://id.example.com/t/acme";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     fn client(method: AuthMethod) -> Client {
         Client {
-            client_id: "crm".into(),
-            app_id: None,
-            name: "CRM".into(),
-            secret_hash: None,
             redirect_uris: vec!["https://crm.example.com/cb".into()],
-            post_logout_redirect_uris: vec![],
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            auth_method: method,
-            channel: Channel::Web,
-            first_party: true,
-            access_token_lifetime: None,
-            id_token_lifetime: None,
-            refresh_token_lifetime: None,
-            jwks: None,
-            jwks_uri: None,
-            backchannel_logout_uri: None,
-            id_token_alg: None,
-            allowed_scopes: vec![],
-            allowed_resources: vec![],
+            ..Client::for_tests("crm", method)
         }
     }
 

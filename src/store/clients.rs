@@ -78,6 +78,34 @@ pub struct Client {
     pub allowed_resources: Vec<String>,
 }
 
+#[cfg(test)]
+impl Client {
+    /// A first-party web client with nothing else registered, for unit tests to adjust.
+    pub fn for_tests(client_id: &str, auth_method: AuthMethod) -> Client {
+        Client {
+            client_id: client_id.into(),
+            app_id: None,
+            name: client_id.to_uppercase(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![],
+            auth_method,
+            channel: Channel::Web,
+            first_party: true,
+            access_token_lifetime: None,
+            id_token_lifetime: None,
+            refresh_token_lifetime: None,
+            jwks: None,
+            jwks_uri: None,
+            backchannel_logout_uri: None,
+            id_token_alg: None,
+            allowed_scopes: vec![],
+            allowed_resources: vec![],
+        }
+    }
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = c, check_for_backend(crate::store::conn::MultiBackend))]
 struct Row {

@@ -279,3 +279,22 @@ pub fn revoke_for_session(
 pub fn sweep_expired(conn: &mut Conn, now: UnixTime) -> Result<usize, StoreError> {
     Ok(diesel::delete(r::table.filter(r::family_expires_at.le(now.0))).execute(conn)?)
 }
+
+/// Revokes a user's refresh tokens for one client (consent withdrawn).
+pub fn revoke_for_user_client(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    user_id: &str,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        r::table
+            .filter(r::tenant_id.eq(tenant.as_str()))
+            .filter(r::user_id.eq(user_id))
+            .filter(r::client_id.eq(client_id))
+            .filter(r::revoked_at.is_null()),
+    )
+    .set(r::revoked_at.eq(now.0))
+    .execute(conn)?)
+}

@@ -27,6 +27,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("consent.html", include_str!("../../templates/consent.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
+    (
+        "consents.html",
+        include_str!("../../templates/consents.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");

@@ -5,7 +5,7 @@ use axum::routing::post;
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
 
-use crate::oidc_flow::{Browser, CRM_SECRET, basic, enc, hidden, params};
+use crate::browser::{Browser, CRM_SECRET, basic, enc, hidden, params};
 use crate::support::{TestDb, both_backends};
 
 /// A back-channel logout endpoint on 127.0.0.1 that hands every `logout_token` it receives to
@@ -231,7 +231,7 @@ async fn a_hint_for_another_user_does_not_sign_this_browser_out() {
             "flow={}&csrf={}&account=olga&password={}&agree=yes",
             hidden(&page, "flow"),
             hidden(&page, "csrf"),
-            enc(crate::oidc_flow::PASSWORD)
+            enc(crate::browser::PASSWORD)
         ))
         .send()
         .await
@@ -239,12 +239,12 @@ async fn a_hint_for_another_user_does_not_sign_this_browser_out() {
     let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
     let (_, tokens) = b
         .token(
-            Some(&basic("wiki", crate::oidc_flow::WIKI_SECRET)),
+            Some(&basic("wiki", crate::browser::WIKI_SECRET)),
             &format!(
                 "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
                 enc(&code),
                 enc("https://wiki.acme.test/cb"),
-                crate::oidc_flow::VERIFIER
+                crate::browser::VERIFIER
             ),
         )
         .await;

@@ -3,10 +3,12 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod client_auth;
 mod http;
 mod logout;
+mod oidc_cases;
 mod oidc_flow;
 mod outage;
 mod sessions;

@@ -1,0 +1,318 @@
+//! A browser against a live Sesame for the OpenID Connect suites: the test tenant, a cookie-jar
+//! client that does not follow redirects, sign-in through the real page, token requests, and JWT
+//! verification with the independent `jsonwebtoken` crate and the published JWKS only.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{TestApp, TestDb, TestServer};
+
+pub const TENANT: &str = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme & Co"
+
+[[tenants.departments]]
+id = "hq"
+name = "HQ"
+
+[[tenants.departments]]
+id = "sales"
+name = "Sales"
+parent = "hq"
+
+[[tenants.departments]]
+id = "ops"
+name = "Operations"
+parent = "hq"
+
+[[tenants.apps]]
+id = "crm"
+name = "CRM"
+web_access = { departments = ["sales"] }
+
+[[tenants.roles]]
+id = "crm:rep"
+name = "Sales rep"
+app = "crm"
+
+[[tenants.users]]
+username = "alice"
+display_name = "Alice <b>Liddell</b>"
+email = "alice@acme.test"
+phone = "+8613800138000"
+department = "sales"
+employee_no = "E7"
+roles = ["crm:rep"]
+password = "correct horse battery"
+
+[[tenants.users]]
+username = "olga"
+display_name = "Olga"
+department = "ops"
+password = "correct horse battery"
+
+[[tenants.users]]
+username = "dora"
+display_name = "Dora"
+department = "sales"
+status = "disabled"
+password = "correct horse battery"
+
+[[tenants.users]]
+username = "newbie"
+display_name = "Newbie"
+department = "sales"
+password = "temporary password 1"
+must_change_password = true
+
+[[tenants.clients]]
+client_id = "crm-web"
+name = "CRM"
+app = "crm"
+first_party = true
+redirect_uris = ["https://crm.acme.test/cb"]
+post_logout_redirect_uris = ["https://crm.acme.test/bye"]
+allowed_resources = ["https://api.acme.test"]
+secret = "crm-secret-0123456789-0123456789-0123"
+
+[[tenants.clients]]
+client_id = "crm-mobile"
+name = "CRM mobile"
+app = "crm"
+first_party = true
+auth_method = "none"
+redirect_uris = ["com.acme.crm:/cb"]
+
+[[tenants.clients]]
+client_id = "wiki"
+name = "Wiki"
+first_party = true
+redirect_uris = ["https://wiki.acme.test/cb"]
+secret = "wiki-secret-0123456789-0123456789-012"
+id_token_signed_response_alg = "PS256"
+
+[[tenants.clients]]
+client_id = "partner"
+name = "Partner Portal"
+redirect_uris = ["https://partner.example/cb"]
+secret = "partner-secret-0123456789-0123456789-"
+"#;
+
+pub const CRM_SECRET: &str = "crm-secret-0123456789-0123456789-0123";
+pub const WIKI_SECRET: &str = "wiki-secret-0123456789-0123456789-012";
+pub const PASSWORD: &str = "correct horse battery";
+/// RFC 7636 Appendix B.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const ISSUER: &str = "http://127.0.0.1:8080/t/acme";
+
+/// A browser (cookie jar, no redirects followed) against a live server.
+pub struct Browser {
+    pub t: TestApp,
+    pub server: TestServer,
+}
+
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Undoes minijinja's HTML escaping, as a browser does when it reads an attribute.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of the hidden input `name` in a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    unescape(html[start..].split('"').next().unwrap())
+}
+
+/// The query parameters of a redirect.
+pub fn params(location: &str) -> std::collections::HashMap<String, String> {
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+impl Browser {
+    pub async fn new(db: TestDb) -> Browser {
+        let t = TestApp::new(db).await;
+        t.import(TENANT).await;
+        let server = TestServer::start(t.router.clone(), Duration::from_secs(1));
+        Browser { t, server }
+    }
+
+    /// A second browser on the same server: no cookies.
+    pub fn other_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.server
+            .client
+            .get(self.server.url(path))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
+        self.server
+            .client
+            .post(self.server.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn authorize_path(client: &str, redirect: &str, extra: &str) -> String {
+        format!(
+            "/t/acme/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid%20profile%20email%20phone&state=st-1&nonce=n-1&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+            enc(redirect)
+        )
+    }
+
+    /// Starts a sign-in at the authorization endpoint; returns the login page's path.
+    pub async fn start(&self, client: &str, redirect: &str, extra: &str) -> String {
+        let r = self
+            .get(&Self::authorize_path(client, redirect, extra))
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with("/t/acme/login?flow="), "{location}");
+        location
+    }
+
+    /// Submits the sign-in form of the page at `login_path`.
+    pub async fn submit(
+        &self,
+        login_path: &str,
+        account: &str,
+        password: &str,
+        extra: &str,
+    ) -> reqwest::Response {
+        let page = self.get(login_path).await.text().await.unwrap();
+        let body = format!(
+            "flow={}&csrf={}&region=CN&account={}&password={}&agree=yes{extra}",
+            hidden(&page, "flow"),
+            hidden(&page, "csrf"),
+            enc(account),
+            enc(password)
+        );
+        self.post_form("/t/acme/login", &body).await
+    }
+
+    /// A full sign-in for `client` (with `prompt=login`, so it never rides on an earlier
+    /// session); returns the redirect's parameters.
+    pub async fn sign_in(
+        &self,
+        client: &str,
+        redirect: &str,
+        account: &str,
+    ) -> std::collections::HashMap<String, String> {
+        let login = self.start(client, redirect, "&prompt=login").await;
+        let r = self.submit(&login, account, PASSWORD, "").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with(redirect), "{location}");
+        params(&location)
+    }
+
+    pub async fn token(&self, auth: Option<&str>, body: &str) -> (StatusCode, Value) {
+        let mut req = self
+            .server
+            .client
+            .post(self.server.url("/t/acme/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        (status, r.json().await.unwrap())
+    }
+
+    pub async fn redeem(&self, code: &str) -> (StatusCode, Value) {
+        self.token(
+            Some(&basic("crm-web", CRM_SECRET)),
+            &format!(
+                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc(code),
+                enc("https://crm.acme.test/cb")
+            ),
+        )
+        .await
+    }
+
+    pub async fn userinfo(&self, token: &str) -> reqwest::Response {
+        self.server
+            .client
+            .get(self.server.url("/t/acme/userinfo"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies a JWT with the `jsonwebtoken` crate and the published JWKS only.
+    pub async fn verify(&self, token: &str, audience: &str) -> Value {
+        let jwks: jsonwebtoken::jwk::JwkSet = self
+            .server
+            .client
+            .get(self.server.url("/t/acme/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.set_audience(&[audience]);
+        v.set_issuer(&[ISSUER]);
+        // The server runs on a fixed clock in the past.
+        v.validate_exp = false;
+        jsonwebtoken::decode::<Value>(token, &key, &v)
+            .unwrap()
+            .claims
+    }
+}
