@@ -19,6 +19,7 @@ data="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port="$(free_port)"
 hello_port="$(free_port)"
+sized_port="$(free_port)"
 export SESAME_DATA_DIR="$data" SESAME_LISTEN="127.0.0.1:$port" SESAME_PUBLIC_URL="http://127.0.0.1:$port" \
   SESAME_LOG_LEVEL=warn
 SESAME_LOG_LEVEL=error "$bin" import bench/tenant.toml >/dev/null
@@ -38,8 +39,15 @@ echo "== idle resident memory: $(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 echo "== release binary: $(( $(stat -c %s "$bin") / 1024 / 1024 )) MiB"
 
 issuer="http://127.0.0.1:$port/t/bench"
-echo "== GET / on a bare axum route (the HTTP ceiling of this machine and core)"
+jwks_bytes="$(curl -s "$issuer/jwks" | wc -c)"
+taskset -c 0 "$load" hello "$sized_port" "$jwks_bytes" &
+sized=$!
+trap 'kill $pid $hello $sized 2>/dev/null; wait $pid $hello $sized 2>/dev/null; rm -rf "$data"' EXIT
+sleep 0.5
+echo "== GET / on a bare axum route answering 5 bytes (the HTTP ceiling of this machine and core)"
 wrk_on "http://127.0.0.1:$hello_port/"
+echo "== GET / on a bare axum route answering as many bytes as the JWKS ($jwks_bytes)"
+wrk_on "http://127.0.0.1:$sized_port/"
 for path in /.well-known/openid-configuration /jwks; do
   echo "== GET $path"
   wrk_on "$issuer$path"

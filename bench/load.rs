@@ -1,7 +1,8 @@
 //! The stateful half of the load tests (`bench/http.sh` runs it; wrk does the stateless half):
 //!
 //! ```text
-//! load hello PORT                      a bare axum route: the machine's own ceiling for HTTP
+//! load hello PORT [BYTES]              a bare axum route answering BYTES bytes (default "hello"):
+//!                                      the machine's own ceiling for HTTP
 //! load token BASE                      sign in once, print an access token (for wrk)
 //! load refresh BASE SECONDS TASKS      rotate refresh tokens as fast as possible
 //! load code-flow BASE SECONDS TASKS    authorize + token for users who already have a session
@@ -167,7 +168,17 @@ async fn main() {
     };
     match arg(1).as_str() {
         "hello" => {
-            let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+            let body = match args.get(3) {
+                Some(n) => bytes::Bytes::from(vec![b'x'; n.parse().unwrap()]),
+                None => bytes::Bytes::from_static(b"hello"),
+            };
+            let app = axum::Router::new().route(
+                "/",
+                axum::routing::get(move || {
+                    let body = body.clone();
+                    async move { body }
+                }),
+            );
             let listener =
                 tokio::net::TcpListener::bind(("127.0.0.1", arg(2).parse::<u16>().unwrap()))
                     .await

@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -21,6 +23,10 @@ use crate::web::error::PageError;
 use crate::{flow, oidc, ops, telemetry, web};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The extractors of the `from_fn` middleware wrapped around the router (named, since nothing
+/// around a plain service infers them).
+type Stateful = (State<App>, Request);
 
 /// Routes that live under a tenant's issuer.
 fn tenant_routes() -> Router<App> {
@@ -43,22 +49,22 @@ pub fn build(app: App) -> Router {
     let timeout = Duration::from_secs(app.config.http.request_timeout_secs.max(1));
     let max_body = app.config.http.max_body_bytes;
 
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/static/sesame.css", get(web::stylesheet))
         .nest("/t/{tenant}", by_path)
+        // Reports each route's template on the response, for the metrics outside the router.
+        .route_layer(middleware::from_fn(telemetry::label_route))
         .fallback_service(by_host)
-        // Innermost first: each `.layer` wraps everything above it.
-        .layer(middleware::from_fn_with_state(app.clone(), telemetry::track))
-        .layer(DefaultBodyLimit::max(max_body))
-        // Refuses by Content-Length before any handler runs; DefaultBodyLimit covers streamed bodies.
-        .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(middleware::from_fn_with_state(app.clone(), web::error::render))
-        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .with_state(app.clone());
+
+    // The stack every response passes, around the router as a whole. `Router::layer` would wrap
+    // each route separately, and every `from_fn` layer then clones the boxed stack below it on
+    // every request; around the router a clone is an `Arc` bump.
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -68,8 +74,19 @@ pub fn build(app: App) -> Router {
                 // One access-log line per request at info; failures are logged by the error renderer.
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(app)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn_with_state::<_, _, Stateful>(app.clone(), security_headers))
+        .layer(middleware::from_fn_with_state::<_, _, Stateful>(app.clone(), web::error::render))
+        // The layers below change the body types; the middleware above wants axum's `Body`.
+        .map_response(|r: Response<_>| r.map(Body::new))
+        // Refuses by Content-Length before any handler runs; DefaultBodyLimit covers streamed bodies.
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .map_request(|r: Request<_>| r.map(Body::new))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state::<_, _, Stateful>(app.clone(), telemetry::track))
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
 
 async fn not_found() -> PageError {
