@@ -269,6 +269,15 @@ impl Browser {
         (status, r.json().await.unwrap())
     }
 
+    /// A refresh grant with the client's Basic credentials `auth`.
+    pub async fn refresh(&self, auth: &str, token: &str) -> (StatusCode, Value) {
+        self.token(
+            Some(auth),
+            &format!("grant_type=refresh_token&refresh_token={}", enc(token)),
+        )
+        .await
+    }
+
     pub async fn redeem(&self, code: &str) -> (StatusCode, Value) {
         self.token(
             Some(&basic("crm-web", CRM_SECRET)),

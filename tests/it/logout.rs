@@ -115,12 +115,7 @@ both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
 
     // The session and its refresh token are gone.
     b.start("crm-web", "https://crm.acme.test/cb", "").await;
-    let (_, err) = b
-        .token(
-            Some(&basic("crm-web", CRM_SECRET)),
-            &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
-        )
-        .await;
+    let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
     assert_eq!(err["error"], "invalid_grant");
 });
 

@@ -176,19 +176,9 @@ async fn the_token_endpoint_refuses_bad_code_redemptions() {
         .await;
     let (_, tokens) = b.redeem(&p["code"]).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let (_, err) = b
-        .token(
-            Some(&basic("wiki", WIKI_SECRET)),
-            &format!("grant_type=refresh_token&refresh_token={}", enc(refresh)),
-        )
-        .await;
+    let (_, err) = b.refresh(&basic("wiki", WIKI_SECRET), refresh).await;
     assert_eq!(err["error"], "invalid_grant");
-    let (status, _) = b
-        .token(
-            Some(&crm),
-            &format!("grant_type=refresh_token&refresh_token={}", enc(refresh)),
-        )
-        .await;
+    let (status, _) = b.refresh(&crm, refresh).await;
     assert_eq!(
         status, 200,
         "the refused attempt by another client did not spend it"
@@ -213,12 +203,9 @@ async fn disabled_users_lose_codes_refresh_and_userinfo() {
     let (_, err) = b.redeem(&p2["code"]).await;
     assert_eq!(err["error"], "invalid_grant");
     let (_, err) = b
-        .token(
-            Some(&basic("crm-web", CRM_SECRET)),
-            &format!(
-                "grant_type=refresh_token&refresh_token={}",
-                enc(tokens["refresh_token"].as_str().unwrap())
-            ),
+        .refresh(
+            &basic("crm-web", CRM_SECRET),
+            tokens["refresh_token"].as_str().unwrap(),
         )
         .await;
     assert_eq!(err["error"], "invalid_grant");
@@ -472,13 +459,7 @@ async fn signing_in_again_keeps_the_session_and_another_user_ends_it() {
     );
     let crm = basic("crm-web", CRM_SECRET);
     let (status, _) = b
-        .token(
-            Some(&crm),
-            &format!(
-                "grant_type=refresh_token&refresh_token={}",
-                enc(first["refresh_token"].as_str().unwrap())
-            ),
-        )
+        .refresh(&crm, first["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(status, 200);
     // Another user in the same browser: Alice's session and its refresh tokens end.
@@ -488,13 +469,7 @@ async fn signing_in_again_keeps_the_session_and_another_user_ends_it() {
     let r = b.submit(&login, "olga", PASSWORD, "").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, err) = b
-        .token(
-            Some(&crm),
-            &format!(
-                "grant_type=refresh_token&refresh_token={}",
-                enc(second["refresh_token"].as_str().unwrap())
-            ),
-        )
+        .refresh(&crm, second["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(err["error"], "invalid_grant");
 }
@@ -516,12 +491,9 @@ async fn a_deleted_clients_tokens_stop_working() {
     );
     b.t.app.invalidate_caches();
     let (status, err) = b
-        .token(
-            Some(&basic("crm-web", CRM_SECRET)),
-            &format!(
-                "grant_type=refresh_token&refresh_token={}",
-                enc(tokens["refresh_token"].as_str().unwrap())
-            ),
+        .refresh(
+            &basic("crm-web", CRM_SECRET),
+            tokens["refresh_token"].as_str().unwrap(),
         )
         .await;
     assert_eq!(

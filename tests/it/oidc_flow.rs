@@ -100,12 +100,7 @@ both_backends!(
         // Refresh rotates; the rotated token presented again revokes the family.
         let first = tokens["refresh_token"].as_str().unwrap().to_string();
         let crm = basic("crm-web", CRM_SECRET);
-        let (status, rotated) = b
-            .token(
-                Some(&crm),
-                &format!("grant_type=refresh_token&refresh_token={}", enc(&first)),
-            )
-            .await;
+        let (status, rotated) = b.refresh(&crm, &first).await;
         assert_eq!(status, 200, "{rotated}");
         let second = rotated["refresh_token"].as_str().unwrap().to_string();
         assert_ne!(first, second);
@@ -127,22 +122,12 @@ both_backends!(
             (status, narrowed["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_scope"))
         );
-        let (status, err) = b
-            .token(
-                Some(&crm),
-                &format!("grant_type=refresh_token&refresh_token={}", enc(&first)),
-            )
-            .await;
+        let (status, err) = b.refresh(&crm, &first).await;
         assert_eq!(
             (status, err["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_grant"))
         );
-        let (_, err) = b
-            .token(
-                Some(&crm),
-                &format!("grant_type=refresh_token&refresh_token={}", enc(&second)),
-            )
-            .await;
+        let (_, err) = b.refresh(&crm, &second).await;
         assert_eq!(
             err["error"], "invalid_grant",
             "reuse revoked the whole family"
@@ -166,12 +151,7 @@ both_backends!(a_replayed_code_revokes_the_tokens_it_issued, |db| {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
     let (_, err) = b.redeem(&p["code"]).await;
     assert_eq!(err["error"], "invalid_grant");
-    let (_, err) = b
-        .token(
-            Some(&basic("crm-web", CRM_SECRET)),
-            &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
-        )
-        .await;
+    let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
     assert_eq!(
         err["error"], "invalid_grant",
         "the first redemption's refresh token is revoked"
