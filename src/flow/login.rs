@@ -175,16 +175,9 @@ pub async fn submit(
             .blocked_for(&address_key, now)
             .is_some()
     {
-        record(
-            &app,
-            &tenant,
-            &client,
-            "anonymous",
-            "sign_in.password",
-            None,
-            "throttled",
-        )
-        .await?;
+        // Logged, not audited: a throttled attempt costs no argon2, so a row per attempt would let
+        // a flood write to the database at will.
+        tracing::warn!(tenant = %tenant.id(), ip = ?client.ip, "sign-in attempts throttled");
         return again(TOO_MANY);
     }
     let found = match login {
