@@ -59,6 +59,9 @@ pub struct Inner {
     subjects: TtlCache<(TenantId, String), Option<Arc<Subject>>>,
     /// Apps with their access scopes, by (tenant, app id).
     apps: TtlCache<(TenantId, String), Option<Arc<AppRecord>>>,
+    /// (tenant, sid, client id) this node recorded in `session_clients` lately, so a client
+    /// signing in again through the same session costs no write.
+    pub(crate) recorded_session_clients: TtlCache<(TenantId, String, String), ()>,
     /// Client JWK Sets fetched from `jwks_uri`, by (tenant, client id).
     pub(crate) client_jwks: TtlCache<(TenantId, String), Arc<serde_json::Value>>,
     /// Failed client authentications per (tenant, client id, address).
@@ -108,6 +111,7 @@ impl App {
             clients: TtlCache::default(),
             discovery: TtlCache::default(),
             client_jwks: TtlCache::default(),
+            recorded_session_clients: TtlCache::default(),
             subjects: TtlCache::default(),
             apps: TtlCache::default(),
             client_auth_failures: FailureLimiter::new(

@@ -59,9 +59,14 @@ pub async fn issue(app: &App, tenant: &TenantId, grant: &CodeGrant) -> Result<St
     let payload = serde_json::to_value(grant).unwrap_or_default();
     let (t, subject) = (tenant.clone(), grant.user_id.clone());
     let (sid, client_id) = (grant.sid.clone(), grant.client_id.clone());
+    // A client signing in again through the same session is already on record: skip the write.
+    let record = (tenant.clone(), sid.clone(), client_id.clone());
+    let known = app.recorded_session_clients.get(&record, now).is_some();
     app.store
         .run(move |c| {
-            sessions::add_client(c, &t, &sid, &client_id, now)?;
+            if !known {
+                sessions::add_client(c, &t, &sid, &client_id, now)?;
+            }
             tokens::insert(
                 c,
                 &t,
@@ -76,6 +81,7 @@ pub async fn issue(app: &App, tenant: &TenantId, grant: &CodeGrant) -> Result<St
             )
         })
         .await?;
+    app.recorded_session_clients.put(record, (), now);
     Ok(code)
 }
 
