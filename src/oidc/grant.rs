@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::access_token::{self, AccessToken};
 use super::claims;
-use super::code::{self, Redemption};
+use super::code::{self, CodeGrant, Redemption};
 use super::error::OAuthError;
 use super::form::OAuthForm;
 use super::id_token::{self, IdToken};
@@ -25,6 +25,7 @@ use crate::flow::{access, login};
 use crate::store::clients::Client;
 use crate::store::refresh::{self, NewRefreshToken, Rotation};
 use crate::store::subjects::Subject;
+use crate::store::tx;
 use crate::tenant::TenantId;
 use crate::tenant::resolve::TenantCtx;
 
@@ -41,6 +42,45 @@ fn registered_for(client: &Client, grant: &str) -> Result<(), OAuthError> {
     }
 }
 
+/// The checks RFC 6749 §4.1.3 and RFC 7636 §4.6 make of a redeemed code's request.
+fn check_redemption(
+    grant: &CodeGrant,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    if redirect_uri != Some(grant.redirect_uri.as_str()) {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri must be the one of the authorization request".into(),
+        ));
+    }
+    match (&grant.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let challenge = CodeChallenge::parse(challenge, Some("S256"))
+                .map_err(|_| OAuthError::InvalidGrant(INVALID_CODE.into()))?;
+            match challenge.verify(verifier) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(OAuthError::InvalidGrant(
+                    "code_verifier does not match the code_challenge".into(),
+                )),
+                Err(e) => Err(OAuthError::InvalidGrant(e.to_string())),
+            }
+        }
+        (Some(_), None) => Err(OAuthError::InvalidGrant("code_verifier is missing".into())),
+        // RFC 9700 §2.1.1: without a challenge, a verifier is refused, not ignored.
+        (None, Some(_)) => Err(OAuthError::InvalidGrant(
+            "the authorization request had no code_challenge".into(),
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+/// What redeeming a code in its transaction came to.
+enum Redeemed {
+    Granted(Box<CodeGrant>),
+    Refused(OAuthError),
+    Replayed,
+}
+
 /// RFC 6749 §4.1.3.
 pub async fn authorization_code(
     app: &App,
@@ -50,63 +90,85 @@ pub async fn authorization_code(
 ) -> Result<Response, OAuthError> {
     registered_for(client, "authorization_code")?;
     let presented = form.require("code")?.to_string();
+    let redirect_uri = form.get("redirect_uri").map(str::to_string);
+    let verifier = form.get("code_verifier").map(str::to_string);
+    let refresh_token = client
+        .grant_types
+        .iter()
+        .any(|g| g == "refresh_token")
+        .then(|| random_token(32));
+    let refresh_hash = refresh_token.as_deref().map(TokenHash::of);
+    let absolute = client
+        .refresh_token_lifetime
+        .unwrap_or(app.config.tokens.refresh_token_lifetime);
+    let sliding = app.config.tokens.refresh_token_idle_lifetime;
     let (t, now, cid) = (tenant.id().clone(), app.now(), client.client_id.clone());
-    let redemption = app
+    // The code is consumed and its refresh token stored in one transaction, so a replay arriving
+    // meanwhile always finds the family it must revoke. A refused request still spends the code.
+    let redeemed = app
         .store
         .run(move |c| {
-            let r = code::redeem(c, &t, &cid, &presented, now)?;
-            if let Redemption::Replayed {
-                family_id: Some(family),
-            } = &r
-            {
-                // §4.1.2: a code used twice revokes what its first use issued.
-                refresh::revoke_family(c, &t, family, now)?;
-            }
-            Ok(r)
+            tx::write(c, |c| match code::redeem(c, &t, &cid, &presented, now)? {
+                Redemption::Live(grant) => {
+                    if let Err(e) =
+                        check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref())
+                    {
+                        return Ok(Redeemed::Refused(e));
+                    }
+                    if let Some(hash) = &refresh_hash {
+                        refresh::issue(
+                            c,
+                            &t,
+                            &NewRefreshToken {
+                                hash,
+                                family_id: &grant.family_id,
+                                client_id: &cid,
+                                user_id: Some(&grant.user_id),
+                                sid: Some(&grant.sid),
+                                scope: &grant.scope,
+                                auth_time: Some(grant.auth_time),
+                                expires_at: now.plus(sliding),
+                                family_expires_at: now.plus(absolute),
+                            },
+                            now,
+                        )?;
+                    }
+                    Ok(Redeemed::Granted(grant))
+                }
+                Redemption::Replayed { family_id } => {
+                    // §4.1.2: a code used twice revokes what its first use issued.
+                    if let Some(family) = family_id {
+                        refresh::revoke_family(c, &t, &family, now)?;
+                    }
+                    Ok(Redeemed::Replayed)
+                }
+                Redemption::Invalid => Ok(Redeemed::Refused(OAuthError::InvalidGrant(
+                    INVALID_CODE.into(),
+                ))),
+            })
         })
         .await?;
-    let grant = match redemption {
-        Redemption::Live(grant) => grant,
-        Redemption::Replayed { .. } => {
+    let grant = match redeemed {
+        Redeemed::Granted(grant) => grant,
+        Redeemed::Refused(e) => return Err(e),
+        Redeemed::Replayed => {
             tracing::warn!(client_id = %client.client_id, "an authorization code was presented twice; its tokens are revoked");
             return Err(OAuthError::InvalidGrant(INVALID_CODE.into()));
         }
-        Redemption::Invalid => return Err(OAuthError::InvalidGrant(INVALID_CODE.into())),
     };
-    if grant.client_id != client.client_id {
-        return Err(OAuthError::InvalidGrant(INVALID_CODE.into()));
-    }
-    if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
-        return Err(OAuthError::InvalidGrant(
-            "redirect_uri must be the one of the authorization request".into(),
-        ));
-    }
-    match (&grant.code_challenge, form.get("code_verifier")) {
-        (Some(challenge), Some(verifier)) => {
-            let challenge = CodeChallenge::parse(challenge, Some("S256"))
-                .map_err(|_| OAuthError::InvalidGrant(INVALID_CODE.into()))?;
-            match challenge.verify(verifier) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(OAuthError::InvalidGrant(
-                        "code_verifier does not match the code_challenge".into(),
-                    ));
-                }
-                Err(e) => return Err(OAuthError::InvalidGrant(e.to_string())),
+    let subject = match usable_subject(app, tenant.id(), client, &grant.user_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            // The refresh token stored with the code must not outlive this refusal.
+            if refresh_token.is_some() {
+                let (t, family) = (tenant.id().clone(), grant.family_id.clone());
+                app.store
+                    .run(move |c| refresh::revoke_family(c, &t, &family, now))
+                    .await?;
             }
+            return Err(e);
         }
-        (Some(_), None) => {
-            return Err(OAuthError::InvalidGrant("code_verifier is missing".into()));
-        }
-        // RFC 9700 §2.1.1: without a challenge, a verifier is refused, not ignored.
-        (None, Some(_)) => {
-            return Err(OAuthError::InvalidGrant(
-                "the authorization request had no code_challenge".into(),
-            ));
-        }
-        (None, None) => {}
-    }
-    let subject = usable_subject(app, tenant.id(), client, &grant.user_id).await?;
+    };
     let scope = Scope::parse(&grant.scope).unwrap_or_default();
     let context = TokenContext {
         subject: &subject,
@@ -119,42 +181,7 @@ pub async fn authorization_code(
         claims: grant.claims.as_ref(),
     };
     let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
-    if client.grant_types.iter().any(|g| g == "refresh_token") {
-        let token = random_token(32);
-        let hash = TokenHash::of(&token);
-        let absolute = client
-            .refresh_token_lifetime
-            .unwrap_or(app.config.tokens.refresh_token_lifetime);
-        let sliding = app.config.tokens.refresh_token_idle_lifetime;
-        let (t, cid, uid, sid, sc, auth_time, family) = (
-            tenant.id().clone(),
-            client.client_id.clone(),
-            grant.user_id.clone(),
-            grant.sid.clone(),
-            grant.scope.clone(),
-            grant.auth_time,
-            grant.family_id.clone(),
-        );
-        app.store
-            .run(move |c| {
-                refresh::issue(
-                    c,
-                    &t,
-                    &NewRefreshToken {
-                        hash: &hash,
-                        family_id: &family,
-                        client_id: &cid,
-                        user_id: Some(&uid),
-                        sid: Some(&sid),
-                        scope: &sc,
-                        auth_time: Some(auth_time),
-                        expires_at: now.plus(sliding),
-                        family_expires_at: now.plus(absolute),
-                    },
-                    now,
-                )
-            })
-            .await?;
+    if let Some(token) = refresh_token {
         body.insert("refresh_token".into(), json!(token));
     }
     Ok(super::no_store(Json(Value::Object(body)).into_response()))
