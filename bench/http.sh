@@ -69,6 +69,14 @@ taskset -c 1 "$load" refresh "$issuer" "$DURATION" "$CONNECTIONS"
 echo "== authorize + token with an existing session (load generator on core 1)"
 taskset -c 1 "$load" code-flow "$issuer" "$DURATION" "$CONNECTIONS"
 
+# Latency at half the target rates: paced requests, each latency counted from its scheduled time.
+echo "== p99 at half the target rates (paced, load generator on core 1)"
+for scenario in "discovery 20000" "jwks 20000" "client-credentials 5000" "userinfo 5000" \
+  "introspect 5000" "refresh 1500" "code-flow 750"; do
+  set -- $scenario
+  taskset -c 1 "$load" "$1" "$issuer" "$DURATION" 64 "$2"
+done
+
 echo "== signing rates on one core (the grants' ceilings)"
 taskset -c 0 openssl speed -seconds 3 ecdsap256 2>/dev/null | tail -1
 taskset -c 0 openssl speed -seconds 3 rsa2048 2>/dev/null | tail -1

@@ -4,16 +4,19 @@
 //! load hello PORT [BYTES]              a bare axum route answering BYTES bytes (default "hello"):
 //!                                      the machine's own ceiling for HTTP
 //! load token BASE                      sign in once, print an access token (for wrk)
-//! load refresh BASE SECONDS TASKS      rotate refresh tokens as fast as possible
-//! load code-flow BASE SECONDS TASKS    authorize + token for users who already have a session
+//! load refresh BASE SECONDS TASKS [RATE]      rotate refresh tokens
+//! load code-flow BASE SECONDS TASKS [RATE]    authorize + token for users who already have a session
+//! load discovery|jwks|client-credentials|userinfo|introspect BASE SECONDS TASKS [RATE]
 //! ```
 //!
 //! BASE is a tenant's issuer, such as `http://127.0.0.1:8080/t/bench`; the tenant comes from
-//! `bench/tenant.toml`. Every run is bounded by SECONDS.
+//! `bench/tenant.toml`. Every run is bounded by SECONDS. Without RATE each task sends as fast as
+//! it is answered (throughput); with RATE the requests are paced at RATE per second in all and
+//! latencies count from each request's scheduled time (the p99 at a given load).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CLIENT: &str = "bench-web";
 const SECRET: &str = "bench-web-secret-0123456789-0123456789";
@@ -108,33 +111,63 @@ async fn redeem(c: &reqwest::Client, base: &str, code: &str) -> serde_json::Valu
     r.json().await.unwrap()
 }
 
+/// One step of a loop: takes the loop's state (a refresh token, say) and returns the next.
+type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
 /// Runs `step` in `tasks` concurrent loops for `seconds`; prints the rate and latency.
-async fn measure<S, F>(label: &str, seconds: u64, tasks: usize, setup: impl Fn() -> F, step: S)
-where
+///
+/// Without `rate`, each loop sends its next request as soon as the last is answered (the
+/// throughput). With `rate`, requests are scheduled at that many per second in all, and each
+/// latency is counted from its scheduled time, not from when a busy loop got round to sending it,
+/// so a server that falls behind shows its queue in the percentiles (no coordinated omission).
+async fn measure<S, F>(
+    label: &str,
+    seconds: u64,
+    tasks: usize,
+    rate: Option<f64>,
+    setup: impl Fn() -> F,
+    step: S,
+) where
     F: std::future::Future<Output = (reqwest::Client, String)> + Send + 'static,
-    S: Fn(
-            reqwest::Client,
-            String,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>
-        + Send
-        + Sync
-        + Clone
-        + 'static,
+    S: Fn(reqwest::Client, String) -> StepFuture + Send + Sync + Clone + 'static,
 {
     let mut prepared = Vec::new();
     for _ in 0..tasks {
         prepared.push(setup().await);
     }
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = tokio::time::Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let slots = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut handles = Vec::new();
     for (c, mut state) in prepared {
-        let step = step.clone();
+        let (step, slots) = (step.clone(), slots.clone());
         handles.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
+            loop {
+                let (slot_time, from) = match rate {
+                    Some(rate) => {
+                        let slot = slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let at = start + Duration::from_secs_f64(slot as f64 / rate);
+                        if tokio::time::Instant::now() < at {
+                            // Early: wait, and count from the wake-up (the timer's lag is ours).
+                            tokio::time::sleep_until(at).await;
+                            (at, tokio::time::Instant::now())
+                        } else {
+                            // Late because the server kept this task waiting: count from the
+                            // scheduled time, so its queue shows.
+                            (at, at)
+                        }
+                    }
+                    None => {
+                        let now = tokio::time::Instant::now();
+                        (now, now)
+                    }
+                };
+                if slot_time >= deadline {
+                    break;
+                }
                 state = step(c.clone(), state).await;
-                latencies.push(t.elapsed().as_micros() as u64);
+                latencies.push(from.elapsed().as_micros() as u64);
             }
             latencies
         }));
@@ -149,13 +182,31 @@ where
             .copied()
             .unwrap_or(0)
     };
+    let paced = rate
+        .map(|r| format!(" (paced at {r:.0}/s)"))
+        .unwrap_or_default();
     println!(
-        "{label}: {} in {seconds} s = {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        "{label}{paced}: {} in {seconds} s = {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
         all.len(),
         all.len() as f64 / seconds as f64,
         pct(0.50) as f64 / 1000.0,
         pct(0.99) as f64 / 1000.0
     );
+}
+
+/// A stateless request repeated by every task: `(client, state) -> state` with nothing carried.
+fn repeat(
+    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
+) -> impl Fn(reqwest::Client, String) -> StepFuture + Send + Sync + Clone + 'static {
+    move |c, state| {
+        let request = make(&c);
+        Box::pin(async move {
+            let r = request.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap();
+            state
+        })
+    }
 }
 
 #[tokio::main]
@@ -166,6 +217,8 @@ async fn main() {
             .cloned()
             .unwrap_or_else(|| panic!("missing argument {i}; see bench/load.rs"))
     };
+    // An optional last argument after TASKS: requests per second in all (paced mode).
+    let rate: Option<f64> = args.get(5).map(|r| r.parse().unwrap());
     match arg(1).as_str() {
         "hello" => {
             let body = match args.get(3) {
@@ -196,6 +249,69 @@ async fn main() {
                     .unwrap()
             );
         }
+        "discovery" | "jwks" | "client-credentials" | "userinfo" | "introspect" => {
+            let (base, seconds, tasks) = (arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap());
+            let token = match arg(1).as_str() {
+                "userinfo" | "introspect" => {
+                    let c = client();
+                    let code = sign_in(&c, &base, "openid%20profile%20email").await;
+                    redeem(&c, &base, &code).await["access_token"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                }
+                _ => String::new(),
+            };
+            // A client (so a connection) per task, as wrk keeps one per connection.
+            // Each connects before the clock starts.
+            let warm = format!("{base}/jwks");
+            let setup = move || {
+                let warm = warm.clone();
+                async move {
+                    let c = client();
+                    c.get(&warm).send().await.unwrap();
+                    (c, String::new())
+                }
+            };
+            let label = format!("{} {base}", arg(1));
+            match arg(1).as_str() {
+                "discovery" | "jwks" => {
+                    let path = if arg(1) == "jwks" {
+                        "/jwks"
+                    } else {
+                        "/.well-known/openid-configuration"
+                    };
+                    let url = format!("{base}{path}");
+                    let step = repeat(move |c| c.get(&url));
+                    measure(&label, seconds, tasks, rate, setup, step).await
+                }
+                "client-credentials" => {
+                    let url = format!("{base}/token");
+                    let step = repeat(move |c| {
+                        c.post(&url).form(&[
+                            ("grant_type", "client_credentials"),
+                            ("client_id", "bench-svc"),
+                            ("client_secret", "bench-svc-secret-0123456789-0123456789"),
+                        ])
+                    });
+                    measure(&label, seconds, tasks, rate, setup, step).await
+                }
+                "userinfo" => {
+                    let url = format!("{base}/userinfo");
+                    let step = repeat(move |c| c.get(&url).bearer_auth(&token));
+                    measure(&label, seconds, tasks, rate, setup, step).await
+                }
+                _ => {
+                    let url = format!("{base}/introspect");
+                    let step = repeat(move |c| {
+                        c.post(&url)
+                            .basic_auth(CLIENT, Some(SECRET))
+                            .form(&[("token", token.as_str())])
+                    });
+                    measure(&label, seconds, tasks, rate, setup, step).await
+                }
+            }
+        }
         "refresh" => {
             let (base, seconds, tasks) = (arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap());
             let setup_base = base.clone();
@@ -209,6 +325,7 @@ async fn main() {
                 "refresh_token grants (ES256 access token, no ID token)",
                 seconds,
                 tasks,
+                rate,
                 move || {
                     let (c, base, used, first) = (
                         shared_for_setup.clone(),
@@ -259,6 +376,7 @@ async fn main() {
                 "authorize + token with an existing session (RS256 ID token, ES256 access token)",
                 seconds,
                 tasks,
+                rate,
                 move || {
                     let base = setup_base.clone();
                     async move {

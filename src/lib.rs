@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod data_dir;
 pub mod demo;
 pub mod flow;
+pub mod i18n;
 pub mod limits;
 pub mod oidc;
 pub mod ops;

@@ -1,10 +1,14 @@
 //! Structured logs (`tracing`, text or JSON) and Prometheus metrics: requests by route and status,
 //! their latency, and the database pool.
 
-use std::time::Instant;
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{OnceLock, RwLock};
+use std::task::{Context, Poll, ready};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,8 +16,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
 
-use crate::app::App;
 use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber; `SESAME_LOG` (a `tracing` filter) wins over `log.level`.
@@ -37,17 +41,19 @@ pub fn init_logging(config: &LogConfig) {
     };
 }
 
+/// Label values are `&'static str` (methods are few, route templates interned), so counting a
+/// request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
 }
 
 pub struct Metrics {
@@ -108,19 +114,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, method: &'static str, route: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.into(),
-                route: route.into(),
+                method,
+                route,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                method: method.into(),
-                route: route.into(),
-            })
+            .get_or_create(&RouteLabels { method, route })
             .observe(seconds);
     }
 
@@ -137,45 +140,130 @@ impl Metrics {
     }
 }
 
-/// The route template a nested or fallback router matched, carried out to [`track`] on the
-/// response (the outer router only sees its own match).
-#[derive(Debug, Clone)]
-pub struct RouteLabel(pub String);
-
-/// For routers served as a fallback (host-routed tenants): report the inner match to [`track`].
-pub async fn label_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    let mut response = next.run(req).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteLabel(route));
-    }
-    response
+/// A method as a label: the standard ones by name, anything else as `other`, so made-up methods
+/// cannot grow the label set.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .position(|m| m == method)
+        .map_or("other", |i| NAMES[i])
 }
 
-/// Counts every request under its route template (`/t/{tenant}/jwks`), never the raw path, so
-/// probing random URLs cannot blow up the label set.
-pub async fn track(State(app): State<App>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    let response = next.run(req).await;
-    let route = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|l| l.0.clone())
-        .or(route)
-        .unwrap_or_else(|| "unmatched".into());
-    app.metrics.observe(
-        &method,
-        &route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
+/// A route template as a `&'static str`. Templates are the router's own (`/t/{tenant}/jwks`),
+/// never raw paths, so the set is bounded by the routes declared and each is leaked once.
+fn intern(template: &str) -> &'static str {
+    static SEEN: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(known) = seen.read().ok().and_then(|s| s.get(template).copied()) {
+        return known;
+    }
+    let Ok(mut seen) = seen.write() else {
+        return "unmatched";
+    };
+    if let Some(known) = seen.get(template) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(template.to_owned().into_boxed_str());
+    seen.insert(leaked);
+    leaked
+}
+
+/// The route template a nested or fallback router matched, carried out to the envelope on the
+/// response (outside the router, the request's own match is not visible).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+/// Reports the matched route template on the response, as [`RouteLabel`]. A plain service rather
+/// than a `from_fn` middleware: it runs for every request and costs no allocation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LabelRouteLayer;
+
+impl<S> Layer<S> for LabelRouteLayer {
+    type Service = LabelRoute<S>;
+
+    fn layer(&self, inner: S) -> LabelRoute<S> {
+        LabelRoute { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LabelRoute<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for LabelRoute<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Labelled<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let label = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| RouteLabel(intern(p.as_str())));
+        Labelled {
+            inner: self.inner.call(req),
+            label,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner response with its [`RouteLabel`].
+    pub struct Labelled<F> {
+        #[pin]
+        inner: F,
+        label: Option<RouteLabel>,
+    }
+}
+
+impl<F, E> Future for Labelled<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(label) = this.label.take() {
+            response.extensions_mut().insert(label);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        let a = intern("/t/{tenant}/jwks");
+        let b = intern(&String::from("/t/{tenant}/jwks"));
+        assert!(std::ptr::eq(a, b), "one leaked copy per template");
+    }
 }

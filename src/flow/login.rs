@@ -12,11 +12,12 @@ use axum::response::Response;
 use minijinja::context;
 
 use super::state::LoginFlow;
-use super::{load, session};
+use super::{language, load, session};
 use crate::account::{Login, REGIONS};
 use crate::app::App;
 use crate::clock::UnixTime;
 use crate::crypto::secret::SecretString;
+use crate::i18n::{Locale, Text};
 use crate::oidc::form::OAuthForm;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::users::{self, User, UserStatus};
@@ -31,15 +32,13 @@ const MAX_PASSWORD_LEN: usize = 1024;
 /// Shortest new password until per-tenant policies arrive.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-pub const WRONG_CREDENTIALS: &str = "The account or password is incorrect.";
-const TOO_MANY: &str =
-    "Too many failed sign-in attempts. Wait 15 minutes, or ask your administrator for help.";
+pub const WRONG_CREDENTIALS: Text = Text::new("login.wrong_credentials");
+const TOO_MANY: Text = Text::new("login.throttled");
 /// Failed sign-ins per account, and per address, before they must wait.
 pub const MAX_ACCOUNT_FAILURES: u32 = 10;
 pub const MAX_ADDRESS_FAILURES: u32 = 100;
 pub const FAILURE_WINDOW: i64 = 900;
-const MUST_AGREE: &str =
-    "Please read and agree to the Service Agreement and Privacy Policy to sign in.";
+const MUST_AGREE: Text = Text::new("login.must_agree");
 
 /// What the account's status says about signing in, after the password was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,17 +50,14 @@ pub enum AccountCheck {
 }
 
 impl AccountCheck {
-    pub fn message(self) -> &'static str {
-        match self {
+    /// Why the account cannot sign in (nothing for `Allowed`).
+    pub fn message(self) -> Text {
+        Text::new(match self {
             AccountCheck::Allowed => "",
-            AccountCheck::Disabled => "This account has been disabled. Contact your administrator.",
-            AccountCheck::Pending => {
-                "This account has not been activated yet. Contact your administrator."
-            }
-            AccountCheck::Locked => {
-                "This account is temporarily locked. Try again later or contact your administrator."
-            }
-        }
+            AccountCheck::Disabled => "login.disabled",
+            AccountCheck::Pending => "login.pending",
+            AccountCheck::Locked => "login.locked",
+        })
     }
 }
 
@@ -79,7 +75,7 @@ pub fn check_account(user: &User, now: UnixTime) -> AccountCheck {
 /// What the page shows besides the form.
 #[derive(Debug, Default)]
 struct Shown<'a> {
-    error: Option<&'a str>,
+    error: Option<&'a Text>,
     account: &'a str,
     region: Option<&'a str>,
     agreed: bool,
@@ -95,8 +91,9 @@ pub async fn page(
     let params = OAuthForm::parse(query.unwrap_or_default().as_bytes())
         .map_err(|e| PageError::BadRequest(e.to_string()))?;
     let Some(flow) = load(&app, &tenant, params.get("flow")).await? else {
-        return super::expired(&app);
+        return super::expired(&app, language::locale(&tenant, &headers, &[]));
     };
+    let locale = language::locale(&tenant, &headers, &flow.needs.ui_locales);
     // The browser binding for the CSRF token; set here if this browser has none yet.
     let (browser, set_cookie) = session::browser(&app, &headers);
     let hint = flow.needs.login_hint.clone().unwrap_or_default();
@@ -104,7 +101,15 @@ pub async fn page(
         account: &hint,
         ..Shown::default()
     };
-    let mut response = render(&app, &tenant, &flow, &browser, StatusCode::OK, shown)?;
+    let mut response = render(
+        &app,
+        &tenant,
+        &flow,
+        &browser,
+        locale,
+        StatusCode::OK,
+        shown,
+    )?;
     if let Some(set) = set_cookie {
         response
             .headers_mut()
@@ -127,17 +132,19 @@ pub async fn submit(
         flow,
     } = super::flow_form(&app, &tenant, &headers, &body).await?;
     let Some(flow) = flow else {
-        return super::expired(&app);
+        return super::expired(&app, language::locale(&tenant, &headers, &[]));
     };
+    let locale = language::locale(&tenant, &headers, &flow.needs.ui_locales);
     let account = form.get("account").unwrap_or_default().trim();
     let region = form.get("region");
     let agreed = form.get("agree") == Some("yes");
-    let again = |error: &str| {
+    let again = |error: &Text| {
         render(
             &app,
             &tenant,
             &flow,
             &browser,
+            locale,
             StatusCode::OK,
             Shown {
                 error: Some(error),
@@ -148,10 +155,10 @@ pub async fn submit(
         )
     };
     if !agreed {
-        return again(MUST_AGREE);
+        return again(&MUST_AGREE);
     }
     if let Some(refusal) = super::tenant_refusal(&tenant.tenant, app.now()) {
-        return again(refusal);
+        return again(&refusal);
     }
     let password = SecretString::new(form.get("password").unwrap_or_default().to_string());
     let login = (account.len() <= MAX_ACCOUNT_LEN)
@@ -178,7 +185,7 @@ pub async fn submit(
         // Logged, not audited: a throttled attempt costs no argon2, so a row per attempt would let
         // a flood write to the database at will.
         tracing::warn!(tenant = %tenant.id(), ip = ?client.ip, "sign-in attempts throttled");
-        return again(TOO_MANY);
+        return again(&TOO_MANY);
     }
     let found = match login {
         Some(login) => {
@@ -207,7 +214,7 @@ pub async fn submit(
             "failure",
         )
         .await?;
-        return again(WRONG_CREDENTIALS);
+        return again(&WRONG_CREDENTIALS);
     };
     app.sign_in_failures.clear(&account_key);
     let check = check_account(&user, now);
@@ -222,7 +229,7 @@ pub async fn submit(
             "refused",
         )
         .await?;
-        return again(check.message());
+        return again(&check.message());
     }
     let signed_in = session::SignedIn {
         user_id: user.id.clone(),
@@ -233,7 +240,10 @@ pub async fn submit(
         ip: client.ip.clone(),
     };
     if user.must_change_password {
-        return super::ask_password_change(&app, &tenant, &flow, &browser, &user, signed_in).await;
+        return super::ask_password_change(
+            &app, &tenant, &flow, &browser, locale, &user, signed_in,
+        )
+        .await;
     }
     super::finish(&app, &tenant, &headers, &client, flow, signed_in).await
 }
@@ -312,6 +322,7 @@ fn render(
     tenant: &TenantCtx,
     flow: &LoginFlow,
     browser: &str,
+    locale: Locale,
     status: StatusCode,
     shown: Shown<'_>,
 ) -> Result<Response, PageError> {
@@ -333,16 +344,19 @@ fn render(
         .iter()
         .map(|(code, dial, name)| context! { code => code, dial => dial, name => name })
         .collect();
-    let html = app.templates.render(
+    let here = format!("{base}?flow={}", flow.id);
+    let html = app.templates.render_in(
         "login.html",
+        locale,
         context! {
+            switcher => language::switcher(tenant, &here),
             tenant_name => &t.display_name,
             logo_url => t.branding.get("logo_url").and_then(|v| v.as_str()).filter(|u| u.starts_with("https://")),
             client_name => &flow.needs.client_name,
             action => base,
             flow => &flow.id,
             csrf => app.csrf.token(browser, &flow.id),
-            error => shown.error,
+            error => shown.error.map(|e| app.templates.text(e, locale)),
             account => shown.account,
             region => region,
             regions => regions,

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod cookies;
+pub mod language;
 pub mod login;
 pub mod session;
 pub mod state;
@@ -22,6 +23,7 @@ use minijinja::context;
 use crate::app::App;
 use crate::clock::UnixTime;
 use crate::crypto::secret::SecretString;
+use crate::i18n::{Locale, Text};
 use crate::oidc::form::OAuthForm;
 use crate::store::tenants::{Tenant, TenantStatus};
 use crate::store::{flows, users};
@@ -37,6 +39,7 @@ pub fn routes() -> Router<App> {
         .route("/login/password", axum::routing::post(change_password))
         .route("/forgot-password", get(forgot_password))
         .route("/legal/{document}", get(legal))
+        .route("/language/{tag}", get(language::switch))
 }
 
 /// Flow ids are 256-bit base64url values; anything else is not looked up.
@@ -81,12 +84,7 @@ pub async fn flow_form(
     let flow_id = form.get("flow").unwrap_or_default().to_string();
     let browser = browser
         .filter(|b| app.csrf.verify(Some(b), &flow_id, form.get("csrf")))
-        .ok_or_else(|| {
-            PageError::Forbidden(
-                "This form has expired or did not come from this browser. Go back, reload the page and try again."
-                    .into(),
-            )
-        })?;
+        .ok_or(PageError::Refused(Text::new("login.form_expired")))?;
     let flow = load(app, tenant, Some(&flow_id)).await?;
     Ok(FlowForm {
         form,
@@ -96,44 +94,46 @@ pub async fn flow_form(
 }
 
 /// Why nobody of `tenant` can sign in at `now`, if so.
-pub fn tenant_refusal(tenant: &Tenant, now: UnixTime) -> Option<&'static str> {
+pub fn tenant_refusal(tenant: &Tenant, now: UnixTime) -> Option<Text> {
     match tenant.status {
-        TenantStatus::Suspended => Some(
-            "This organization's account is suspended, so nobody can sign in. Contact your administrator.",
-        ),
+        TenantStatus::Suspended => Some(Text::new("login.tenant_suspended")),
         TenantStatus::Trial if tenant.trial_expires_at.is_none_or(|t| t <= now) => {
-            Some("This organization's free trial has ended, so nobody can sign in.")
+            Some(Text::new("login.trial_ended"))
         }
         _ => None,
     }
 }
 
 /// The page for a sign-in whose flow is gone (expired, completed, or never existed).
-pub fn expired(app: &App) -> Result<Response, PageError> {
+pub fn expired(app: &App, locale: Locale) -> Result<Response, PageError> {
     message(
         app,
+        locale,
         StatusCode::BAD_REQUEST,
-        "This sign-in page has expired",
-        "Go back to the app you were signing in to and start again.",
+        &Text::new("login.expired_title"),
+        &Text::new("login.expired_text"),
         None,
     )
 }
 
-/// A page with a title, a sentence and optionally one link.
+/// A page with a title, a sentence and optionally one link, in `locale`.
 pub fn message(
     app: &App,
+    locale: Locale,
     status: StatusCode,
-    title: &str,
-    text: &str,
-    link: Option<(&str, &str)>,
+    title: &Text,
+    text: &Text,
+    link: Option<(&str, &Text)>,
 ) -> Result<Response, PageError> {
-    let html = app.templates.render(
+    let t = &app.templates;
+    let html = t.render_in(
         "message.html",
+        locale,
         context! {
-            title => title,
-            message => text,
+            title => t.text(title, locale),
+            message => t.text(text, locale),
             link_url => link.map(|l| l.0),
-            link_text => link.map(|l| l.1),
+            link_text => link.map(|l| t.text(l.1, locale)),
         },
     )?;
     Ok(web::page(status, html, link.map(|l| l.0)))
@@ -149,6 +149,7 @@ pub async fn finish(
     flow: LoginFlow,
     signed_in: session::SignedIn,
 ) -> Result<Response, PageError> {
+    let locale = language::locale(tenant, headers, &flow.needs.ui_locales);
     // Every sign-in gets a new cookie value. The same user signing in again keeps the session
     // (and its apps); another user's previous session in this browser ends everywhere, with its
     // refresh tokens and a back-channel logout to its apps, as if that user had signed out.
@@ -202,7 +203,7 @@ pub async fn finish(
         }
     } else {
         // A second tab or a double submit: the user is signed in, but this flow answered already.
-        expired(app)?
+        expired(app, locale)?
     };
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -214,6 +215,7 @@ async fn ask_password_change(
     tenant: &TenantCtx,
     flow: &LoginFlow,
     browser: &str,
+    locale: Locale,
     user: &users::User,
     signed_in: session::SignedIn,
 ) -> Result<Response, PageError> {
@@ -236,7 +238,7 @@ async fn ask_password_change(
         .run(move |c| flows::save(c, &t, &id, version, &state, Some(&uid), now))
         .await?;
     if !saved {
-        return expired(app);
+        return expired(app, locale);
     }
     let username = user
         .profile
@@ -245,7 +247,7 @@ async fn ask_password_change(
         .map(|u| u.as_str().to_string())
         .or_else(|| user.profile.email.as_ref().map(|e| e.as_str().to_string()))
         .unwrap_or_default();
-    render_change_password(app, tenant, flow, browser, &username, None)
+    render_change_password(app, tenant, flow, browser, locale, &username, None)
 }
 
 fn render_change_password(
@@ -253,11 +255,14 @@ fn render_change_password(
     tenant: &TenantCtx,
     flow: &LoginFlow,
     browser: &str,
+    locale: Locale,
     username: &str,
-    error: Option<&str>,
+    error: Option<&Text>,
 ) -> Result<Response, PageError> {
-    let html = app.templates.render(
+    let t = &app.templates;
+    let html = t.render_in(
         "change_password.html",
+        locale,
         context! {
             tenant_name => &tenant.tenant.display_name,
             action => format!("{}/login/password", login::tenant_path(tenant)),
@@ -265,7 +270,7 @@ fn render_change_password(
             csrf => app.csrf.token(browser, &flow.id),
             username => username,
             min_length => login::MIN_PASSWORD_LEN,
-            error => error,
+            error => error.map(|e| t.text(e, locale)),
         },
     )?;
     // The form's submission ends at the app (a redirect after the POST), which form-action covers.
@@ -287,34 +292,35 @@ async fn change_password(
         flow,
     } = flow_form(&app, &tenant, &headers, &body).await?;
     let Some(flow) = flow else {
-        return expired(&app);
+        return expired(&app, language::locale(&tenant, &headers, &[]));
     };
+    let locale = language::locale(&tenant, &headers, &flow.needs.ui_locales);
     let (Some(user_id), Some(auth_time), Some(state::Awaiting::PasswordChange)) = (
         flow.progress.user_id.clone(),
         flow.progress.auth_time,
         flow.progress.awaiting,
     ) else {
-        return expired(&app);
+        return expired(&app, locale);
     };
     let (t, uid) = (tenant.id().clone(), user_id.clone());
     let Some(user) = app.store.run(move |c| users::find(c, &t, &uid)).await? else {
-        return expired(&app);
+        return expired(&app, locale);
     };
     if !user.must_change_password
         || login::check_account(&user, app.now()) != login::AccountCheck::Allowed
     {
-        return expired(&app);
+        return expired(&app, locale);
     }
     let new = form.get("new_password").unwrap_or_default();
     let problem = if new.chars().count() < login::MIN_PASSWORD_LEN || new.len() > 1024 {
-        Some("The new password must have at least 8 characters.")
+        Some(Text::new("password.too_short").with("min", login::MIN_PASSWORD_LEN.to_string()))
     } else if form.get("confirm_password") != Some(new) {
-        Some("The two passwords do not match.")
+        Some(Text::new("password.mismatch"))
     } else {
         None
     };
     if let Some(problem) = problem {
-        return render_change_password(&app, &tenant, &flow, &browser, "", Some(problem));
+        return render_change_password(&app, &tenant, &flow, &browser, locale, "", Some(&problem));
     }
     let hash = app
         .hasher
@@ -348,12 +354,17 @@ async fn change_password(
 
 /// `GET /t/{tenant}/forgot-password`: self-service reset arrives with the message delivery work;
 /// until then the page says whom to ask.
-async fn forgot_password(State(app): State<App>) -> Result<Response, PageError> {
+async fn forgot_password(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     message(
         &app,
+        language::locale(&tenant, &headers, &[]),
         StatusCode::OK,
-        "Forgot your password?",
-        "Ask your administrator to reset it. They can give you a temporary password, which you change the next time you sign in.",
+        &Text::new("forgot.title"),
+        &Text::new("forgot.text"),
         None,
     )
 }
@@ -363,6 +374,7 @@ async fn forgot_password(State(app): State<App>) -> Result<Response, PageError> 
 async fn legal(
     State(app): State<App>,
     tenant: TenantCtx,
+    headers: HeaderMap,
     axum::extract::Path(params): axum::extract::Path<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let document = params
@@ -370,21 +382,15 @@ async fn legal(
         .find(|(k, _)| k == "document")
         .map(|(_, v)| v.as_str());
     let (title, key) = match document {
-        Some("terms") => ("Service Agreement", "terms_text"),
-        Some("privacy") => ("Privacy Policy", "privacy_text"),
+        Some("terms") => (Text::new("legal.terms"), "terms_text"),
+        Some("privacy") => (Text::new("legal.privacy"), "privacy_text"),
         _ => return Err(PageError::NotFound),
     };
-    let text = tenant
-        .tenant
-        .settings
-        .get(key)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            format!(
-                "{} has not published its {} here yet. Ask your administrator for it.",
-                tenant.tenant.display_name, title
-            )
-        });
-    message(&app, StatusCode::OK, title, &text, None)
+    // The tenant's own document, as written; the page around it follows the reader's language.
+    let text = match tenant.tenant.settings.get(key).and_then(|v| v.as_str()) {
+        Some(body) => Text::new("common.verbatim").with("text", body),
+        None => Text::new("legal.none").with("tenant", &tenant.tenant.display_name),
+    };
+    let locale = language::locale(&tenant, &headers, &[]);
+    message(&app, locale, StatusCode::OK, &title, &text, None)
 }

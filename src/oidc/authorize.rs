@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::crypto::secret::random_token;
 use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
 use crate::flow::{self, access, login, session};
+use crate::i18n::{Locale, Text};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
 use crate::store::{audit, consents, flows};
@@ -75,11 +76,23 @@ async fn authorize(
         return Err(PageError::NotFound);
     };
     let now = app.now();
+    let locale = flow::language::locale(tenant, headers, &req.ui_locales);
     if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
         if req.prompt.none {
-            return Ok(req.reply.error(&app.templates, "access_denied", why));
+            // Error descriptions are for developers (RFC 6749 §4.1.2.1): in English.
+            let description = app.templates.catalogs.plain(Locale::En, why.key, &[]);
+            return Ok(req
+                .reply
+                .error(&app.templates, "access_denied", &description));
         }
-        return flow::message(app, StatusCode::FORBIDDEN, "Sign-in unavailable", why, None);
+        return flow::message(
+            app,
+            locale,
+            StatusCode::FORBIDDEN,
+            &Text::new("login.unavailable_title"),
+            &why,
+            None,
+        );
     }
     let needs = requirements(&req, &client);
     let hinted = match params.get("id_token_hint") {
@@ -267,19 +280,21 @@ pub async fn answer(
             ("error", "access_denied"),
             ("error_description", "the user may not use this app"),
         ]);
-        let text = format!(
-            "Your account does not have access to {}. Ask your administrator if you need it.",
+        let text = Text::new("login.no_access_text").with(
+            "app",
             app_record
                 .as_ref()
                 .map(|a| a.name.as_str())
-                .unwrap_or(&client.name)
+                .unwrap_or(&client.name),
         );
+        let locale = flow::language::locale(tenant, headers, &req.ui_locales);
         return flow::message(
             app,
+            locale,
             StatusCode::FORBIDDEN,
-            "No access to this app",
+            &Text::new("login.no_access_title"),
             &text,
-            Some((&back, "Return to the app")),
+            Some((&back, &Text::new("login.return_to_app"))),
         );
     }
     if !client.first_party && !decided.consented {
@@ -330,7 +345,10 @@ pub async fn resume(
     session: &Session,
 ) -> Result<Response, PageError> {
     let Ok(req) = serde_json::from_value::<AuthorizeRequest>(flow.resume.clone()) else {
-        return flow::expired(app);
+        return flow::expired(
+            app,
+            flow::language::locale(tenant, headers, &flow.needs.ui_locales),
+        );
     };
     let Some(client) = app.client(tenant.id(), &req.client_id).await? else {
         return Err(PageError::BadRequest(

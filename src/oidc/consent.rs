@@ -16,20 +16,21 @@ use super::scope::Scope;
 use crate::app::App;
 use crate::flow::state::{Awaiting, Progress, Requirements};
 use crate::flow::{self, cookies, login, session};
+use crate::i18n::{Locale, Text};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
 use crate::store::{consents, flows, refresh};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::{self, error::PageError};
 
-/// What each scope lets the app do, in the user's words.
+/// What each scope lets the app do, in the user's words (a catalog key).
 fn describe(scope: &str) -> Option<&'static str> {
     Some(match scope {
-        "openid" => "Know who you are in this organization",
-        "profile" => "See your name, username, department and employee number",
-        "email" => "See your email address",
-        "phone" => "See your mobile number",
-        "offline_access" => "Keep access while you are not using it",
+        "openid" => "consent.scope_openid",
+        "profile" => "consent.scope_profile",
+        "email" => "consent.scope_email",
+        "phone" => "consent.scope_phone",
+        "offline_access" => "consent.scope_offline_access",
         _ => return None,
     })
 }
@@ -62,13 +63,17 @@ pub async fn ask(
     };
     let flow_id = authorize::store_flow(app, tenant, req, needs, Some(&progress)).await?;
     let (browser, set_cookie) = session::browser(app, headers);
-    let mut response = render(app, tenant, req, client, session, &flow_id, &browser)?;
+    let locale = flow::language::locale(tenant, headers, &req.ui_locales);
+    let mut response = render(
+        app, tenant, req, client, session, &flow_id, &browser, locale,
+    )?;
     if let Some(set) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, set);
     }
     Ok(response)
 }
 
+#[expect(clippy::too_many_arguments, reason = "what one page shows")]
 fn render(
     app: &App,
     tenant: &TenantCtx,
@@ -77,12 +82,14 @@ fn render(
     session: &Session,
     flow_id: &str,
     browser: &str,
+    locale: Locale,
 ) -> Result<Response, PageError> {
     let scope = Scope::parse(&req.scope).unwrap_or_default();
     let mut scopes: Vec<&str> = scope.iter().filter_map(describe).collect();
-    scopes.push("See the roles you hold in this app");
-    let html = app.templates.render(
+    scopes.push("consent.scope_roles");
+    let html = app.templates.render_in(
         "consent.html",
+        locale,
         context! {
             tenant_name => &tenant.tenant.display_name,
             client_name => &client.name,
@@ -109,20 +116,21 @@ pub async fn submit(
 ) -> Result<Response, PageError> {
     let flow::FlowForm { form, flow, .. } = flow::flow_form(&app, &tenant, &headers, &body).await?;
     let Some(flow) = flow else {
-        return flow::expired(&app);
+        return flow::expired(&app, flow::language::locale(&tenant, &headers, &[]));
     };
+    let locale = flow::language::locale(&tenant, &headers, &flow.needs.ui_locales);
     let current = session::current(&app, tenant.id(), &headers).await?;
     let Some(session) = current.filter(|s| {
         flow.progress.user_id.as_deref() == Some(&s.user_id)
             && flow.progress.awaiting == Some(Awaiting::Consent)
     }) else {
-        return flow::expired(&app);
+        return flow::expired(&app, locale);
     };
     let Ok(req) = serde_json::from_value::<AuthorizeRequest>(flow.resume.clone()) else {
-        return flow::expired(&app);
+        return flow::expired(&app, locale);
     };
     let Some(client) = app.client(tenant.id(), &req.client_id).await? else {
-        return flow::expired(&app);
+        return flow::expired(&app, locale);
     };
     let allow = match form.get("decision") {
         Some("allow") => true,
@@ -156,7 +164,7 @@ pub async fn submit(
         })
         .await?;
     if !completed {
-        return flow::expired(&app);
+        return flow::expired(&app, locale);
     }
     if !allow {
         return Ok(req.reply.error(
@@ -188,12 +196,14 @@ pub async fn list(
     tenant: TenantCtx,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
+    let locale = flow::language::locale(&tenant, &headers, &[]);
     let Some(session) = session::current(&app, tenant.id(), &headers).await? else {
         return flow::message(
             &app,
+            locale,
             StatusCode::UNAUTHORIZED,
-            "You are not signed in",
-            "Sign in to one of your apps, then come back to this page.",
+            &Text::new("consents.signed_out_title"),
+            &Text::new("consents.signed_out_text"),
             None,
         );
     };
@@ -211,8 +221,9 @@ pub async fn list(
         rows.push(context! { client_id => client_id, name => name, scope => scope });
     }
     let (browser, set_cookie) = session::browser(&app, &headers);
-    let html = app.templates.render(
+    let html = app.templates.render_in(
         "consents.html",
+        locale,
         context! {
             tenant_name => &tenant.tenant.display_name,
             consents => rows,
@@ -244,9 +255,7 @@ pub async fn revoke(
         &manage_purpose(&session),
         form.get("csrf"),
     ) {
-        return Err(PageError::Forbidden(
-            "This form did not come from this browser. Reload the page and try again.".into(),
-        ));
+        return Err(PageError::Refused(Text::new("login.form_expired")));
     }
     let client_id = form
         .get("client_id")

@@ -19,6 +19,7 @@ use super::form::OAuthForm;
 use super::redirect::RedirectUri;
 use crate::app::App;
 use crate::flow::{self, login, session};
+use crate::i18n::{Locale, Text};
 use crate::store::clients::Client;
 use crate::store::sessions::{self, Session};
 use crate::store::{StoreError, refresh};
@@ -145,7 +146,8 @@ pub async fn end_session(
         (_, None) => true,
         (None, Some(_)) => false,
     };
-    finish(&app, &tenant, &req, target, clear).await
+    let locale = flow::language::locale(&tenant, &headers, &[]);
+    finish(&app, &tenant, &req, target, clear, locale).await
 }
 
 /// `POST /t/{tenant}/logout/confirm`: the user confirmed on the page.
@@ -167,7 +169,8 @@ pub async fn confirm(
     }
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
-    finish(&app, &tenant, &req, current, true).await
+    let locale = flow::language::locale(&tenant, &headers, &[]);
+    finish(&app, &tenant, &req, current, true, locale).await
 }
 
 async fn checked(
@@ -234,8 +237,9 @@ fn confirm_page(
         .into_iter()
         .filter_map(|k| params.get(k).map(|v| (k, v)))
         .collect();
-    let html = app.templates.render(
+    let html = app.templates.render_in(
         "logout.html",
+        flow::language::locale(tenant, headers, &[]),
         context! {
             tenant_name => &tenant.tenant.display_name,
             action => format!("{}/logout/confirm", login::tenant_path(tenant)),
@@ -259,6 +263,7 @@ async fn finish(
     req: &LogoutRequest,
     target: Option<Session>,
     clear_cookie: bool,
+    locale: Locale,
 ) -> Result<Response, PageError> {
     if let Some(s) = &target {
         end(app, tenant, s).await?;
@@ -280,12 +285,10 @@ async fn finish(
         }
         None => flow::message(
             app,
+            locale,
             StatusCode::OK,
-            "You have signed out",
-            &format!(
-                "You are no longer signed in to {}. You can close this window.",
-                tenant.tenant.display_name
-            ),
+            &Text::new("logout.done_title"),
+            &Text::new("logout.done_text").with("tenant", &tenant.tenant.display_name),
             None,
         )?,
     };

@@ -137,8 +137,13 @@ pub fn renew(
     Ok(n == 1)
 }
 
-/// The live session behind a cookie, its idle expiry slid to `now + idle` (never past the
-/// absolute expiry), in one statement.
+/// How long a session's `last_seen_at` may lag before a request writes it again. A sign-in
+/// through an existing session is then a read, not a write that queues behind every other
+/// writer; the idle timeout is honoured to within this much.
+pub const TOUCH_INTERVAL: i64 = 60;
+
+/// The live session behind a cookie. Its idle expiry slides to `now + idle` (never past the
+/// absolute expiry) when it was last moved more than [`TOUCH_INTERVAL`] ago.
 pub fn touch(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -146,30 +151,33 @@ pub fn touch(
     idle: i64,
     now: UnixTime,
 ) -> Result<Option<Session>, StoreError> {
-    let row: Option<Row> = diesel::update(s::table)
-        .filter(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
-        .filter(s::tenant_id.eq(tenant.as_str()))
-        .filter(s::revoked_at.is_null())
-        .filter(s::idle_expires_at.gt(now.0))
-        .filter(s::absolute_expires_at.gt(now.0))
+    let live = || {
+        s::table
+            .filter(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
+            .filter(s::tenant_id.eq(tenant.as_str()))
+            .filter(s::revoked_at.is_null())
+            .filter(s::idle_expires_at.gt(now.0))
+            .filter(s::absolute_expires_at.gt(now.0))
+    };
+    let row: Option<Row> = live().select(Row::as_select()).first(conn).optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if now.0 - row.last_seen_at < TOUCH_INTERVAL {
+        return Ok(Some(Session::from(row)));
+    }
+    let idle_expires_at = now.plus(idle).0.min(row.absolute_expires_at);
+    // The same filters again: a revocation between the two statements wins.
+    let moved = diesel::update(live())
         .set((
             s::last_seen_at.eq(now.0),
-            // Never past the absolute expiry, in the row as in the answer.
-            s::idle_expires_at.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "CASE WHEN absolute_expires_at < ",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(now.plus(idle).0)
-            .sql(" THEN absolute_expires_at ELSE ")
-            .bind::<diesel::sql_types::BigInt, _>(now.plus(idle).0)
-            .sql(" END")),
+            s::idle_expires_at.eq(idle_expires_at),
         ))
-        .returning(<Row as Selectable<crate::store::conn::MultiBackend>>::construct_selection())
-        .get_result(conn)
-        .optional()?;
-    Ok(row.map(|r| {
-        let mut session = Session::from(r);
-        session.idle_expires_at = session.idle_expires_at.min(session.absolute_expires_at);
-        session
+        .execute(conn)?;
+    Ok((moved == 1).then(|| Session {
+        last_seen_at: now,
+        idle_expires_at: UnixTime(idle_expires_at),
+        ..Session::from(row)
     }))
 }
 

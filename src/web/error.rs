@@ -2,14 +2,13 @@
 //! returns it; [`render`] turns it into an HTML page or JSON, whichever the client accepts, with the
 //! request id to quote, and logs the internal cause once. Nothing internal reaches the body.
 
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
 use crate::crypto::keys::KeyError;
+use crate::i18n::{Locale, Text};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +27,9 @@ pub enum PageError {
     /// A form without a valid CSRF token, or an action the user may not take.
     #[error("{0}")]
     Forbidden(String),
+    /// [`PageError::Forbidden`] with a message from the catalogs, shown in the reader's language.
+    #[error("{}", .0.key)]
+    Refused(Text),
 }
 
 impl From<StoreError> for PageError {
@@ -60,6 +62,8 @@ pub struct ErrorInfo {
     pub code: &'static str,
     pub title: &'static str,
     pub message: String,
+    /// The message from the catalogs, when there is one; pages show it in the reader's language.
+    pub text: Option<Text>,
     /// Logged, never shown.
     pub cause: Option<String>,
 }
@@ -86,7 +90,9 @@ impl PageError {
                 "The request cannot be processed",
                 None,
             ),
-            PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed", None),
+            PageError::Forbidden(_) | PageError::Refused(_) => {
+                (StatusCode::FORBIDDEN, "forbidden", "Not allowed", None)
+            }
             PageError::Internal(why) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -106,34 +112,64 @@ impl IntoResponse for PageError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        let text = match &self {
+            PageError::Refused(text) => Some(text.clone()),
+            PageError::UnknownTenant(name) => {
+                Some(Text::new("error.tenant_not_found").with("tenant", name.clone()))
+            }
+            _ => None,
+        };
         response.extensions_mut().insert(ErrorInfo {
             code,
             title,
             message: self.to_string(),
+            text,
             cause,
         });
         response
     }
 }
 
-/// Renders [`ErrorInfo`] responses: JSON for API clients, a page for browsers.
-pub async fn render(
-    axum::extract::State(app): axum::extract::State<App>,
-    req: Request,
-    next: Next,
+/// The error page's title and sentence in `locale`: from the catalogs where the error has a
+/// text there, else the error's own message (a request's details, in English).
+fn page_texts(app: &App, locale: Locale, info: &ErrorInfo) -> (String, minijinja::Value) {
+    let catalogs = &app.templates.catalogs;
+    let code = if info
+        .text
+        .as_ref()
+        .is_some_and(|t| t.key == "error.too_large")
+    {
+        "too_large"
+    } else {
+        info.code
+    };
+    let title = catalogs.plain(locale, &format!("error.{code}_title"), &[]);
+    let title = if title.starts_with("error.") {
+        info.title.to_string()
+    } else {
+        title
+    };
+    let message = match &info.text {
+        Some(text) => text.render(catalogs, locale),
+        None => {
+            let key = format!("error.{code}");
+            match catalogs.text(locale, &key) {
+                found if found != key => minijinja::Value::from_safe_string(found.to_string()),
+                _ => minijinja::Value::from(info.message.clone()),
+            }
+        }
+    };
+    (title, message)
+}
+
+/// Renders an [`ErrorInfo`] response: JSON for API clients, a page for browsers. Any other
+/// response passes unchanged. `html` is the reader's language when the client wants a page.
+pub fn render(
+    app: &App,
+    html: Option<Locale>,
+    request_id: &str,
+    mut response: Response,
 ) -> Response {
-    let wants_html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_default();
-    let mut response = next.run(req).await;
     let info = match response.extensions_mut().remove::<ErrorInfo>() {
         Some(info) => info,
         // The body-limit layer refuses by Content-Length before any handler runs, with a bare
@@ -148,6 +184,7 @@ pub async fn render(
                 code: "invalid_request",
                 title: "Request too large",
                 message: "The request body is too large.".into(),
+                text: Some(Text::new("error.too_large")),
                 cause: None,
             }
         }
@@ -163,9 +200,11 @@ pub async fn render(
         }
     }
     let headers = std::mem::take(response.headers_mut());
-    let mut rendered = if wants_html {
-        let ctx = minijinja::context! { title => info.title, message => &info.message, request_id => &request_id };
-        match app.templates.render("error.html", ctx) {
+    let mut rendered = if let Some(locale) = html {
+        let (title, message) = page_texts(app, locale, &info);
+        let ctx =
+            minijinja::context! { title => title, message => message, request_id => request_id };
+        match app.templates.render_in("error.html", locale, ctx) {
             Ok(page) => (status, page).into_response(),
             Err(_) => (status, info.message.clone()).into_response(),
         }

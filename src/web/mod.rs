@@ -1,6 +1,7 @@
 //! Server-rendered pages: the minijinja environment (templates embedded in the binary, so a
 //! release is one file), static assets, and error pages.
 
+pub mod envelope;
 pub mod error;
 
 use std::net::SocketAddr;
@@ -10,6 +11,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
+use std::sync::Arc;
+
+use crate::i18n::{Catalogs, Locale, Text};
 
 /// Every template, embedded at build time.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -35,26 +39,72 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");
 
+/// The page templates and the text catalogs they draw on.
 pub struct Templates {
     env: Environment<'static>,
+    pub catalogs: Arc<Catalogs>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("template error: {0}")]
-pub struct TemplateError(#[from] minijinja::Error);
+pub enum TemplateError {
+    #[error("template error: {0}")]
+    Template(#[from] minijinja::Error),
+    #[error(transparent)]
+    Catalog(#[from] crate::i18n::CatalogError),
+}
 
 impl Templates {
     pub fn load() -> Result<Templates, TemplateError> {
+        let catalogs = Arc::new(Catalogs::load()?);
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
         }
-        Ok(Templates { env })
+        // `t("key", name=value, ...)`: the text in the page's language (`lang` in the context).
+        let texts = catalogs.clone();
+        env.add_function(
+            "t",
+            move |state: &minijinja::State, key: &str, kwargs: minijinja::value::Kwargs| {
+                let locale = state
+                    .lookup("lang")
+                    .and_then(|l| l.as_str().and_then(Locale::from_tag))
+                    .unwrap_or(crate::i18n::FALLBACK);
+                let mut values = Vec::new();
+                for name in kwargs.args() {
+                    let value: minijinja::Value = kwargs.get(name)?;
+                    values.push((name, value.to_string()));
+                }
+                let args: Vec<(&str, &str)> =
+                    values.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                Ok::<_, minijinja::Error>(minijinja::Value::from_safe_string(
+                    texts.format(locale, key, &args),
+                ))
+            },
+        );
+        Ok(Templates { env, catalogs })
     }
 
-    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, TemplateError> {
+    /// Renders `name` in `locale`; `ctx` may hold [`Text`] values already rendered with
+    /// [`Templates::text`].
+    pub fn render_in(
+        &self,
+        name: &str,
+        locale: Locale,
+        ctx: minijinja::Value,
+    ) -> Result<Html<String>, TemplateError> {
+        let ctx = minijinja::context! { lang => locale.tag(), ..ctx };
         Ok(Html(self.env.get_template(name)?.render(ctx)?))
+    }
+
+    /// Renders `name` in the fallback language (pages with no reader to ask).
+    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, TemplateError> {
+        self.render_in(name, crate::i18n::FALLBACK, ctx)
+    }
+
+    /// A message chosen by code, in `locale`, as markup for a template.
+    pub fn text(&self, text: &Text, locale: Locale) -> minijinja::Value {
+        text.render(&self.catalogs, locale)
     }
 }
 

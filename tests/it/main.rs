@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod client_auth;
 mod http;
+mod languages;
 mod logout;
 mod oidc_cases;
 mod oidc_flow;

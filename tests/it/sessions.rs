@@ -224,6 +224,17 @@ both_backends!(sso_sessions_slide_expire_and_revoke, |db| {
     let s = touch(1000).expect("live");
     assert_eq!((s.user_id.as_str(), s.amr.clone()), ("u1", amr.clone()));
     assert_eq!(s.idle_expires_at, T0.plus(2800), "idle expiry slides");
+    // Within the touch interval a request reads the session and writes nothing.
+    let s = touch(1000 + sessions::TOUCH_INTERVAL - 1).expect("live");
+    assert_eq!(s.last_seen_at, T0.plus(1000), "not written again so soon");
+    assert_eq!(s.idle_expires_at, T0.plus(2800));
+    let s = touch(1000 + sessions::TOUCH_INTERVAL).expect("live");
+    assert_eq!(s.last_seen_at, T0.plus(1000 + sessions::TOUCH_INTERVAL));
+    assert_eq!(
+        s.idle_expires_at,
+        T0.plus(2800 + sessions::TOUCH_INTERVAL),
+        "slid once the interval passed"
+    );
     assert!(touch(2000).is_some(), "still inside the slid idle window");
     assert!(touch(7200).is_none(), "absolute expiry wins");
     // Another tenant's cookie lookup finds nothing; revocation by sid ends it.

@@ -41,6 +41,13 @@ pub struct TenantEntry {
     pub trial_expires_at: Option<i64>,
     #[serde(default)]
     pub hosts: Vec<Spanned<String>>,
+    /// The sign-in page's settings (`default_locale`, `default_region`, `terms_url`, ...; see
+    /// docs/sign-in.md). Given, they replace the stored ones; left out, those stay.
+    #[serde(default)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The tenant's look (`logo_url`); replaced or kept like `settings`.
+    #[serde(default)]
+    pub branding: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub departments: Vec<DepartmentEntry>,
     #[serde(default)]
@@ -419,12 +426,18 @@ fn apply_tenant(
             .map(UnixTime)
             .or(existing.as_ref().and_then(|t| t.trial_expires_at)),
         hosts,
-        branding: existing
-            .as_ref()
-            .map_or(serde_json::json!({}), |t| t.branding.clone()),
-        settings: existing
-            .as_ref()
-            .map_or(serde_json::json!({}), |t| t.settings.clone()),
+        branding: match &entry.branding {
+            Some(given) => serde_json::Value::Object(given.clone()),
+            None => existing
+                .as_ref()
+                .map_or(serde_json::json!({}), |t| t.branding.clone()),
+        },
+        settings: match &entry.settings {
+            Some(given) => serde_json::Value::Object(given.clone()),
+            None => existing
+                .as_ref()
+                .map_or(serde_json::json!({}), |t| t.settings.clone()),
+        },
     };
     let change = match &existing {
         None => {
