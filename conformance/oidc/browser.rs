@@ -1,6 +1,7 @@
 //! End to end in headless Chromium: the example CRM (examples/crm, an `openidconnect` relying
 //! party) sends the browser to Sesame, a person types into the real sign-in page, and the CRM
-//! shows who signed in; logging out of the CRM ends the Sesame session too.
+//! shows who signed in; logging out of the CRM ends the Sesame session too. On the way, the
+//! page's language switcher is tried in all three languages.
 
 #[path = "../../examples/crm/app.rs"]
 #[allow(dead_code)]
@@ -129,10 +130,31 @@ async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
             .as_str()
             .starts_with(&sesame.base)
     );
-    if let Ok(dir) = std::env::var("SESAME_SCREENSHOT_DIR") {
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(Path::new(&dir).join("sign-in-en.png"), png).unwrap();
+    // The switcher changes the page's language (a cookie), and the choice sticks.
+    let shots = std::env::var("SIGN_IN_SCREENSHOTS").ok();
+    for (tag, submit) in [("zh-TW", "登入"), ("zh-CN", "登录"), ("en", "Sign In")] {
+        c.find(Locator::Id(&format!("lang-{tag}")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let button = c
+            .wait()
+            .for_element(Locator::Css(&format!("html[lang=\"{tag}\"] #sign-in")))
+            .await
+            .unwrap_or_else(|_| panic!("the page in {tag}"));
+        assert_eq!(button.text().await.unwrap(), submit);
+        if let Some(dir) = &shots {
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(Path::new(dir).join(format!("sign-in-{tag}.png")), png).unwrap();
+        }
     }
+    c.refresh().await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("html[lang=\"en\"] #account"))
+        .await
+        .expect("the last choice is remembered");
     c.find(Locator::Id("account"))
         .await
         .unwrap()

@@ -342,7 +342,11 @@ fn render(
         .unwrap_or_else(|| "CN".into());
     let regions: Vec<_> = REGIONS
         .iter()
-        .map(|(code, dial, name)| context! { code => code, dial => dial, name => name })
+        .map(|(code, dial, _)| {
+            let key = format!("region.{}", code.to_ascii_lowercase());
+            let name = app.templates.catalogs.plain(locale, &key, &[]);
+            context! { code => code, dial => dial, name => name }
+        })
         .collect();
     let here = format!("{base}?flow={}", flow.id);
     let html = app.templates.render_in(
@@ -399,6 +403,16 @@ mod tests {
             created_at: UnixTime(0),
             updated_at: UnixTime(0),
             last_login_at: None,
+        }
+    }
+
+    #[test]
+    fn every_region_has_a_name_in_the_catalogs() {
+        let catalogs = crate::i18n::Catalogs::load().unwrap();
+        for (code, _, english) in REGIONS {
+            let key = format!("region.{}", code.to_ascii_lowercase());
+            assert_eq!(catalogs.text(Locale::En, &key), *english);
+            assert_ne!(catalogs.text(Locale::ZhCn, &key), key);
         }
     }
 
