@@ -93,6 +93,17 @@ impl App {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sesame/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        // Unknown accounts fail like real ones lock (see flow::login), so a lock tells nothing
+        // about which accounts exist.
+        let limits = &config.sign_in;
+        let sign_in_failures = FailureLimiter::new(
+            u32::try_from(limits.lockout_threshold).unwrap_or(u32::MAX),
+            limits.lockout_duration,
+        );
+        let address_failures = FailureLimiter::new(
+            u32::try_from(limits.address_limit).unwrap_or(u32::MAX),
+            limits.lockout_duration,
+        );
         Ok(App(Arc::new(Inner {
             http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
@@ -118,14 +129,8 @@ impl App {
                 crate::oidc::client_auth::MAX_FAILURES,
                 crate::oidc::client_auth::FAILURE_WINDOW,
             ),
-            sign_in_failures: FailureLimiter::new(
-                crate::flow::login::MAX_ACCOUNT_FAILURES,
-                crate::flow::login::FAILURE_WINDOW,
-            ),
-            address_failures: FailureLimiter::new(
-                crate::flow::login::MAX_ADDRESS_FAILURES,
-                crate::flow::login::FAILURE_WINDOW,
-            ),
+            sign_in_failures,
+            address_failures,
         })))
     }
 

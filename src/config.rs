@@ -42,6 +42,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub tokens: TokenConfig,
     pub session: SessionConfig,
+    pub sign_in: SignInConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +123,18 @@ pub struct SessionConfig {
     pub login_flow_lifetime: i64,
 }
 
+/// Brute-force protection of the sign-in page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInConfig {
+    /// Wrong passwords in a row that lock an account.
+    pub lockout_threshold: i64,
+    /// Seconds a locked account stays locked (then it unlocks by itself).
+    pub lockout_duration: i64,
+    /// Failed sign-ins from one address, per `lockout_duration`, before it must wait.
+    pub address_limit: i64,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -161,6 +174,11 @@ impl Default for Config {
                 idle_timeout: 2 * 3600,
                 absolute_timeout: 12 * 3600,
                 login_flow_lifetime: 1800,
+            },
+            sign_in: SignInConfig {
+                lockout_threshold: 5,
+                lockout_duration: 900,
+                address_limit: 100,
             },
         }
     }
@@ -449,12 +467,25 @@ impl Config {
                 "session.login_flow_lifetime",
                 self.session.login_flow_lifetime,
             ),
+            ("sign_in.lockout_duration", self.sign_in.lockout_duration),
         ] {
             if value <= 0 {
                 return Err(ConfigError::new(
                     key,
                     "must be positive",
                     "give a lifetime in seconds",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("sign_in.lockout_threshold", self.sign_in.lockout_threshold),
+            ("sign_in.address_limit", self.sign_in.address_limit),
+        ] {
+            if !(1..=1_000_000).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    "must be between 1 and 1000000",
+                    "give a number of failed sign-ins (defaults: lockout_threshold 5, address_limit 100)",
                 ));
             }
         }

@@ -34,10 +34,6 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 
 pub const WRONG_CREDENTIALS: Text = Text::new("login.wrong_credentials");
 const TOO_MANY: Text = Text::new("login.throttled");
-/// Failed sign-ins per account, and per address, before they must wait.
-pub const MAX_ACCOUNT_FAILURES: u32 = 10;
-pub const MAX_ADDRESS_FAILURES: u32 = 100;
-pub const FAILURE_WINDOW: i64 = 900;
 const MUST_AGREE: Text = Text::new("login.must_agree");
 
 /// What the account's status says about signing in, after the password was checked.
@@ -165,8 +161,10 @@ pub async fn submit(
         .then(|| Login::parse(account, region))
         .flatten();
     let now = app.now();
-    // Guessing is slowed per account and per address before any password is checked, and the
-    // answer does not say whether the password was right.
+    // Guessing is slowed per address, and stopped per account, before any password is checked.
+    // A locked account and an unknown one that failed as often get the same answer after the
+    // same work (one lookup, no argon2), so the lock tells nothing about which accounts exist
+    // or whether the password was right.
     let account_key = format!(
         "{}\u{0}{}",
         tenant.id(),
@@ -174,13 +172,9 @@ pub async fn submit(
     );
     let address_key = format!("{}\u{0}{}", tenant.id(), client.ip.as_deref().unwrap_or(""));
     if app
-        .sign_in_failures
-        .blocked_for(&account_key, now)
+        .address_failures
+        .blocked_for(&address_key, now)
         .is_some()
-        || app
-            .address_failures
-            .blocked_for(&address_key, now)
-            .is_some()
     {
         // Logged, not audited: a throttled attempt costs no argon2, so a row per attempt would let
         // a flood write to the database at will.
@@ -200,23 +194,84 @@ pub async fn submit(
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    let verified = verify_password(&app, stored, password).await?;
-    let Some(user) = user.filter(|_| verified) else {
-        app.sign_in_failures.record_failure(&account_key, now);
-        app.address_failures.record_failure(&address_key, now);
-        record(
-            &app,
-            &tenant,
-            &client,
-            "anonymous",
-            "sign_in.password",
-            None,
-            "failure",
-        )
-        .await?;
-        return again(&WRONG_CREDENTIALS);
+    // Only the temporary lock answers before the password: it is what unknown accounts get too.
+    // An administrator's lock (status `locked`), like `disabled`, is told only after a right
+    // password, or it would show which accounts exist.
+    let locked = match &user {
+        Some(user) => user.locked_until.is_some_and(|until| until > now),
+        None => app
+            .sign_in_failures
+            .blocked_for(&account_key, now)
+            .is_some(),
     };
-    app.sign_in_failures.clear(&account_key);
+    if locked {
+        tracing::info!(tenant = %tenant.id(), ip = ?client.ip, "sign-in to a locked account refused");
+        return again(&AccountCheck::Locked.message());
+    }
+    let verified = verify_password(&app, stored, password).await?;
+    let user = match user {
+        Some(user) if verified => user,
+        user => {
+            app.address_failures.record_failure(&address_key, now);
+            let failed = match &user {
+                Some(user) => {
+                    let (t, id, sign_in) = (
+                        tenant.id().clone(),
+                        user.id.clone(),
+                        app.config.sign_in.clone(),
+                    );
+                    let threshold = i32::try_from(sign_in.lockout_threshold).unwrap_or(i32::MAX);
+                    app.store
+                        .run(move |c| {
+                            users::record_failed_password(
+                                c,
+                                &t,
+                                &id,
+                                threshold,
+                                sign_in.lockout_duration,
+                                now,
+                            )
+                        })
+                        .await?
+                        .map(|until| (user.id.as_str(), until))
+                }
+                None => {
+                    app.sign_in_failures.record_failure(&account_key, now);
+                    None
+                }
+            };
+            record(
+                &app,
+                &tenant,
+                &client,
+                "anonymous",
+                "sign_in.password",
+                None,
+                "failure",
+            )
+            .await?;
+            if let Some((id, until)) = failed {
+                tracing::warn!(tenant = %tenant.id(), user = %id, until = until.0, "account locked after failed sign-ins");
+                record(
+                    &app,
+                    &tenant,
+                    &client,
+                    "system",
+                    "user.locked",
+                    Some(id),
+                    "success",
+                )
+                .await?;
+            }
+            return again(&WRONG_CREDENTIALS);
+        }
+    };
+    if user.failed_logins > 0 {
+        let (t, id) = (tenant.id().clone(), user.id.clone());
+        app.store
+            .run(move |c| users::clear_failed_passwords(c, &t, &id))
+            .await?;
+    }
     let check = check_account(&user, now);
     if check != AccountCheck::Allowed {
         record(

@@ -365,6 +365,52 @@ pub fn update_profile(
     expect_one(n, tenant, id)
 }
 
+/// Counts a wrong password against an account. The `lockout_threshold`-th failure in a row locks
+/// it until `now + duration` and starts the count again. One statement, so concurrent failures
+/// all count. Returns the lock's end when this failure set it.
+pub fn record_failed_password(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    threshold: i32,
+    duration: i64,
+    now: UnixTime,
+) -> Result<Option<UnixTime>, StoreError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Integer, Nullable};
+    let until = now.plus(duration).0;
+    let row: Option<(i32, Option<i64>)> = diesel::update(user_row!(tenant, id))
+        .set((
+            u::failed_logins.eq(sql::<Integer>("CASE WHEN failed_logins + 1 >= ")
+                .bind::<Integer, _>(threshold)
+                .sql(" THEN 0 ELSE failed_logins + 1 END")),
+            u::locked_until.eq(sql::<Nullable<BigInt>>("CASE WHEN failed_logins + 1 >= ")
+                .bind::<Integer, _>(threshold)
+                .sql(" THEN ")
+                .bind::<BigInt, _>(until)
+                .sql(" ELSE locked_until END")),
+        ))
+        .returning((u::failed_logins, u::locked_until))
+        .get_result(conn)
+        .optional()?;
+    Ok(match row {
+        Some((0, Some(locked))) if locked == until => Some(UnixTime(locked)),
+        _ => None,
+    })
+}
+
+/// A right password ends the run of wrong ones.
+pub fn clear_failed_passwords(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(), StoreError> {
+    diesel::update(user_row!(tenant, id).filter(u::failed_logins.ne(0)))
+        .set(u::failed_logins.eq(0))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Notes a completed sign-in.
 pub fn record_login(
     conn: &mut Conn,

@@ -8,6 +8,7 @@ mod cli;
 mod client_auth;
 mod http;
 mod languages;
+mod lockout;
 mod logout;
 mod oidc_cases;
 mod oidc_flow;
