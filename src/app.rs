@@ -41,6 +41,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// CSRF tokens for every form, keyed by a digest key derived from the master key.
     pub csrf: Csrf,
+    /// Keys the captcha answers (see `flow::captcha`).
+    pub captcha_key: DigestKey,
     /// Verified against when the account does not exist, so a wrong account costs the same
     /// argon2 time as a wrong password and timing tells nobody which accounts exist. Made at the
     /// first sign-in, not at start-up, so an idle node never holds argon2's memory.
@@ -107,6 +109,7 @@ impl App {
         Ok(App(Arc::new(Inner {
             http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
+            captcha_key: DigestKey::new(master.derive("captcha")),
             dummy_password_hash: tokio::sync::OnceCell::new(),
             config,
             store,

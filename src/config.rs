@@ -133,6 +133,10 @@ pub struct SignInConfig {
     pub lockout_duration: i64,
     /// Failed sign-ins from one address, per `lockout_duration`, before it must wait.
     pub address_limit: i64,
+    /// Failures of an account after which the page asks for a captcha.
+    pub captcha_after: i64,
+    /// Failures from one address (any accounts) after which the page asks for a captcha.
+    pub address_captcha_after: i64,
 }
 
 impl Default for Config {
@@ -179,6 +183,8 @@ impl Default for Config {
                 lockout_threshold: 5,
                 lockout_duration: 900,
                 address_limit: 100,
+                captcha_after: 3,
+                address_captcha_after: 20,
             },
         }
     }
@@ -480,12 +486,17 @@ impl Config {
         for (key, value) in [
             ("sign_in.lockout_threshold", self.sign_in.lockout_threshold),
             ("sign_in.address_limit", self.sign_in.address_limit),
+            ("sign_in.captcha_after", self.sign_in.captcha_after),
+            (
+                "sign_in.address_captcha_after",
+                self.sign_in.address_captcha_after,
+            ),
         ] {
             if !(1..=1_000_000).contains(&value) {
                 return Err(ConfigError::new(
                     key,
                     "must be between 1 and 1000000",
-                    "give a number of failed sign-ins (defaults: lockout_threshold 5, address_limit 100)",
+                    "give a number of failed sign-ins (defaults: lockout_threshold 5, address_limit 100, captcha_after 3)",
                 ));
             }
         }

@@ -36,6 +36,17 @@ impl FailureLimiter {
         (*count >= self.max && left > 0).then_some(left)
     }
 
+    /// Failures of `key` in its current window.
+    pub fn failures(&self, key: &str, now: UnixTime) -> u32 {
+        let Ok(entries) = self.entries.lock() else {
+            return 0;
+        };
+        match entries.get(key) {
+            Some((count, since)) if since.0 + self.window > now.0 => *count,
+            _ => 0,
+        }
+    }
+
     pub fn record_failure(&self, key: &str, now: UnixTime) {
         let Ok(mut entries) = self.entries.lock() else {
             return;

@@ -12,7 +12,7 @@ use axum::response::Response;
 use minijinja::context;
 
 use super::state::LoginFlow;
-use super::{language, load, session};
+use super::{captcha, language, load, session};
 use crate::account::{Login, REGIONS};
 use crate::app::App;
 use crate::clock::UnixTime;
@@ -72,6 +72,7 @@ pub fn check_account(user: &User, now: UnixTime) -> AccountCheck {
 #[derive(Debug, Default)]
 struct Shown<'a> {
     error: Option<&'a Text>,
+    captcha: Option<captcha::Challenge>,
     account: &'a str,
     region: Option<&'a str>,
     agreed: bool,
@@ -82,6 +83,7 @@ pub async fn page(
     State(app): State<App>,
     tenant: TenantCtx,
     headers: HeaderMap,
+    client: ClientInfo,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let params = OAuthForm::parse(query.unwrap_or_default().as_bytes())
@@ -93,8 +95,20 @@ pub async fn page(
     // The browser binding for the CSRF token; set here if this browser has none yet.
     let (browser, set_cookie) = session::browser(&app, &headers);
     let hint = flow.needs.login_hint.clone().unwrap_or_default();
+    // An address that failed often is asked for a captcha from the start; the image's "new
+    // image" link asks again, for addresses that failed at all.
+    let address_failures = app
+        .address_failures
+        .failures(&address_key(&tenant, &client), app.now());
+    let wanted = i64::from(address_failures) >= app.config.sign_in.address_captcha_after
+        || (params.get("captcha").is_some() && address_failures > 0);
+    let captcha = match wanted {
+        true => Some(captcha::issue(&app, tenant.id(), &flow.id).await?),
+        false => None,
+    };
     let shown = Shown {
         account: &hint,
+        captcha,
         ..Shown::default()
     };
     let mut response = render(
@@ -134,7 +148,7 @@ pub async fn submit(
     let account = form.get("account").unwrap_or_default().trim();
     let region = form.get("region");
     let agreed = form.get("agree") == Some("yes");
-    let again = |error: &Text| {
+    let again = |error: &Text, captcha: Option<captcha::Challenge>| {
         render(
             &app,
             &tenant,
@@ -144,6 +158,7 @@ pub async fn submit(
             StatusCode::OK,
             Shown {
                 error: Some(error),
+                captcha,
                 account,
                 region,
                 agreed,
@@ -151,10 +166,10 @@ pub async fn submit(
         )
     };
     if !agreed {
-        return again(&MUST_AGREE);
+        return again(&MUST_AGREE, None);
     }
     if let Some(refusal) = super::tenant_refusal(&tenant.tenant, app.now()) {
-        return again(&refusal);
+        return again(&refusal, None);
     }
     let password = SecretString::new(form.get("password").unwrap_or_default().to_string());
     let login = (account.len() <= MAX_ACCOUNT_LEN)
@@ -170,7 +185,7 @@ pub async fn submit(
         tenant.id(),
         login.as_ref().map(login_key).unwrap_or_default()
     );
-    let address_key = format!("{}\u{0}{}", tenant.id(), client.ip.as_deref().unwrap_or(""));
+    let address_key = address_key(&tenant, &client);
     if app
         .address_failures
         .blocked_for(&address_key, now)
@@ -179,7 +194,7 @@ pub async fn submit(
         // Logged, not audited: a throttled attempt costs no argon2, so a row per attempt would let
         // a flood write to the database at will.
         tracing::warn!(tenant = %tenant.id(), ip = ?client.ip, "sign-in attempts throttled");
-        return again(&TOO_MANY);
+        return again(&TOO_MANY, None);
     }
     let found = match login {
         Some(login) => {
@@ -206,7 +221,37 @@ pub async fn submit(
     };
     if locked {
         tracing::info!(tenant = %tenant.id(), ip = ?client.ip, "sign-in to a locked account refused");
-        return again(&AccountCheck::Locked.message());
+        return again(&AccountCheck::Locked.message(), None);
+    }
+    // After a few failures a captcha must be solved before the password is even checked. An
+    // unknown account needs one after as many failures as a real one.
+    let account_failures = match &user {
+        Some(user) => i64::from(user.failed_logins),
+        None => i64::from(app.sign_in_failures.failures(&account_key, now)),
+    };
+    let address_failures = i64::from(app.address_failures.failures(&address_key, now));
+    let limits = &app.config.sign_in;
+    let needs_captcha = |extra: i64| {
+        account_failures + extra >= limits.captcha_after
+            || address_failures + extra >= limits.address_captcha_after
+    };
+    if needs_captcha(0) {
+        let solved = captcha::solve(
+            &app,
+            tenant.id(),
+            &flow.id,
+            form.get("captcha_id"),
+            form.get("captcha_answer"),
+        )
+        .await?;
+        if !solved {
+            let why = match form.get("captcha_answer") {
+                Some(a) if !a.trim().is_empty() => Text::new("login.captcha_wrong"),
+                _ => Text::new("login.captcha_needed"),
+            };
+            let challenge = captcha::issue(&app, tenant.id(), &flow.id).await?;
+            return again(&why, Some(challenge));
+        }
     }
     let verified = verify_password(&app, stored, password).await?;
     let user = match user {
@@ -263,7 +308,11 @@ pub async fn submit(
                 )
                 .await?;
             }
-            return again(&WRONG_CREDENTIALS);
+            let challenge = match needs_captcha(1) {
+                true => Some(captcha::issue(&app, tenant.id(), &flow.id).await?),
+                false => None,
+            };
+            return again(&WRONG_CREDENTIALS, challenge);
         }
     };
     if user.failed_logins > 0 {
@@ -284,7 +333,7 @@ pub async fn submit(
             "refused",
         )
         .await?;
-        return again(&check.message());
+        return again(&check.message(), None);
     }
     let signed_in = session::SignedIn {
         user_id: user.id.clone(),
@@ -326,6 +375,11 @@ async fn verify_password(
         .await
         .map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(real && ok)
+}
+
+/// The key of an address's failures.
+fn address_key(tenant: &TenantCtx, client: &ClientInfo) -> String {
+    format!("{}\u{0}{}", tenant.id(), client.ip.as_deref().unwrap_or(""))
 }
 
 /// The account a login names, in the normalized form the store compares.
@@ -416,6 +470,9 @@ fn render(
             flow => &flow.id,
             csrf => app.csrf.token(browser, &flow.id),
             error => shown.error.map(|e| app.templates.text(e, locale)),
+            captcha => shown.captcha,
+            captcha_refresh => format!("{base}?flow={}&captcha=1", flow.id),
+            captcha_max => captcha::MAX_ANSWER,
             account => shown.account,
             region => region,
             regions => regions,

@@ -6,6 +6,7 @@
 //! see sign-in methods, and methods never see protocols.
 
 pub mod access;
+pub mod captcha;
 pub mod cookies;
 pub mod language;
 pub mod login;

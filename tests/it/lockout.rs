@@ -7,7 +7,9 @@ use sesame::account::{Login, Username};
 use sesame::store::{audit, users};
 use sesame::tenant::TenantId;
 
-use crate::browser::{Browser, PASSWORD};
+use sesame::flow::captcha;
+
+use crate::browser::{Browser, PASSWORD, enc, hidden, unescape};
 use crate::support::both_backends;
 
 const CRM: &str = "https://crm.acme.test/cb";
@@ -21,11 +23,43 @@ fn error_of(page: &str) -> String {
         .to_string()
 }
 
+/// Posts the sign-in form of `page`, answering its captcha, if it shows one, with `captcha`
+/// (`None`: the right answer).
+async fn post(
+    b: &Browser,
+    page: &str,
+    account: &str,
+    password: &str,
+    captcha: Option<&str>,
+) -> (StatusCode, String) {
+    let mut body = format!(
+        "flow={}&csrf={}&region=CN&account={}&password={}&agree=yes",
+        hidden(page, "flow"),
+        hidden(page, "csrf"),
+        enc(account),
+        enc(password)
+    );
+    if page.contains("name=\"captcha_id\"") {
+        let id = hidden(page, "captcha_id");
+        let answer = captcha
+            .map(str::to_string)
+            .unwrap_or_else(|| captcha::answer(&b.t.app, &id).to_uppercase());
+        body.push_str(&format!("&captcha_id={id}&captcha_answer={}", enc(&answer)));
+    }
+    let r = b.post_form("/t/acme/login", &body).await;
+    (r.status(), r.text().await.unwrap())
+}
+
+/// One sign-in attempt as a person makes it: asked for a captcha, they solve it and try again.
 async fn attempt(b: &Browser, account: &str, password: &str) -> (StatusCode, String) {
     let login = b.start("crm-web", CRM, "&prompt=login").await;
-    let r = b.submit(&login, account, password, "").await;
-    let status = r.status();
-    (status, error_of(&r.text().await.unwrap()))
+    let page = b.get(&login).await.text().await.unwrap();
+    let (status, html) = post(b, &page, account, password, None).await;
+    if error_of(&html).contains("Type the characters") {
+        let (status, html) = post(b, &html, account, password, None).await;
+        return (status, error_of(&html));
+    }
+    (status, error_of(&html))
 }
 
 fn failed_logins(b: &Browser, username: &str) -> (i32, Option<i64>) {
@@ -173,3 +207,78 @@ both_backends!(
         assert!(right.contains("disabled"), "{right}");
     }
 );
+
+both_backends!(
+    a_captcha_is_asked_after_failures_and_each_image_is_one_guess,
+    |db| {
+        let b = Browser::new(db).await;
+        let after = b.t.app.config.sign_in.captcha_after;
+        assert_eq!(after, 3, "the documented default");
+        let login = b.start("crm-web", CRM, "").await;
+        let mut page = b.get(&login).await.text().await.unwrap();
+        assert!(
+            !page.contains("captcha_id"),
+            "no captcha before any failure"
+        );
+        for i in 0..after {
+            let (_, html) = post(&b, &page, "alice", &format!("guess {i}"), None).await;
+            assert!(error_of(&html).contains("incorrect"));
+            page = html;
+        }
+        // The page after the third failure already shows one, as an embedded image.
+        assert!(page.contains("name=\"captcha_id\""), "{page}");
+        assert!(unescape(&page).contains("src=\"data:image/png;base64,"));
+        let first = hidden(&page, "captcha_id");
+
+        // A wrong answer spends the image, checks no password and counts nothing.
+        let (status, html) = post(&b, &page, "alice", PASSWORD, Some("wrong")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(error_of(&html).contains("did not match"), "{html}");
+        let second = hidden(&html, "captcha_id");
+        assert_ne!(first, second, "a new image");
+        assert_eq!(failed_logins(&b, "alice").0, after as i32);
+        // The first image cannot be answered again, even rightly.
+        let right_for_first = captcha::answer(&b.t.app, &first);
+        let (_, html) = post(&b, &page, "alice", PASSWORD, Some(&right_for_first)).await;
+        assert!(error_of(&html).contains("did not match"), "single use");
+        // No answer at all is asked for again.
+        let body = format!(
+            "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
+            hidden(&html, "flow"),
+            hidden(&html, "csrf"),
+            enc(PASSWORD)
+        );
+        let r = b.post_form("/t/acme/login", &body).await;
+        let html = r.text().await.unwrap();
+        assert!(error_of(&html).contains("Type the characters"), "{html}");
+        // The right answer, in any case, with the right password signs in.
+        let (status, _) = post(&b, &html, "alice", PASSWORD, None).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+);
+
+both_backends!(unknown_accounts_and_busy_addresses_get_captchas_too, |db| {
+    let b = Browser::new(db).await;
+    let login = b.start("crm-web", CRM, "").await;
+    let mut page = b.get(&login).await.text().await.unwrap();
+    for i in 0..3 {
+        let (_, html) = post(&b, &page, "ghost", &format!("guess {i}"), None).await;
+        page = html;
+    }
+    assert!(
+        page.contains("name=\"captcha_id\""),
+        "as for a real account"
+    );
+    // An address that failed often gets one on every sign-in page, whatever the account.
+    let after = b.t.app.config.sign_in.address_captcha_after;
+    for i in 0..after {
+        attempt(&b, &format!("ghost{i}"), "guess").await;
+    }
+    let login = b.start("crm-web", CRM, "").await;
+    let page = b.get(&login).await.text().await.unwrap();
+    assert!(page.contains("name=\"captcha_id\""));
+    // The image's link draws another.
+    let refresh = format!("{login}&captcha=1");
+    let again = b.get(&refresh).await.text().await.unwrap();
+    assert_ne!(hidden(&again, "captcha_id"), hidden(&page, "captcha_id"));
+});
