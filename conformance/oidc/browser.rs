@@ -12,9 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
+use sesame::crypto::master::MasterKey;
+use sesame::crypto::secret::DigestKey;
+use sesame::flow::captcha;
 
 use super::{MASTER_KEY, SECRET, tenant};
-use crate::support::{Database, PASSWORD, Sesame, free_port};
+use crate::support::{Database, PASSWORD, Sesame, enc, free_port};
 
 /// chromedriver on a free port, stopped when dropped.
 struct Driver {
@@ -223,5 +226,139 @@ async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
         .for_element(Locator::Id("account"))
         .await
         .expect("asked to sign in again");
+    c.close().await.unwrap();
+}
+
+/// Types into the sign-in page as a person does, answering the captcha when one is shown.
+async fn sign_in_attempt(c: &fantoccini::Client, password: &str, captcha_key: &DigestKey) {
+    for (id, text) in [("account", "alice"), ("password", password)] {
+        let field = c.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+    if let Ok(hidden) = c.find(Locator::Css("input[name=captcha_id]")).await {
+        let id = hidden.attr("value").await.unwrap().unwrap();
+        c.find(Locator::Id("captcha_answer"))
+            .await
+            .unwrap()
+            .send_keys(&captcha::answer_with(captcha_key, &id).to_uppercase())
+            .await
+            .unwrap();
+    }
+    let agree = c.find(Locator::Css("input[name=agree]")).await.unwrap();
+    if !agree.is_selected().await.unwrap() {
+        agree.click().await.unwrap();
+    }
+    // Marks this document, so the next page is known to have replaced it (the form posts to the
+    // same address).
+    c.execute("window.submitted = true", vec![]).await.unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let replaced = c
+            .execute("return window.submitted === undefined", vec![])
+            .await
+            .is_ok_and(|v| v == serde_json::json!(true));
+        if replaced {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the sign-in form did not load a new page");
+}
+
+async fn alert(c: &fantoccini::Client) -> String {
+    c.wait()
+        .for_element(Locator::Css("p.error"))
+        .await
+        .expect("a message on the page")
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_bring_a_captcha_then_a_lock_that_the_cli_lifts_in_chromium() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let redirect = "http://127.0.0.1:9/cb";
+    let db = Database::sqlite();
+    let sesame = Sesame::start(&db, MASTER_KEY, Some(&tenant(redirect))).await;
+    let key = DigestKey::new(
+        MasterKey::from_base64(MASTER_KEY)
+            .unwrap()
+            .derive("captcha"),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let c = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(capabilities(profile.path()))
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session");
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id=crm-web&scope=openid&state=s&redirect_uri={}",
+        sesame.issuer("acme"),
+        enc(redirect)
+    );
+    c.goto(&authorize).await.unwrap();
+    c.wait().for_element(Locator::Id("account")).await.unwrap();
+    assert!(c.find(Locator::Id("captcha-image")).await.is_err());
+
+    for i in 0..3 {
+        sign_in_attempt(&c, &format!("wrong {i}"), &key).await;
+        assert!(alert(&c).await.contains("incorrect"));
+    }
+    // After three failures the page shows a captcha image the browser can display.
+    let image = c
+        .find(Locator::Id("captcha-image"))
+        .await
+        .expect("a captcha after three failures");
+    let width = c
+        .execute(
+            "return arguments[0].naturalWidth",
+            vec![serde_json::to_value(&image).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width, serde_json::json!(200), "the image decodes");
+    if let Ok(dir) = std::env::var("SIGN_IN_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join("sign-in-captcha.png"), png).unwrap();
+    }
+
+    // Two more wrong passwords (each with a solved captcha) lock the account: now even the right
+    // password gets the lock's message.
+    for i in 3..5 {
+        sign_in_attempt(&c, &format!("wrong {i}"), &key).await;
+        assert!(alert(&c).await.contains("incorrect"));
+    }
+    sign_in_attempt(&c, PASSWORD, &key).await;
+    assert!(alert(&c).await.contains("temporarily locked"));
+
+    // An administrator lifts the lock; the right password then reaches the app.
+    let out = sesame.cli(&["user", "unlock", "--tenant", "acme", "alice"]);
+    assert!(out.contains("unlocked"), "{out}");
+    sign_in_attempt(&c, PASSWORD, &key).await;
+    for _ in 0..50 {
+        if c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(redirect)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = c.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(redirect), "{url}");
+    assert!(url.query().unwrap_or("").contains("code="), "{url}");
     c.close().await.unwrap();
 }
