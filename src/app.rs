@@ -71,6 +71,8 @@ pub struct Inner {
     /// Failed password sign-ins per (tenant, account) and per (tenant, address).
     pub sign_in_failures: FailureLimiter,
     pub address_failures: FailureLimiter,
+    /// Captcha images drawn per address (see `flow::captcha::MAX_PER_ADDRESS`).
+    pub captchas_drawn: FailureLimiter,
 }
 
 impl std::ops::Deref for App {
@@ -106,6 +108,7 @@ impl App {
             u32::try_from(limits.address_limit).unwrap_or(u32::MAX),
             limits.lockout_duration,
         );
+        let limits_window = limits.lockout_duration;
         Ok(App(Arc::new(Inner {
             http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
@@ -131,6 +134,10 @@ impl App {
             client_auth_failures: FailureLimiter::new(
                 crate::oidc::client_auth::MAX_FAILURES,
                 crate::oidc::client_auth::FAILURE_WINDOW,
+            ),
+            captchas_drawn: FailureLimiter::new(
+                crate::flow::captcha::MAX_PER_ADDRESS,
+                limits_window,
             ),
             sign_in_failures,
             address_failures,

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::crypto::secret::{DigestKey, TokenHash, random_token};
+use crate::i18n::Text;
 use crate::store::tokens::{self, NewOneTimeToken};
 use crate::tenant::TenantId;
 use crate::web::error::PageError;
@@ -29,8 +30,23 @@ pub struct Challenge {
     pub image: String,
 }
 
-/// A new challenge for the sign-in flow `flow_id`.
-pub async fn issue(app: &App, tenant: &TenantId, flow_id: &str) -> Result<Challenge, PageError> {
+/// Challenges one address may have drawn per `sign_in.lockout_duration`: drawing costs CPU and
+/// a row, and nobody needs more images than this to sign in.
+pub const MAX_PER_ADDRESS: u32 = 60;
+
+/// A new challenge for the sign-in flow `flow_id`, requested from `address` (a key of
+/// [`App::captchas_drawn`]); refused once the address has drawn [`MAX_PER_ADDRESS`].
+pub async fn issue(
+    app: &App,
+    tenant: &TenantId,
+    flow_id: &str,
+    address: &str,
+) -> Result<Challenge, PageError> {
+    let now = app.now();
+    if app.captchas_drawn.blocked_for(address, now).is_some() {
+        return Err(PageError::Refused(Text::new("login.throttled")));
+    }
+    app.captchas_drawn.record_failure(address, now);
     let id = random_token(16);
     let text = answer(app, &id);
     let png = tokio::task::spawn_blocking(move || draw(&text))
@@ -38,12 +54,7 @@ pub async fn issue(app: &App, tenant: &TenantId, flow_id: &str) -> Result<Challe
         .ok()
         .flatten()
         .ok_or_else(|| PageError::Internal("the captcha image could not be drawn".into()))?;
-    let (t, hash, flow, now) = (
-        tenant.clone(),
-        TokenHash::of(&id),
-        flow_id.to_string(),
-        app.now(),
-    );
+    let (t, hash, flow) = (tenant.clone(), TokenHash::of(&id), flow_id.to_string());
     let payload = serde_json::json!({});
     app.store
         .run(move |c| {

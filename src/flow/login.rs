@@ -97,13 +97,12 @@ pub async fn page(
     let hint = flow.needs.login_hint.clone().unwrap_or_default();
     // An address that failed often is asked for a captcha from the start; the image's "new
     // image" link asks again, for addresses that failed at all.
-    let address_failures = app
-        .address_failures
-        .failures(&address_key(&tenant, &client), app.now());
+    let address = address_key(&tenant, &client);
+    let address_failures = app.address_failures.failures(&address, app.now());
     let wanted = i64::from(address_failures) >= app.config.sign_in.address_captcha_after
         || (params.get("captcha").is_some() && address_failures > 0);
     let captcha = match wanted {
-        true => Some(captcha::issue(&app, tenant.id(), &flow.id).await?),
+        true => Some(captcha::issue(&app, tenant.id(), &flow.id, &address).await?),
         false => None,
     };
     let shown = Shown {
@@ -249,7 +248,10 @@ pub async fn submit(
                 Some(a) if !a.trim().is_empty() => Text::new("login.captcha_wrong"),
                 _ => Text::new("login.captcha_needed"),
             };
-            let challenge = captcha::issue(&app, tenant.id(), &flow.id).await?;
+            // A wrong or missing answer counts against the address, so the address limit also
+            // bounds how often it can be asked for.
+            app.address_failures.record_failure(&address_key, now);
+            let challenge = captcha::issue(&app, tenant.id(), &flow.id, &address_key).await?;
             return again(&why, Some(challenge));
         }
     }
@@ -309,7 +311,7 @@ pub async fn submit(
                 .await?;
             }
             let challenge = match needs_captcha(1) {
-                true => Some(captcha::issue(&app, tenant.id(), &flow.id).await?),
+                true => Some(captcha::issue(&app, tenant.id(), &flow.id, &address_key).await?),
                 false => None,
             };
             return again(&WRONG_CREDENTIALS, challenge);

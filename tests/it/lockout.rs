@@ -282,3 +282,18 @@ both_backends!(unknown_accounts_and_busy_addresses_get_captchas_too, |db| {
     let again = b.get(&refresh).await.text().await.unwrap();
     assert_ne!(hidden(&again, "captcha_id"), hidden(&page, "captcha_id"));
 });
+
+both_backends!(an_address_cannot_draw_captchas_without_end, |db| {
+    let b = Browser::new(db).await;
+    attempt(&b, "ghost", "a guess").await;
+    let login = b.start("crm-web", CRM, "").await;
+    let refresh = format!("{login}&captcha=1");
+    for _ in 0..captcha::MAX_PER_ADDRESS {
+        let page = b.get(&refresh).await.text().await.unwrap();
+        assert!(page.contains("name=\"captcha_id\""));
+    }
+    let r = b.get(&refresh).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Too many failed sign-in attempts"), "{html}");
+});
