@@ -77,6 +77,18 @@ fn capabilities(profile: &Path) -> serde_json::Map<String, serde_json::Value> {
     caps.as_object().unwrap().clone()
 }
 
+/// A Chromium session with a fresh profile (kept until the returned folder is dropped).
+async fn chromium(driver: &Driver) -> (fantoccini::Client, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
+    let c = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(capabilities(profile.path()))
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session");
+    (c, profile)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
     let Some(driver) = driver().await else {
@@ -108,13 +120,7 @@ async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
         let _ = axum::serve(listener, app).await;
     });
 
-    let profile = tempfile::tempdir().unwrap();
-    let c = ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(capabilities(profile.path()))
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
+    let (c, _profile) = chromium(&driver).await;
     c.goto(&crm_base).await.unwrap();
     c.find(Locator::Id("login"))
         .await
@@ -295,13 +301,7 @@ async fn failures_bring_a_captcha_then_a_lock_that_the_cli_lifts_in_chromium() {
             .unwrap()
             .derive("captcha"),
     );
-    let profile = tempfile::tempdir().unwrap();
-    let c = ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(capabilities(profile.path()))
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
+    let (c, _profile) = chromium(&driver).await;
     let authorize = format!(
         "{}/authorize?response_type=code&client_id=crm-web&scope=openid&state=s&redirect_uri={}",
         sesame.issuer("acme"),
