@@ -93,6 +93,17 @@ impl Sesame {
         tenant: Option<&str>,
         public_url: Option<&str>,
     ) -> Sesame {
+        Sesame::start_with(db, master_key, tenant, public_url, &[]).await
+    }
+
+    /// As [`Sesame::start_behind`], with more `SESAME_…` settings (email delivery, say).
+    pub async fn start_with(
+        db: &Database,
+        master_key: &str,
+        tenant: Option<&str>,
+        public_url: Option<&str>,
+        settings: &[(&str, String)],
+    ) -> Sesame {
         let port = free_port();
         let data_dir = tempfile::tempdir().unwrap();
         let base = format!("http://127.0.0.1:{port}");
@@ -108,6 +119,7 @@ impl Sesame {
             ("SESAME_PASSWORD_HASH_ITERATIONS", "1".to_string()),
         ]
         .into_iter()
+        .chain(settings.iter().cloned())
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         if let Some(text) = tenant {

@@ -43,6 +43,10 @@ pub struct Inner {
     pub csrf: Csrf,
     /// Keys the captcha answers (see `flow::captcha`).
     pub captcha_key: DigestKey,
+    /// Keys the digests verification codes are stored as (see `codes`).
+    pub code_key: DigestKey,
+    /// Email and SMS delivery.
+    pub notifier: Arc<crate::notify::Notifier>,
     /// Verified against when the account does not exist, so a wrong account costs the same
     /// argon2 time as a wrong password and timing tells nobody which accounts exist. Made at the
     /// first sign-in, not at start-up, so an idle node never holds argon2's memory.
@@ -90,6 +94,11 @@ impl App {
         master: MasterKey,
     ) -> anyhow::Result<App> {
         let hasher = PasswordHasher::new(&config.password_hash)?;
+        let notifier = Arc::new(crate::notify::Notifier::new(
+            &config,
+            store.clone(),
+            clock.clone(),
+        )?);
         let templates = Templates::load()?;
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
@@ -100,7 +109,7 @@ impl App {
         // Unknown accounts fail like real ones lock (see flow::login), so a lock tells nothing
         // about which accounts exist.
         let limits = &config.sign_in;
-        let sign_in_failures = FailureLimiter::new(
+        let sign_in_failures = FailureLimiter::sliding(
             u32::try_from(limits.lockout_threshold).unwrap_or(u32::MAX),
             limits.lockout_duration,
         );
@@ -113,6 +122,8 @@ impl App {
             http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
             captcha_key: DigestKey::new(master.derive("captcha")),
+            code_key: DigestKey::new(master.derive("verification-code")),
+            notifier,
             dummy_password_hash: tokio::sync::OnceCell::new(),
             config,
             store,
@@ -287,6 +298,12 @@ impl App {
         Ok(found)
     }
 
+    /// Forgets this node's copy of a user after a change made here (a destination verified),
+    /// so the next token carries it.
+    pub fn forget_subject(&self, tenant: &TenantId, user_id: &str) {
+        self.subjects.remove(&(tenant.clone(), user_id.to_string()));
+    }
+
     /// An app and who may use it, cached like clients.
     pub async fn app_record(
         &self,
@@ -347,6 +364,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
             entries.clear();
+        }
+    }
+
+    fn remove(&self, key: &K) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(key);
         }
     }
 }

@@ -21,6 +21,9 @@ const SECTIONS: &[&str] = &[
     "http",
     "tokens",
     "session",
+    "email",
+    "sms",
+    "codes",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -43,6 +46,10 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub session: SessionConfig,
     pub sign_in: SignInConfig,
+    /// Verification codes sent by email or SMS (sign-in by code, password reset).
+    pub codes: crate::codes::CodeConfig,
+    pub email: crate::notify::config::EmailConfig,
+    pub sms: crate::notify::config::SmsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +193,9 @@ impl Default for Config {
                 captcha_after: 3,
                 address_captcha_after: 20,
             },
+            codes: crate::codes::CodeConfig::default(),
+            email: Default::default(),
+            sms: Default::default(),
         }
     }
 }
@@ -199,6 +209,16 @@ impl Config {
         }
         if let Some(url) = &shown.database.url {
             shown.database.url = Some(redact_url(url));
+        }
+        if shown.email.password.is_some() {
+            shown.email.password = Some("[redacted]".into());
+        }
+        if let Some(url) = &shown.sms.url {
+            shown.sms.url = Some(redact_url(url));
+        }
+        // Gateway headers usually carry the API key.
+        for value in shown.sms.headers.values_mut() {
+            *value = "[redacted]".into();
         }
         shown
     }
@@ -220,6 +240,10 @@ impl std::fmt::Debug for Config {
             .field("http", &r.http)
             .field("tokens", &r.tokens)
             .field("session", &r.session)
+            .field("sign_in", &r.sign_in)
+            .field("codes", &r.codes)
+            .field("email", &r.email)
+            .field("sms", &r.sms)
             .finish()
     }
 }
@@ -234,7 +258,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
         ConfigError {
             key: key.into(),
             problem: problem.into(),
@@ -500,6 +524,9 @@ impl Config {
                 ));
             }
         }
+        self.codes.validate()?;
+        self.email.validate()?;
+        self.sms.validate()?;
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::new(
                 "http.max_body_bytes",

@@ -23,7 +23,7 @@ impl Seeded {
     pub fn banner(&self, app: &App) -> String {
         let issuer = app.issuer(&self.tenant);
         format!(
-            "\n  Sesame demo is ready.\n\n  tenant     {}\n  issuer     {issuer}\n  discovery  {issuer}/.well-known/openid-configuration\n  user       {}\n  password   {}   (new at every start)\n",
+            "\n  Sesame demo is ready.\n\n  tenant     {}\n  issuer     {issuer}\n  discovery  {issuer}/.well-known/openid-configuration\n  user       {}\n  password   {}   (new at every start)\n  codes      sign in by code as demo@example.com; read it at {issuer}/dev/outbox\n",
             self.tenant, self.username, self.password
         )
     }

@@ -15,16 +15,30 @@ const MAX_KEYS: usize = 100_000;
 pub struct FailureLimiter {
     max: u32,
     window: i64,
-    /// key → (failures, first failure of the window)
+    /// Whether the window counts from the latest failure (a run of failures) rather than the
+    /// first (a budget per period).
+    sliding: bool,
+    /// key → (failures, start of the window)
     entries: Mutex<HashMap<String, (u32, UnixTime)>>,
 }
 
 impl FailureLimiter {
+    /// At most `max` failures per `window` seconds from the first one.
     pub fn new(max: u32, window: i64) -> FailureLimiter {
         FailureLimiter {
             max,
             window,
+            sliding: false,
             entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// At most `max` failures in a row, a run being forgotten `window` seconds after its latest
+    /// failure: how an account's wrong passwords are counted in the store.
+    pub fn sliding(max: u32, window: i64) -> FailureLimiter {
+        FailureLimiter {
+            sliding: true,
+            ..FailureLimiter::new(max, window)
         }
     }
 
@@ -63,6 +77,9 @@ impl FailureLimiter {
             *entry = (0, now);
         }
         entry.0 = entry.0.saturating_add(1);
+        if self.sliding {
+            entry.1 = now;
+        }
     }
 
     pub fn clear(&self, key: &str) {
@@ -96,5 +113,22 @@ mod tests {
         );
         l.clear("k");
         assert_eq!(l.blocked_for("k", t.plus(61)), None);
+    }
+
+    #[test]
+    fn a_sliding_window_forgets_a_run_only_after_its_latest_failure() {
+        let l = FailureLimiter::sliding(3, 60);
+        let t = UnixTime(1000);
+        l.record_failure("k", t);
+        l.record_failure("k", t.plus(50));
+        assert_eq!(l.failures("k", t.plus(100)), 2, "50 s after the latest");
+        assert_eq!(l.failures("k", t.plus(110)), 0, "60 s after the latest");
+        l.record_failure("k", t.plus(120));
+        l.record_failure("k", t.plus(130));
+        l.record_failure("k", t.plus(195));
+        assert_eq!(l.failures("k", t.plus(196)), 1, "the run started over");
+        l.record_failure("k", t.plus(200));
+        l.record_failure("k", t.plus(205));
+        assert_eq!(l.blocked_for("k", t.plus(210)), Some(55));
     }
 }

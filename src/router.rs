@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::app::App;
 use crate::tenant::resolve;
 use crate::web::error::PageError;
-use crate::{flow, oidc, ops, telemetry, web};
+use crate::{flow, notify, oidc, ops, telemetry, web};
 
 /// The extractors of the `from_fn` middleware wrapped around the router (named, since nothing
 /// around a plain service infers them).
@@ -25,7 +25,10 @@ type Stateful = (State<App>, Request);
 
 /// Routes that live under a tenant's issuer.
 fn tenant_routes() -> Router<App> {
-    Router::new().merge(oidc::routes()).merge(flow::routes())
+    Router::new()
+        .merge(oidc::routes())
+        .merge(flow::routes())
+        .merge(notify::page::routes())
 }
 
 pub fn build(app: App) -> Router {

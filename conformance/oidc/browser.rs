@@ -1,11 +1,16 @@
 //! End to end in headless Chromium: the example CRM (examples/crm, an `openidconnect` relying
 //! party) sends the browser to Sesame, a person types into the real sign-in page, and the CRM
 //! shows who signed in; logging out of the CRM ends the Sesame session too. On the way, the
-//! page's language switcher is tried in all three languages.
+//! page's language switcher is tried in all three languages. Sign-in by a code that arrives at
+//! the test's SMTP server, and a captcha then a lock after wrong passwords, are done as a person
+//! does them too.
 
 #[path = "../../examples/crm/app.rs"]
 #[allow(dead_code)]
 mod crm;
+#[path = "../../tests/it/smtp_sink.rs"]
+#[allow(dead_code)]
+mod smtp_sink;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -277,6 +282,19 @@ async fn sign_in_attempt(c: &fantoccini::Client, password: &str, captcha_key: &D
     panic!("the sign-in form did not load a new page");
 }
 
+/// Waits until the browser is at `redirect` (the app's callback) and returns the whole URL.
+async fn landed_at(c: &fantoccini::Client, redirect: &str) -> url::Url {
+    for _ in 0..50 {
+        let url = c.current_url().await.unwrap();
+        if url.as_str().starts_with(redirect) {
+            return url;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = c.current_url().await.unwrap();
+    panic!("the browser did not reach {redirect}: it is at {url}");
+}
+
 async fn alert(c: &fantoccini::Client) -> String {
     c.wait()
         .for_element(Locator::Css("p.error"))
@@ -346,19 +364,96 @@ async fn failures_bring_a_captcha_then_a_lock_that_the_cli_lifts_in_chromium() {
     let out = sesame.cli(&["user", "unlock", "--tenant", "acme", "alice"]);
     assert!(out.contains("unlocked"), "{out}");
     sign_in_attempt(&c, PASSWORD, &key).await;
-    for _ in 0..50 {
-        if c.current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .starts_with(redirect)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = c.current_url().await.unwrap();
-    assert!(url.as_str().starts_with(redirect), "{url}");
+    let url = landed_at(&c, redirect).await;
     assert!(url.query().unwrap_or("").contains("code="), "{url}");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_from_the_smtp_server_signs_in_in_chromium() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sink = smtp_sink::SmtpSink::start().await;
+    let redirect = "http://127.0.0.1:9/cb";
+    let db = Database::sqlite();
+    let settings = [
+        ("SESAME_EMAIL_DRIVER", "smtp".to_string()),
+        ("SESAME_EMAIL_HOST", "127.0.0.1".to_string()),
+        ("SESAME_EMAIL_PORT", sink.port.to_string()),
+        ("SESAME_EMAIL_SECURITY", "insecure_plaintext".to_string()),
+        ("SESAME_EMAIL_FROM", "Acme <no-reply@acme.test>".to_string()),
+    ];
+    let sesame =
+        Sesame::start_with(&db, MASTER_KEY, Some(&tenant(redirect)), None, &settings).await;
+    let (c, _profile) = chromium(&driver).await;
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id=crm-web&scope=openid&state=s&redirect_uri={}",
+        sesame.issuer("acme"),
+        enc(redirect)
+    );
+    c.goto(&authorize).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("code-login"))
+        .await
+        .expect("a link to sign in by code")
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("get-code"))
+        .await
+        .expect("the code form");
+    c.find(Locator::Id("account"))
+        .await
+        .unwrap()
+        .send_keys("alice@acme.test")
+        .await
+        .unwrap();
+    c.find(Locator::Id("get-code"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = c
+        .wait()
+        .for_element(Locator::Css("p.notice"))
+        .await
+        .expect("a notice that the code is on its way")
+        .text()
+        .await
+        .unwrap();
+    assert!(notice.contains("alice@acme.test"), "{notice}");
+    let mail = sink.wait_for(1).await.remove(0);
+    let body = mail.body();
+    let code: String = body
+        .split(|ch: char| !ch.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("six digits in the email")
+        .to_string();
+    c.find(Locator::Id("code"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=agree]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Enter in the code field signs in (not the Get button before it).
+    c.find(Locator::Id("code"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let url = landed_at(&c, redirect).await;
+    assert!(url.query().unwrap_or("").contains("code="), "{url}");
+    assert_eq!(sink.messages().len(), 1, "one code, one message");
     c.close().await.unwrap();
 }

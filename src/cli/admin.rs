@@ -21,7 +21,8 @@ use crate::store::apps::Channel;
 use crate::store::tenants::{self, TenantSpec};
 use crate::store::users::{self, NewUser, User, UserProfile, UserStatus};
 use crate::store::{
-    Conn, Store, StoreError, apps, audit, clients, departments, keys as key_store, migrate, tx,
+    Conn, Store, StoreError, apps, audit, clients, departments, keys as key_store, migrate, outbox,
+    tx,
 };
 use crate::tenant::{TenantId, normalize_host};
 
@@ -190,6 +191,27 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                     e.target.as_deref().unwrap_or("-"),
                     e.outcome
                 );
+            }
+        }
+        Command::Outbox { tenant, limit } => {
+            let tid = match tenant {
+                Some(t) => Some(tenant_of(&store, &TenantArg { tenant: t })?),
+                None => None,
+            };
+            let messages =
+                store.run_blocking(|c| outbox::list(c, tid.as_ref(), limit.clamp(1, 1000)))?;
+            if messages.is_empty() {
+                println!("the outbox is empty");
+            }
+            for m in messages {
+                println!(
+                    "--- {} {} to {} ({})",
+                    m.created_at, m.channel, m.destination, m.tenant_id
+                );
+                if !m.subject.is_empty() {
+                    println!("Subject: {}", m.subject);
+                }
+                println!("{}\n", m.body);
             }
         }
         Command::Serve(_) | Command::Config(_) => bail!("not an administrative command"),

@@ -54,6 +54,16 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Show the newest messages the `outbox` email/SMS driver kept instead of sending
+    /// (development and the demo).
+    Outbox {
+        /// Only this tenant's messages.
+        #[arg(long, short)]
+        tenant: Option<String>,
+        /// How many messages.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Apply a declarative file of tenants, departments, apps, roles, users and clients.
     Import {
         /// The TOML file (see examples/demo.toml).

@@ -9,13 +9,13 @@ use crate::app::App;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::master::MasterKeySource;
-use crate::store::{flows, jtis, refresh, sessions, tokens};
+use crate::store::{flows, jtis, outbox, refresh, sessions, tokens, verification_codes};
 use crate::{bootstrap, demo, router, server, telemetry};
 
 /// How often expired one-time tokens are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
-pub async fn serve(config: Config, clock: SharedClock, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, clock: SharedClock, args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log);
     let addr = config.listen_addr()?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| {
@@ -34,6 +34,16 @@ pub async fn serve(config: Config, clock: SharedClock, args: ServeArgs) -> anyho
     }
     if !opened.migrations_applied.is_empty() {
         tracing::info!(applied = ?opened.migrations_applied, "database migrated");
+    }
+    if args.demo {
+        // The demo's codes land in the outbox (`sesame outbox list`, the tenant's /dev/outbox
+        // page) unless real delivery is configured.
+        use crate::notify::config::Driver;
+        for driver in [&mut config.email.driver, &mut config.sms.driver] {
+            if *driver == Driver::Disabled {
+                *driver = Driver::Outbox;
+            }
+        }
     }
     let app = App::new(config.clone(), opened.store, clock, opened.master)?;
     if args.demo {
@@ -66,7 +76,9 @@ fn spawn_sweeper(app: App) {
                         + flows::sweep_expired(c, now)?
                         + jtis::sweep_expired(c, now)?
                         + sessions::sweep_expired(c, now)?
-                        + refresh::sweep_expired(c, now)?)
+                        + refresh::sweep_expired(c, now)?
+                        + verification_codes::sweep_expired(c, now)?
+                        + outbox::sweep(c, now)?)
                 })
                 .await;
             match swept {

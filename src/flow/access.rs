@@ -50,6 +50,7 @@ mod tests {
                 must_change_password: false,
                 password_changed_at: None,
                 failed_logins: 0,
+                last_failed_at: None,
                 locked_until: None,
                 created_at: UnixTime(0),
                 updated_at: UnixTime(0),

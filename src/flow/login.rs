@@ -70,12 +70,16 @@ pub fn check_account(user: &User, now: UnixTime) -> AccountCheck {
 
 /// What the page shows besides the form.
 #[derive(Debug, Default)]
-struct Shown<'a> {
-    error: Option<&'a Text>,
-    captcha: Option<captcha::Challenge>,
-    account: &'a str,
-    region: Option<&'a str>,
-    agreed: bool,
+pub(super) struct Shown<'a> {
+    pub error: Option<&'a Text>,
+    /// A sentence that is not an error ("a code is on its way").
+    pub notice: Option<&'a Text>,
+    pub captcha: Option<captcha::Challenge>,
+    pub account: &'a str,
+    pub region: Option<&'a str>,
+    pub agreed: bool,
+    /// The verification-code method instead of the password.
+    pub code_mode: bool,
 }
 
 /// `GET /t/{tenant}/login?flow=ID`
@@ -108,6 +112,7 @@ pub async fn page(
     let shown = Shown {
         account: &hint,
         captcha,
+        code_mode: params.get("method") == Some("code") && super::code::offered(&app),
         ..Shown::default()
     };
     let mut response = render(
@@ -161,6 +166,7 @@ pub async fn submit(
                 account,
                 region,
                 agreed,
+                ..Shown::default()
             },
         )
     };
@@ -224,12 +230,12 @@ pub async fn submit(
     }
     // After a few failures a captcha must be solved before the password is even checked. An
     // unknown account needs one after as many failures as a real one.
+    let limits = &app.config.sign_in;
     let account_failures = match &user {
-        Some(user) => i64::from(user.failed_logins),
+        Some(user) => i64::from(user.recent_failures(now, limits.lockout_duration)),
         None => i64::from(app.sign_in_failures.failures(&account_key, now)),
     };
     let address_failures = i64::from(app.address_failures.failures(&address_key, now));
-    let limits = &app.config.sign_in;
     let needs_captcha = |extra: i64| {
         account_failures + extra >= limits.captcha_after
             || address_failures + extra >= limits.address_captcha_after
@@ -380,7 +386,7 @@ async fn verify_password(
 }
 
 /// The key of an address's failures.
-fn address_key(tenant: &TenantCtx, client: &ClientInfo) -> String {
+pub(super) fn address_key(tenant: &TenantCtx, client: &ClientInfo) -> String {
     format!("{}\u{0}{}", tenant.id(), client.ip.as_deref().unwrap_or(""))
 }
 
@@ -428,7 +434,7 @@ pub(super) async fn record(
     Ok(())
 }
 
-fn render(
+pub(super) fn render(
     app: &App,
     tenant: &TenantCtx,
     flow: &LoginFlow,
@@ -460,11 +466,12 @@ fn render(
         })
         .collect();
     let here = format!("{base}?flow={}", flow.id);
+    let code_here = format!("{here}&method=code");
     let html = app.templates.render_in(
         "login.html",
         locale,
         context! {
-            switcher => language::switcher(tenant, &here),
+            switcher => language::switcher(tenant, if shown.code_mode { &code_here } else { &here }),
             tenant_name => &t.display_name,
             logo_url => t.branding.get("logo_url").and_then(|v| v.as_str()).filter(|u| u.starts_with("https://")),
             client_name => &flow.needs.client_name,
@@ -472,8 +479,14 @@ fn render(
             flow => &flow.id,
             csrf => app.csrf.token(browser, &flow.id),
             error => shown.error.map(|e| app.templates.text(e, locale)),
+            notice => shown.notice.map(|e| app.templates.text(e, locale)),
+            code_mode => shown.code_mode,
+            code_action => format!("{base}/code"),
+            send_action => format!("{base}/code/send"),
+            password_url => &here,
+            code_url => super::code::offered(app).then_some(&code_here),
             captcha => shown.captcha,
-            captcha_refresh => format!("{base}?flow={}&captcha=1", flow.id),
+            captcha_refresh => format!("{}&captcha=1", if shown.code_mode { &code_here } else { &here }),
             captcha_max => captcha::MAX_ANSWER,
             account => shown.account,
             region => region,
@@ -513,6 +526,7 @@ mod tests {
             must_change_password: false,
             password_changed_at: None,
             failed_logins: 0,
+            last_failed_at: None,
             locked_until: locked_until.map(UnixTime),
             created_at: UnixTime(0),
             updated_at: UnixTime(0),

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod captcha;
+pub mod code;
 pub mod cookies;
 pub mod language;
 pub mod login;
@@ -38,6 +39,8 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/login", get(login::page).post(login::submit))
         .route("/login/password", axum::routing::post(change_password))
+        .route("/login/code", axum::routing::post(code::submit))
+        .route("/login/code/send", axum::routing::post(code::send))
         .route("/forgot-password", get(forgot_password))
         .route("/legal/{document}", get(legal))
         .route("/language/{tag}", get(language::switch))

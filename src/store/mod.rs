@@ -14,6 +14,7 @@ pub mod jtis;
 pub mod keys;
 pub mod meta;
 pub mod migrate;
+pub mod outbox;
 pub mod refresh;
 pub mod roles;
 pub mod schema;
@@ -23,6 +24,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod tx;
 pub mod users;
+pub mod verification_codes;
 
 use std::time::Duration;
 

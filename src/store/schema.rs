@@ -61,6 +61,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        last_failed_at -> Nullable<BigInt>,
     }
 }
 
@@ -258,6 +259,35 @@ diesel::table! {
         tenant_id -> Text,
         sid -> Text,
         client_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    verification_codes (id) {
+        id -> Text,
+        tenant_id -> Text,
+        purpose -> Text,
+        destination -> Text,
+        user_id -> Nullable<Text>,
+        context -> Text,
+        code_hash -> Binary,
+        attempts -> Integer,
+        ip -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        tenant_id -> Text,
+        channel -> Text,
+        destination -> Text,
+        subject -> Text,
+        body -> Text,
         created_at -> BigInt,
     }
 }

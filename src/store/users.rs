@@ -62,11 +62,25 @@ pub struct User {
     pub has_password: bool,
     pub must_change_password: bool,
     pub password_changed_at: Option<UnixTime>,
+    /// Wrong passwords in the current run; see [`User::recent_failures`].
     pub failed_logins: i32,
+    pub last_failed_at: Option<UnixTime>,
     pub locked_until: Option<UnixTime>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     pub last_login_at: Option<UnixTime>,
+}
+
+impl User {
+    /// Wrong passwords in a row that still count at `now`: a run whose last failure is `window`
+    /// seconds old is forgotten, as an unknown account's failures are (`flow::login`), so whether
+    /// the page asks for a captcha cannot tell a real account from an unknown one.
+    pub fn recent_failures(&self, now: UnixTime, window: i64) -> i32 {
+        match self.last_failed_at {
+            Some(at) if at.0 > now.0 - window => self.failed_logins,
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +116,7 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     last_login_at: Option<i64>,
+    last_failed_at: Option<i64>,
 }
 
 impl Row {
@@ -127,6 +142,7 @@ impl Row {
             must_change_password: self.must_change_password,
             password_changed_at: self.password_changed_at.map(UnixTime),
             failed_logins: self.failed_logins,
+            last_failed_at: self.last_failed_at.map(UnixTime),
             locked_until: self.locked_until.map(UnixTime),
             created_at: UnixTime(self.created_at),
             updated_at: UnixTime(self.updated_at),
@@ -365,30 +381,44 @@ pub fn update_profile(
     expect_one(n, tenant, id)
 }
 
-/// Counts a wrong password against an account. The `lockout_threshold`-th failure in a row locks
-/// it until `now + duration` and starts the count again. One statement, so concurrent failures
+/// Counts a wrong password against an account. The `threshold`-th failure in a row locks it
+/// until `now + window` and starts the count again; a run whose last failure is `window` seconds
+/// old starts again too (see [`User::recent_failures`]). One statement, so concurrent failures
 /// all count. Returns the lock's end when this failure set it.
 pub fn record_failed_password(
     conn: &mut Conn,
     tenant: &TenantId,
     id: &str,
     threshold: i32,
-    duration: i64,
+    window: i64,
     now: UnixTime,
 ) -> Result<Option<UnixTime>, StoreError> {
     use diesel::dsl::sql;
     use diesel::sql_types::{BigInt, Integer, Nullable};
-    let until = now.plus(duration).0;
+    let until = now.plus(window).0;
+    let stale = now.0 - window;
+    // "The run so far" is the stored count while its last failure is recent, else nothing; the
+    // fragment appears in both CASEs because the statement must read the row's old values.
+    const RUN: &str = " THEN failed_logins ELSE 0 END + 1 >= ";
     let row: Option<(i32, Option<i64>)> = diesel::update(user_row!(tenant, id))
         .set((
-            u::failed_logins.eq(sql::<Integer>("CASE WHEN failed_logins + 1 >= ")
+            u::failed_logins.eq(sql::<Integer>("CASE WHEN CASE WHEN last_failed_at > ")
+                .bind::<BigInt, _>(stale)
+                .sql(RUN)
                 .bind::<Integer, _>(threshold)
-                .sql(" THEN 0 ELSE failed_logins + 1 END")),
-            u::locked_until.eq(sql::<Nullable<BigInt>>("CASE WHEN failed_logins + 1 >= ")
-                .bind::<Integer, _>(threshold)
-                .sql(" THEN ")
-                .bind::<BigInt, _>(until)
-                .sql(" ELSE locked_until END")),
+                .sql(" THEN 0 ELSE CASE WHEN last_failed_at > ")
+                .bind::<BigInt, _>(stale)
+                .sql(" THEN failed_logins ELSE 0 END + 1 END")),
+            u::locked_until.eq(
+                sql::<Nullable<BigInt>>("CASE WHEN CASE WHEN last_failed_at > ")
+                    .bind::<BigInt, _>(stale)
+                    .sql(RUN)
+                    .bind::<Integer, _>(threshold)
+                    .sql(" THEN ")
+                    .bind::<BigInt, _>(until)
+                    .sql(" ELSE locked_until END"),
+            ),
+            u::last_failed_at.eq(now.0),
         ))
         .returning((u::failed_logins, u::locked_until))
         .get_result(conn)
@@ -421,5 +451,25 @@ pub fn record_login(
     diesel::update(user_row!(tenant, id))
         .set(u::last_login_at.eq(now.0))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Marks the email address or the mobile number verified: a code sent to it came back.
+pub fn mark_verified(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    id: &str,
+    channel: crate::notify::Channel,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let target = user_row!(tenant, id);
+    match channel {
+        crate::notify::Channel::Email => diesel::update(target.filter(u::email_verified.eq(false)))
+            .set((u::email_verified.eq(true), u::updated_at.eq(now.0)))
+            .execute(conn)?,
+        crate::notify::Channel::Sms => diesel::update(target.filter(u::phone_verified.eq(false)))
+            .set((u::phone_verified.eq(true), u::updated_at.eq(now.0)))
+            .execute(conn)?,
+    };
     Ok(())
 }

@@ -35,6 +35,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "consents.html",
         include_str!("../../templates/consents.html"),
     ),
+    ("outbox.html", include_str!("../../templates/outbox.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");

@@ -153,7 +153,14 @@ pub fn basic(id: &str, secret: &str) -> String {
 
 impl Browser {
     pub async fn new(db: TestDb) -> Browser {
-        let t = TestApp::new(db).await;
+        Self::with_config(db, |_| {}).await
+    }
+
+    pub async fn with_config(
+        db: TestDb,
+        tweak: impl FnOnce(&mut sesame::config::Config),
+    ) -> Browser {
+        let t = TestApp::with_config(db, tweak).await;
         t.import(TENANT).await;
         let server = TestServer::start(t.router.clone(), Duration::from_secs(1));
         Browser { t, server }

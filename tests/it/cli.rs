@@ -431,3 +431,50 @@ fn user_add_names_a_missing_department() {
     let err = e.fails(&["user", "add", "zoe", "--department", "nowhere"]);
     assert!(err.contains("no department 'nowhere'"), "{err}");
 }
+
+#[test]
+fn outbox_prints_the_kept_messages_newest_first() {
+    let env = Env::new();
+    assert!(env.ok(&["outbox"]).contains("the outbox is empty"));
+    let config = sesame::config::Config {
+        data_dir: env.dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let clock: sesame::clock::SharedClock = std::sync::Arc::new(sesame::clock::FixedClock::new(
+        sesame::clock::UnixTime(1_000),
+    ));
+    let opened = sesame::bootstrap::open(&config, &clock).unwrap();
+    let default = sesame::tenant::TenantId::parse("default").unwrap();
+    for (i, body) in ["first code 111111", "second code 222222"]
+        .iter()
+        .enumerate()
+    {
+        opened
+            .store
+            .run_blocking(|c| {
+                sesame::store::outbox::insert(
+                    c,
+                    &default,
+                    &sesame::store::outbox::NewMessage {
+                        channel: "email",
+                        destination: "alice@acme.test",
+                        subject: "Your code",
+                        body,
+                    },
+                    sesame::clock::UnixTime(1_000 + i as i64),
+                )
+            })
+            .unwrap();
+    }
+    drop(opened);
+    let out = env.ok(&["outbox", "--tenant", "default", "--limit", "1"]);
+    assert!(
+        out.contains("alice@acme.test") && out.contains("Subject: Your code"),
+        "{out}"
+    );
+    assert!(
+        out.contains("222222") && !out.contains("111111"),
+        "newest only: {out}"
+    );
+    assert!(env.fails(&["outbox", "--tenant", "nope"]).contains("nope"));
+}

@@ -297,3 +297,43 @@ both_backends!(an_address_cannot_draw_captchas_without_end, |db| {
     let html = r.text().await.unwrap();
     assert!(html.contains("Too many failed sign-in attempts"), "{html}");
 });
+
+/// Whether a wrong password for `account` on a fresh page is first asked for a captcha.
+async fn probe(b: &Browser, account: &str) -> String {
+    let login = b.start("crm-web", CRM, "&prompt=login").await;
+    let page = b.get(&login).await.text().await.unwrap();
+    let (_, html) = post(b, &page, account, "a wrong guess", None).await;
+    error_of(&html)
+}
+
+both_backends!(
+    a_run_of_failures_is_forgotten_alike_for_real_and_unknown_accounts,
+    |db| {
+        let b = Browser::new(db).await;
+        let window = b.t.app.config.sign_in.lockout_duration;
+        let mut seen = Vec::new();
+        for account in ["alice", "ghost"] {
+            attempt(&b, account, "guess 1").await;
+            attempt(&b, account, "guess 2").await;
+            b.t.clock.advance(window * 2 / 3);
+            attempt(&b, account, "guess 3").await;
+            // The run counts from its latest failure, not its first.
+            b.t.clock.advance(window - 50);
+            let within = probe(&b, account).await;
+            assert!(
+                within.contains("Type the characters"),
+                "{account}: {within}"
+            );
+            b.t.clock.advance(100);
+            let after = probe(&b, account).await;
+            assert!(after.contains("incorrect"), "{account}: {after}");
+            seen.push((within, after));
+            b.t.clock.advance(window * 2);
+        }
+        assert_eq!(
+            seen[0], seen[1],
+            "a real and an unknown account answer alike"
+        );
+        assert_eq!(failed_logins(&b, "alice").0, 1, "the old run is gone");
+    }
+);

@@ -1,0 +1,3 @@
+DROP TABLE outbox;
+DROP TABLE verification_codes;
+ALTER TABLE users DROP COLUMN last_failed_at;

@@ -1,0 +1,38 @@
+-- One-time verification codes (sign-in by code, later password reset and binding an email or a
+-- mobile number), the development outbox of messages, and when an account last failed a password,
+-- so a run of failures is forgotten after a while like an unknown account's is.
+ALTER TABLE users ADD COLUMN last_failed_at BIGINT;
+
+-- A code sent to a destination (an email address or an E.164 number). Only a keyed digest of the
+-- code is stored. A row is written for a destination that belongs to no account too (user_id
+-- NULL, nothing sent), so cooldowns and caps answer alike whether or not the account exists.
+CREATE TABLE verification_codes (
+    id TEXT PRIMARY KEY NOT NULL,
+    tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    purpose TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    user_id TEXT,
+    context TEXT NOT NULL,
+    code_hash BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    ip TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    consumed_at BIGINT
+);
+CREATE INDEX verification_codes_destination ON verification_codes (tenant_id, destination, created_at);
+CREATE INDEX verification_codes_user ON verification_codes (tenant_id, user_id, created_at);
+CREATE INDEX verification_codes_ip ON verification_codes (tenant_id, ip, created_at);
+CREATE INDEX verification_codes_expiry ON verification_codes (expires_at);
+
+-- Messages the outbox driver keeps instead of sending (development and the demo).
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY NOT NULL,
+    tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX outbox_recent ON outbox (tenant_id, created_at);

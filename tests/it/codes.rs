@@ -1,0 +1,413 @@
+//! Sign-in by verification code ("Dynamic Verification Code Login"): the Get button, the code
+//! from the outbox, single use, expiry, wrong tries, cooldown, caps and the captcha before them,
+//! and answers that never tell whether an account exists.
+
+use reqwest::StatusCode;
+use sesame::account::{Email, Login};
+use sesame::notify::config::Driver;
+use sesame::store::{audit, outbox, users};
+use sesame::tenant::TenantId;
+
+use sesame::flow::captcha;
+
+use crate::browser::{Browser, enc, hidden, params};
+use crate::support::{TestDb, both_backends};
+
+const CRM: &str = "https://crm.acme.test/cb";
+
+/// A browser against a server whose email and SMS go to the outbox.
+pub async fn outbox_browser(db: TestDb) -> Browser {
+    Browser::with_config(db, |c| {
+        c.email.driver = Driver::Outbox;
+        c.sms.driver = Driver::Outbox;
+    })
+    .await
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+/// The sign-in page in code mode, for a new flow.
+pub async fn code_page(b: &Browser) -> String {
+    let login = b.start("crm-web", CRM, "&prompt=login").await;
+    let r = b.get(&format!("{login}&method=code")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+/// The page's error or notice sentence.
+pub fn said(page: &str) -> String {
+    for marker in ["role=\"alert\">", "role=\"status\">"] {
+        if let Some(rest) = page.split(marker).nth(1) {
+            return rest.split("</p>").next().unwrap_or("").to_string();
+        }
+    }
+    String::new()
+}
+
+fn form(page: &str, account: &str, extra: &str) -> String {
+    let mut body = format!(
+        "flow={}&csrf={}&region=CN&account={}&agree=yes{extra}",
+        hidden(page, "flow"),
+        hidden(page, "csrf"),
+        enc(account)
+    );
+    if page.contains("name=\"captcha_id\"") && !extra.contains("captcha") {
+        body.push_str(&format!("&captcha_id={}", hidden(page, "captcha_id")));
+    }
+    body
+}
+
+/// Presses **Get** on `page` for `account`; a captcha on the page is answered rightly.
+pub async fn get_code(b: &Browser, page: &str, account: &str) -> (StatusCode, String) {
+    let mut extra = String::new();
+    if page.contains("name=\"captcha_id\"") {
+        let id = hidden(page, "captcha_id");
+        extra = format!(
+            "&captcha_id={id}&captcha_answer={}",
+            captcha::answer(&b.t.app, &id)
+        );
+    }
+    let r = b
+        .post_form("/t/acme/login/code/send", &form(page, account, &extra))
+        .await;
+    (r.status(), r.text().await.unwrap())
+}
+
+/// Signs in with `code` on `page` (a page of the same flow).
+pub async fn submit_code(b: &Browser, page: &str, account: &str, code: &str) -> reqwest::Response {
+    b.post_form(
+        "/t/acme/login/code",
+        &form(page, account, &format!("&code={}", enc(code))),
+    )
+    .await
+}
+
+/// The six digits in a message's text.
+pub fn code_in(text: &str) -> String {
+    let digits: Vec<char> = text.chars().collect();
+    for w in digits.windows(6) {
+        if w.iter().all(|c| c.is_ascii_digit()) {
+            return w.iter().collect();
+        }
+    }
+    panic!("no code in {text}");
+}
+
+fn outbox_for(b: &Browser, to: &str) -> Vec<outbox::StoredMessage> {
+    let acme = acme();
+    b.t.app
+        .store
+        .run_blocking(|c| outbox::list(c, Some(&acme), 1000))
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.destination == to)
+        .collect()
+}
+
+fn latest_code(b: &Browser, to: &str) -> String {
+    let messages = outbox_for(b, to);
+    code_in(&messages.first().expect("a message").body)
+}
+
+both_backends!(a_code_by_email_or_by_sms_signs_in, |db| {
+    let b = outbox_browser(db).await;
+    let page = code_page(&b).await;
+    assert!(page.contains("id=\"get-code\""), "{page}");
+    assert!(page.contains("autocomplete=\"one-time-code\""));
+    let (status, sent) = get_code(&b, &page, "Alice@Acme.test").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        said(&sent).contains("verification code is on its way"),
+        "{sent}"
+    );
+    let mail = &outbox_for(&b, "alice@acme.test")[0];
+    assert_eq!(mail.channel, "email");
+    assert!(mail.subject.contains("Acme & Co"), "{}", mail.subject);
+    let code = code_in(&mail.body);
+    let r = submit_code(&b, &sent, "alice@acme.test", &format!(" {code} ")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(CRM), "{location}");
+    let (_, tokens) = b.redeem(&params(&location)["code"]).await;
+    let claims = b
+        .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
+        .await;
+    assert_eq!(claims["amr"], serde_json::json!(["otp"]));
+
+    // By SMS, the number typed as people do: spaces and dashes, the region chosen apart.
+    let page = code_page(&b).await;
+    let (_, sent) = get_code(&b, &page, "138 0013-8000").await;
+    assert!(said(&sent).contains("+8613800138000"), "{sent}");
+    let sms = &outbox_for(&b, "+8613800138000")[0];
+    assert_eq!((sms.channel.as_str(), sms.subject.as_str()), ("sms", ""));
+    assert!(sms.body.contains("Acme & Co"), "{}", sms.body);
+    let r = submit_code(&b, &sent, "13800138000", &code_in(&sms.body)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let (_, tokens) = b.redeem(&params(&location)["code"]).await;
+    let claims = b
+        .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
+        .await;
+    assert_eq!(claims["amr"], serde_json::json!(["otp", "sms"]));
+    assert_eq!(
+        claims["phone_number_verified"], true,
+        "the code proved the number"
+    );
+});
+
+both_backends!(unknown_destinations_get_the_same_answers, |db| {
+    let b = outbox_browser(db).await;
+    let mut answers = Vec::new();
+    for account in ["alice@acme.test", "ghost@acme.test"] {
+        let page = code_page(&b).await;
+        let (status, first) = get_code(&b, &page, account).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, again) = get_code(&b, &first, account).await;
+        answers.push((said(&first).replace(account, "ADDRESS"), said(&again)));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].1.contains("60 seconds"), "{:?}", answers[0]);
+    assert_eq!(outbox_for(&b, "alice@acme.test").len(), 1);
+    assert!(
+        outbox_for(&b, "ghost@acme.test").is_empty(),
+        "nothing is sent to no account"
+    );
+    // A code typed for the unknown address signs nobody in.
+    let page = code_page(&b).await;
+    let r = submit_code(&b, &page, "ghost@acme.test", "123456").await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+});
+
+both_backends!(a_code_works_once_for_five_minutes_and_five_tries, |db| {
+    let b = outbox_browser(db).await;
+    let to = "alice@acme.test";
+    // Wrong, then right: one wrong try does not spend the code.
+    let page = code_page(&b).await;
+    let (_, sent) = get_code(&b, &page, to).await;
+    let code = latest_code(&b, to);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = submit_code(&b, &sent, to, wrong).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    let r = submit_code(&b, &sent, to, &code).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // Reused, even on a new sign-in: refused.
+    let page = code_page(&b).await;
+    let r = submit_code(&b, &page, to, &code).await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+
+    // Expired after five minutes.
+    b.t.clock.advance(120);
+    let page = code_page(&b).await;
+    let (_, sent) = get_code(&b, &page, to).await;
+    let code = latest_code(&b, to);
+    b.t.clock.advance(b.t.app.config.codes.lifetime);
+    let r = submit_code(&b, &sent, to, &code).await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+
+    // Five wrong tries kill it: the right code no longer works.
+    b.t.clock.advance(120);
+    let page = code_page(&b).await;
+    let (_, sent) = get_code(&b, &page, to).await;
+    let code = latest_code(&b, to);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..b.t.app.config.codes.max_attempts {
+        submit_code(&b, &sent, to, wrong).await;
+    }
+    let r = submit_code(&b, &sent, to, &code).await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+
+    // Malformed and oversized input is a wrong code, never an error page.
+    for junk in ["12345", "abcdef", "<script>", &"9".repeat(5000)] {
+        let r = submit_code(&b, &sent, to, junk).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    }
+});
+
+both_backends!(a_code_signs_in_only_its_own_account_and_flow, |db| {
+    let b = outbox_browser(db).await;
+    let now = b.t.app.now();
+    b.t.app
+        .store
+        .run_blocking(|c| {
+            users::insert(
+                c,
+                &acme(),
+                &users::NewUser {
+                    id: None,
+                    profile: users::UserProfile {
+                        email: Email::parse("bob@acme.test"),
+                        display_name: "Bob".into(),
+                        department_id: Some("sales".into()),
+                        ..Default::default()
+                    },
+                    status: users::UserStatus::Active,
+                    password_hash: None,
+                    must_change_password: false,
+                },
+                now,
+            )
+        })
+        .unwrap();
+    let page = code_page(&b).await;
+    let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
+    let alices = latest_code(&b, "alice@acme.test");
+    // Another account's address with Alice's code.
+    let r = submit_code(&b, &sent, "bob@acme.test", &alices).await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    // Alice's other destination (her phone) with her email code.
+    let r = submit_code(&b, &sent, "13800138000", &alices).await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    // Another sign-in flow than the one the code was asked for.
+    let other = code_page(&b).await;
+    let r = submit_code(&b, &other, "alice@acme.test", &alices).await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    // Bob, who has no password, signs in by code.
+    let (_, sent) = get_code(&b, &other, "bob@acme.test").await;
+    let r = submit_code(
+        &b,
+        &sent,
+        "bob@acme.test",
+        &latest_code(&b, "bob@acme.test"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+});
+
+both_backends!(codes_are_capped_with_a_captcha_before_the_cap, |db| {
+    let b = outbox_browser(db).await;
+    let to = "alice@acme.test";
+    let cap = b.t.app.config.codes.per_destination_hourly as usize;
+    let mut page = code_page(&b).await;
+    let mut asked_captcha = false;
+    // Someone pressing Get a hundred times, 15 seconds apart, within one sign-in page's life.
+    for _ in 0..100 {
+        let (status, html) = get_code(&b, &page, to).await;
+        assert_eq!(status, StatusCode::OK);
+        if said(&html).contains("Type the characters in the image to get a code") {
+            asked_captcha = true;
+        }
+        page = html;
+        b.t.clock.advance(15);
+    }
+    assert!(asked_captcha, "a captcha came before the cap");
+    assert_eq!(outbox_for(&b, to).len(), cap, "no more than the hourly cap");
+    assert!(said(&page).contains("Too many codes"), "{page}");
+    // A wrong captcha answer sends nothing.
+    b.t.clock.advance(3600);
+    for _ in 0..cap {
+        let (_, html) = get_code(&b, &code_page(&b).await, to).await;
+        page = html;
+        b.t.clock.advance(61);
+        if page.contains("name=\"captcha_id\"") {
+            break;
+        }
+    }
+    let sent_before = outbox_for(&b, to).len();
+    let id = hidden(&page, "captcha_id");
+    let r = b
+        .post_form(
+            "/t/acme/login/code/send",
+            &form(&page, to, &format!("&captcha_id={id}&captcha_answer=wrong")),
+        )
+        .await;
+    let html = r.text().await.unwrap();
+    assert!(said(&html).contains("did not match"), "{html}");
+    assert_eq!(outbox_for(&b, to).len(), sent_before);
+});
+
+both_backends!(the_code_forms_refuse_bad_input, |db| {
+    let b = outbox_browser(db).await;
+    let page = code_page(&b).await;
+    // A username receives no code.
+    let (_, html) = get_code(&b, &page, "alice").await;
+    assert!(said(&html).contains("registered mobile number"), "{html}");
+    // A number invalid for the chosen region, and an oversized field.
+    let (_, html) = get_code(&b, &page, "12").await;
+    assert!(said(&html).contains("registered mobile number"));
+    let (status, _) = get_code(&b, &page, &"a".repeat(10_000)).await;
+    assert_eq!(status, StatusCode::OK);
+    // No agreement tick: no sign-in.
+    let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
+    let code = latest_code(&b, "alice@acme.test");
+    let body = format!(
+        "flow={}&csrf={}&region=CN&account=alice%40acme.test&code={code}",
+        hidden(&sent, "flow"),
+        hidden(&sent, "csrf")
+    );
+    let r = b.post_form("/t/acme/login/code", &body).await;
+    assert!(said(&r.text().await.unwrap()).contains("agree"));
+    // A missing CSRF token, or one of another browser: refused, and no code sent.
+    let body = format!(
+        "flow={}&region=CN&account=alice%40acme.test&agree=yes",
+        hidden(&sent, "flow")
+    );
+    let r = b.post_form("/t/acme/login/code/send", &body).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let other = b.other_client();
+    let r = other
+        .post(b.server.url("/t/acme/login/code"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&sent, "alice@acme.test", &format!("&code={code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(outbox_for(&b, "alice@acme.test").len(), 1);
+    // The code still works in the right browser.
+    let r = submit_code(&b, &sent, "alice@acme.test", &code).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let events =
+        b.t.app
+            .store
+            .run_blocking(|c| audit::list(c, &acme(), 50))
+            .unwrap();
+    assert!(events.iter().any(|e| e.action == "sign_in"));
+});
+
+both_backends!(without_a_channel_the_method_is_not_offered, |db| {
+    let b = Browser::new(db).await;
+    let login = b.start("crm-web", CRM, "").await;
+    let page = b.get(&login).await.text().await.unwrap();
+    assert!(!page.contains("id=\"code-login\""), "no link to it");
+    let page = b
+        .get(&format!("{login}&method=code"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"password\""),
+        "the password form instead"
+    );
+    let (_, html) = get_code(&b, &page, "alice@acme.test").await;
+    assert!(said(&html).contains("cannot be sent"), "{html}");
+    let _ = Login::parse("x", None);
+});
+
+both_backends!(
+    the_outbox_page_lists_the_tenants_messages_only_in_development,
+    |db| {
+        let b = outbox_browser(db).await;
+        let page = code_page(&b).await;
+        get_code(&b, &page, "alice@acme.test").await;
+        let r = b.get("/t/acme/dev/outbox").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.unwrap();
+        assert!(html.contains(&latest_code(&b, "alice@acme.test")), "{html}");
+        let plain = Browser::new(TestDb::sqlite()).await;
+        assert_eq!(
+            plain.get("/t/acme/dev/outbox").await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+);
