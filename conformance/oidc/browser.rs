@@ -375,23 +375,12 @@ async fn a_code_from_the_smtp_server_signs_in_in_chromium() {
         return;
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sink = smtp_sink::SmtpSink::start().await;
-    let redirect = "http://127.0.0.1:9/cb";
-    let db = Database::sqlite();
-    let settings = [
-        ("SESAME_EMAIL_DRIVER", "smtp".to_string()),
-        ("SESAME_EMAIL_HOST", "127.0.0.1".to_string()),
-        ("SESAME_EMAIL_PORT", sink.port.to_string()),
-        ("SESAME_EMAIL_SECURITY", "insecure_plaintext".to_string()),
-        ("SESAME_EMAIL_FROM", "Acme <no-reply@acme.test>".to_string()),
-    ];
-    let sesame =
-        Sesame::start_with(&db, MASTER_KEY, Some(&tenant(redirect)), None, &settings).await;
-    let (c, _profile) = chromium(&driver).await;
-    let authorize = format!(
-        "{}/authorize?response_type=code&client_id=crm-web&scope=openid&state=s&redirect_uri={}",
-        sesame.issuer("acme"),
-        enc(redirect)
+    let mailed = Mailed::start(&driver).await;
+    let (c, sink, redirect, authorize) = (
+        mailed.c.clone(),
+        &mailed.sink,
+        REDIRECT,
+        mailed.authorize.clone(),
     );
     c.goto(&authorize).await.unwrap();
     c.wait()
@@ -456,4 +445,142 @@ async fn a_code_from_the_smtp_server_signs_in_in_chromium() {
     assert!(url.query().unwrap_or("").contains("code="), "{url}");
     assert_eq!(sink.messages().len(), 1, "one code, one message");
     c.close().await.unwrap();
+}
+
+/// Where the tests below send the browser back to (nothing listens there: the address is enough).
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+/// Sesame mailing through the test's SMTP server, a Chromium session, and the authorization
+/// request that starts a sign-in.
+struct Mailed {
+    c: fantoccini::Client,
+    sink: smtp_sink::SmtpSink,
+    authorize: String,
+    _sesame: Sesame,
+    _db: Database,
+    _profile: tempfile::TempDir,
+}
+
+impl Mailed {
+    async fn start(driver: &Driver) -> Mailed {
+        let sink = smtp_sink::SmtpSink::start().await;
+        let db = Database::sqlite();
+        let settings = [
+            ("SESAME_EMAIL_DRIVER", "smtp".to_string()),
+            ("SESAME_EMAIL_HOST", "127.0.0.1".to_string()),
+            ("SESAME_EMAIL_PORT", sink.port.to_string()),
+            ("SESAME_EMAIL_SECURITY", "insecure_plaintext".to_string()),
+            ("SESAME_EMAIL_FROM", "Acme <no-reply@acme.test>".to_string()),
+        ];
+        let sesame =
+            Sesame::start_with(&db, MASTER_KEY, Some(&tenant(REDIRECT)), None, &settings).await;
+        let (c, profile) = chromium(driver).await;
+        let authorize = format!(
+            "{}/authorize?response_type=code&client_id=crm-web&scope=openid&state=s&redirect_uri={}",
+            sesame.issuer("acme"),
+            enc(REDIRECT)
+        );
+        Mailed {
+            c,
+            sink,
+            authorize,
+            _sesame: sesame,
+            _db: db,
+            _profile: profile,
+        }
+    }
+}
+
+/// Types `text` into the field with id `id`.
+async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
+    let field = c.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &fantoccini::Client, id: &str) {
+    c.wait()
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_by_an_emailed_link_in_chromium() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mailed = Mailed::start(&driver).await;
+    let (c, sink, redirect, authorize) = (
+        mailed.c.clone(),
+        &mailed.sink,
+        REDIRECT,
+        mailed.authorize.clone(),
+    );
+    c.goto(&authorize).await.unwrap();
+    c.wait()
+        .for_element(Locator::LinkText("Forgot password?"))
+        .await
+        .expect("a Forgot password link")
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("send")).await.unwrap();
+    type_into(&c, "account", "alice@acme.test").await;
+    click(&c, "send").await;
+    let notice = c
+        .wait()
+        .for_element(Locator::Css("p.notice"))
+        .await
+        .expect("a notice that the link is on its way")
+        .text()
+        .await
+        .unwrap();
+    assert!(notice.contains("alice@acme.test"), "{notice}");
+    let mail = sink.wait_for(1).await.remove(0);
+    let body = mail.body();
+    let link = body
+        .split_whitespace()
+        .find(|w| w.contains("/reset-password?token="))
+        .expect("a link in the email")
+        .to_string();
+    c.goto(&link).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("new_password"))
+        .await
+        .unwrap();
+    let new_password = "a brand new passphrase";
+    type_into(&c, "new_password", new_password).await;
+    type_into(&c, "confirm_password", new_password).await;
+    click(&c, "reset").await;
+    c.wait()
+        .for_element(Locator::XPath("//h1[text()='Password changed']"))
+        .await
+        .expect("the page saying the password changed");
+    let notice = sink.wait_for(2).await.remove(1);
+    assert!(mail_subject(&notice).contains("was changed"), "{notice:?}");
+
+    // Back at the app, the new password signs in.
+    c.goto(&authorize).await.unwrap();
+    c.wait().for_element(Locator::Id("password")).await.unwrap();
+    type_into(&c, "account", "alice").await;
+    type_into(&c, "password", new_password).await;
+    c.find(Locator::Css("input[name=agree]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&c, "sign-in").await;
+    let url = landed_at(&c, redirect).await;
+    assert!(url.query().unwrap_or("").contains("code="), "{url}");
+    c.close().await.unwrap();
+}
+
+fn mail_subject(mail: &smtp_sink::Received) -> String {
+    mail.header("Subject").unwrap_or_default()
 }

@@ -180,6 +180,7 @@ pub async fn send(
             locale: page.locale,
             tenant_name: &tenant.tenant.display_name,
             captcha_solved,
+            link_base: None,
         },
     )
     .await?;

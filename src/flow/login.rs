@@ -28,9 +28,7 @@ use crate::web::{self, ClientInfo};
 /// Longest account identifier accepted (an email address is at most 254 characters).
 const MAX_ACCOUNT_LEN: usize = 254;
 /// Longest password accepted; argon2 of a megabyte is a cheap denial of service.
-const MAX_PASSWORD_LEN: usize = 1024;
-/// Shortest new password until per-tenant policies arrive.
-pub const MIN_PASSWORD_LEN: usize = 8;
+const MAX_PASSWORD_LEN: usize = super::password::MAX_LENGTH;
 
 pub const WRONG_CREDENTIALS: Text = Text::new("login.wrong_credentials");
 const TOO_MANY: Text = Text::new("login.throttled");
@@ -457,14 +455,7 @@ pub(super) fn render(
         .map(str::to_string)
         .or_else(|| setting("default_region"))
         .unwrap_or_else(|| "CN".into());
-    let regions: Vec<_> = REGIONS
-        .iter()
-        .map(|(code, dial, _)| {
-            let key = format!("region.{}", code.to_ascii_lowercase());
-            let name = app.templates.catalogs.plain(locale, &key, &[]);
-            context! { code => code, dial => dial, name => name }
-        })
-        .collect();
+    let regions = regions(app, locale);
     let here = format!("{base}?flow={}", flow.id);
     let code_here = format!("{here}&method=code");
     let html = app.templates.render_in(
@@ -492,12 +483,24 @@ pub(super) fn render(
             region => region,
             regions => regions,
             agreed => shown.agreed,
-            forgot_url => format!("{}/forgot-password", tenant_path(tenant)),
+            forgot_url => format!("{}/forgot-password?flow={}", tenant_path(tenant), flow.id),
             terms_url => setting("terms_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/terms", tenant_path(tenant))),
             privacy_url => setting("privacy_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/privacy", tenant_path(tenant))),
         },
     )?;
     Ok(web::page(status, html, Some(&flow.needs.return_to)))
+}
+
+/// The country/region codes of the selector beside the account field, named in `locale`.
+pub(super) fn regions(app: &App, locale: Locale) -> Vec<minijinja::Value> {
+    REGIONS
+        .iter()
+        .map(|(code, dial, _)| {
+            let key = format!("region.{}", code.to_ascii_lowercase());
+            let name = app.templates.catalogs.plain(locale, &key, &[]);
+            context! { code => code, dial => dial, name => name }
+        })
+        .collect()
 }
 
 /// The tenant's base path as the browser reached it: `/t/{tenant}` (under any path prefix of

@@ -11,6 +11,8 @@ pub mod code;
 pub mod cookies;
 pub mod language;
 pub mod login;
+pub mod password;
+pub mod reset;
 pub mod session;
 pub mod state;
 
@@ -41,13 +43,21 @@ pub fn routes() -> Router<App> {
         .route("/login/password", axum::routing::post(change_password))
         .route("/login/code", axum::routing::post(code::submit))
         .route("/login/code/send", axum::routing::post(code::send))
-        .route("/forgot-password", get(forgot_password))
+        .route("/forgot-password", get(reset::ask).post(reset::send))
+        .route(
+            "/forgot-password/code",
+            axum::routing::post(reset::with_code),
+        )
+        .route(
+            "/reset-password",
+            get(reset::link_page).post(reset::with_link),
+        )
         .route("/legal/{document}", get(legal))
         .route("/language/{tag}", get(language::switch))
 }
 
 /// Flow ids are 256-bit base64url values; anything else is not looked up.
-fn plausible_id(id: &str) -> bool {
+pub(crate) fn plausible_id(id: &str) -> bool {
     (16..=64).contains(&id.len())
         && id
             .bytes()
@@ -273,7 +283,7 @@ fn render_change_password(
             flow => &flow.id,
             csrf => app.csrf.token(browser, &flow.id),
             username => username,
-            min_length => login::MIN_PASSWORD_LEN,
+            min_length => password::MIN_LENGTH,
             error => error.map(|e| t.text(e, locale)),
         },
     )?;
@@ -316,13 +326,7 @@ async fn change_password(
         return expired(&app, locale);
     }
     let new = form.get("new_password").unwrap_or_default();
-    let problem = if new.chars().count() < login::MIN_PASSWORD_LEN || new.len() > 1024 {
-        Some(Text::new("password.too_short").with("min", login::MIN_PASSWORD_LEN.to_string()))
-    } else if form.get("confirm_password") != Some(new) {
-        Some(Text::new("password.mismatch"))
-    } else {
-        None
-    };
+    let problem = password::problem(new, form.get("confirm_password"));
     if let Some(problem) = problem {
         return render_change_password(&app, &tenant, &flow, &browser, locale, "", Some(&problem));
     }
@@ -354,23 +358,6 @@ async fn change_password(
         ip: client.ip.clone(),
     };
     finish(&app, &tenant, &headers, &client, flow, signed_in).await
-}
-
-/// `GET /t/{tenant}/forgot-password`: self-service reset arrives with the message delivery work;
-/// until then the page says whom to ask.
-async fn forgot_password(
-    State(app): State<App>,
-    tenant: TenantCtx,
-    headers: HeaderMap,
-) -> Result<Response, PageError> {
-    message(
-        &app,
-        language::locale(&tenant, &headers, &[]),
-        StatusCode::OK,
-        &Text::new("forgot.title"),
-        &Text::new("forgot.text"),
-        None,
-    )
 }
 
 /// `GET /t/{tenant}/legal/{terms|privacy}`: the tenant's Service Agreement or Privacy Policy, from

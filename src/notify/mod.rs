@@ -312,33 +312,30 @@ pub fn mask(to: &str) -> String {
     }
 }
 
-/// The texts of a verification-code message in `locale`: `(subject, body)` for email, the body
-/// alone for SMS (its subject stays empty).
-pub fn code_message(
+/// The texts of a message of `kind` (`code`, `reset_code`, `reset_link`, `password_changed`)
+/// in `locale`, from the catalogs' `[message]` table: `(subject, body)` for email, the body alone
+/// for SMS (its subject stays empty). Placeholders are filled as they are: plain text, not HTML.
+pub fn compose(
     catalogs: &Catalogs,
     locale: Locale,
     channel: Channel,
-    tenant_name: &str,
-    code: &str,
-    minutes: i64,
+    kind: &str,
+    args: &[(&str, &str)],
 ) -> (String, String) {
-    let minutes = minutes.to_string();
-    let args = [
-        ("tenant", tenant_name),
-        ("code", code),
-        ("minutes", minutes.as_str()),
-    ];
     match channel {
         Channel::Email => (
-            catalogs.plain(locale, "message.code_subject", &args),
-            catalogs.plain(locale, "message.code_email", &args),
+            catalogs.plain(locale, &format!("message.{kind}_subject"), args),
+            catalogs.plain(locale, &format!("message.{kind}_email"), args),
         ),
         Channel::Sms => (
             String::new(),
-            catalogs.plain(locale, "message.code_sms", &args),
+            catalogs.plain(locale, &format!("message.{kind}_sms"), args),
         ),
     }
 }
+
+/// Every kind of message [`compose`] makes, for the completeness test.
+pub const KINDS: [&str; 4] = ["code", "reset_code", "reset_link", "password_changed"];
 
 #[cfg(test)]
 mod tests {
@@ -352,18 +349,33 @@ mod tests {
     }
 
     #[test]
-    fn code_messages_exist_in_every_language_and_carry_the_code() {
+    fn every_message_exists_in_every_language_and_carries_its_values() {
         let catalogs = Catalogs::load().unwrap();
+        let args = [
+            ("tenant", "Acme <&>"),
+            ("code", "123456"),
+            ("link", "https://id.example/t/acme/reset-password?token=abc"),
+            ("minutes", "5"),
+            ("time", "2026-12-02 08:00 UTC"),
+        ];
         for locale in Locale::ALL {
-            let (subject, body) =
-                code_message(&catalogs, locale, Channel::Email, "Acme <&>", "123456", 5);
-            assert!(
-                subject.contains("Acme <&>"),
-                "plain text, not escaped: {subject}"
-            );
-            assert!(body.contains("123456") && body.contains('5'), "{body}");
-            let (_, sms) = code_message(&catalogs, locale, Channel::Sms, "Acme", "654321", 5);
-            assert!(sms.contains("654321"), "{sms}");
+            for kind in KINDS {
+                for channel in [Channel::Email, Channel::Sms] {
+                    let (subject, body) = compose(&catalogs, locale, channel, kind, &args);
+                    assert!(!body.starts_with("message."), "{kind} {locale:?}: {body}");
+                    assert!(
+                        body.contains("Acme <&>") || subject.contains("Acme <&>"),
+                        "plain text, not escaped: {subject} {body}"
+                    );
+                    match kind {
+                        "code" | "reset_code" => assert!(body.contains("123456"), "{body}"),
+                        "reset_link" if channel == Channel::Email => {
+                            assert!(body.contains("token=abc"), "{body}")
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
     }
 }

@@ -441,6 +441,15 @@ pub fn clear_failed_passwords(
     Ok(())
 }
 
+/// Ends a temporary lock (not an administrator's `locked` status): the owner proved themselves
+/// by resetting the password.
+pub fn end_lock(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<(), StoreError> {
+    diesel::update(user_row!(tenant, id).filter(u::locked_until.is_not_null()))
+        .set(u::locked_until.eq(None::<i64>))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Notes a completed sign-in.
 pub fn record_login(
     conn: &mut Conn,

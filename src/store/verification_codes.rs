@@ -4,15 +4,17 @@
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::conn::Conn;
 use super::schema::verification_codes as v;
-use super::{StoreError, new_id};
 use crate::clock::UnixTime;
 use crate::crypto::secret::TokenHash;
 use crate::tenant::TenantId;
 
 #[derive(Debug, Clone)]
 pub struct NewCode<'a> {
+    /// Random; a link carries it beside the secret.
+    pub id: &'a str,
     pub purpose: &'a str,
     /// The normalized destination (`e:` email or `p:` E.164 number).
     pub destination: &'a str,
@@ -35,13 +37,74 @@ pub struct RecentCodes {
     pub from_address: i64,
 }
 
-/// A live code read for checking, its attempt already counted.
+/// A live code read for checking.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub id: String,
+    pub destination: String,
     pub user_id: Option<String>,
     pub context: String,
     pub code_hash: TokenHash,
+}
+
+type CandidateRow = (String, String, Option<String>, String, Vec<u8>);
+
+fn candidate((id, destination, user_id, context, hash): CandidateRow) -> Option<Candidate> {
+    Some(Candidate {
+        id,
+        destination,
+        user_id,
+        context,
+        code_hash: TokenHash::from_bytes(&hash)?,
+    })
+}
+
+/// The live code `id` of `purpose`, read without counting an attempt (to show a reset link's
+/// form before anything is spent).
+pub fn find_live(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    purpose: &str,
+    id: &str,
+    max_attempts: i32,
+    now: UnixTime,
+) -> Result<Option<Candidate>, StoreError> {
+    let row: Option<CandidateRow> = v::table
+        .filter(v::tenant_id.eq(tenant.as_str()))
+        .filter(v::purpose.eq(purpose))
+        .filter(v::id.eq(id))
+        .filter(v::consumed_at.is_null())
+        .filter(v::expires_at.gt(now.0))
+        .filter(v::attempts.lt(max_attempts))
+        .select((v::id, v::destination, v::user_id, v::context, v::code_hash))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(candidate))
+}
+
+/// As [`attempt`], for the one code `id` (a link names its row).
+pub fn attempt_by_id(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    purpose: &str,
+    id: &str,
+    max_attempts: i32,
+    now: UnixTime,
+) -> Result<Option<Candidate>, StoreError> {
+    let row: Option<CandidateRow> = diesel::update(
+        v::table
+            .filter(v::tenant_id.eq(tenant.as_str()))
+            .filter(v::purpose.eq(purpose))
+            .filter(v::id.eq(id))
+            .filter(v::consumed_at.is_null())
+            .filter(v::expires_at.gt(now.0))
+            .filter(v::attempts.lt(max_attempts)),
+    )
+    .set(v::attempts.eq(v::attempts + 1))
+    .returning((v::id, v::destination, v::user_id, v::context, v::code_hash))
+    .get_result(conn)
+    .optional()?;
+    Ok(row.and_then(candidate))
 }
 
 /// Counts the codes of `tenant` created after `since` for the destination, the user and the
@@ -94,8 +157,7 @@ pub fn replace(
     tenant: &TenantId,
     code: &NewCode<'_>,
     now: UnixTime,
-) -> Result<String, StoreError> {
-    let id = new_id();
+) -> Result<(), StoreError> {
     super::tx::write(conn, |c| {
         diesel::update(
             v::table
@@ -108,7 +170,7 @@ pub fn replace(
         .execute(c)?;
         diesel::insert_into(v::table)
             .values((
-                v::id.eq(&id),
+                v::id.eq(code.id),
                 v::tenant_id.eq(tenant.as_str()),
                 v::purpose.eq(code.purpose),
                 v::destination.eq(code.destination),
@@ -121,8 +183,7 @@ pub fn replace(
             ))
             .execute(c)?;
         Ok::<_, StoreError>(())
-    })?;
-    Ok(id)
+    })
 }
 
 /// Counts one attempt against the live code(s) of the destination that still have attempts
@@ -136,7 +197,7 @@ pub fn attempt(
     max_attempts: i32,
     now: UnixTime,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let rows: Vec<(String, Option<String>, String, Vec<u8>)> = diesel::update(
+    let rows: Vec<CandidateRow> = diesel::update(
         v::table
             .filter(v::tenant_id.eq(tenant.as_str()))
             .filter(v::purpose.eq(purpose))
@@ -146,19 +207,9 @@ pub fn attempt(
             .filter(v::attempts.lt(max_attempts)),
     )
     .set(v::attempts.eq(v::attempts + 1))
-    .returning((v::id, v::user_id, v::context, v::code_hash))
+    .returning((v::id, v::destination, v::user_id, v::context, v::code_hash))
     .get_results(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, user_id, context, hash)| {
-            Some(Candidate {
-                id,
-                user_id,
-                context,
-                code_hash: TokenHash::from_bytes(&hash)?,
-            })
-        })
-        .collect())
+    Ok(rows.into_iter().filter_map(candidate).collect())
 }
 
 /// Spends the code `id`; `false` when another request spent it first.

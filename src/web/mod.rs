@@ -36,6 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/consents.html"),
     ),
     ("outbox.html", include_str!("../../templates/outbox.html")),
+    ("forgot.html", include_str!("../../templates/forgot.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");

@@ -247,8 +247,19 @@ impl Browser {
         redirect: &str,
         account: &str,
     ) -> std::collections::HashMap<String, String> {
+        self.sign_in_with(client, redirect, account, PASSWORD).await
+    }
+
+    /// [`Browser::sign_in`] with another password.
+    pub async fn sign_in_with(
+        &self,
+        client: &str,
+        redirect: &str,
+        account: &str,
+        password: &str,
+    ) -> std::collections::HashMap<String, String> {
         let login = self.start(client, redirect, "&prompt=login").await;
-        let r = self.submit(&login, account, PASSWORD, "").await;
+        let r = self.submit(&login, account, password, "").await;
         assert_eq!(
             r.status(),
             StatusCode::SEE_OTHER,

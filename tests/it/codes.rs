@@ -95,7 +95,7 @@ pub fn code_in(text: &str) -> String {
     panic!("no code in {text}");
 }
 
-fn outbox_for(b: &Browser, to: &str) -> Vec<outbox::StoredMessage> {
+pub fn outbox_for(b: &Browser, to: &str) -> Vec<outbox::StoredMessage> {
     let acme = acme();
     b.t.app
         .store

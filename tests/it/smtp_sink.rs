@@ -19,10 +19,17 @@ pub struct Received {
 }
 
 impl Received {
-    /// The body after the headers, with quoted-printable soft line breaks joined.
+    /// The body after the headers, decoded from its transfer encoding.
     pub fn body(&self) -> String {
         let body = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        body.replace("=\r\n", "")
+        match self.header("Content-Transfer-Encoding").as_deref() {
+            Some("quoted-printable") => quoted_printable(body),
+            Some("base64") => {
+                let joined: String = body.split_whitespace().collect();
+                String::from_utf8(STANDARD.decode(joined).unwrap()).unwrap()
+            }
+            _ => body.to_string(),
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -30,6 +37,27 @@ impl Received {
         head.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
     }
+}
+
+/// RFC 2045 §6.7: soft line breaks joined, `=XX` turned back into bytes.
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
 
 pub struct SmtpSink {

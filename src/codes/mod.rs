@@ -6,8 +6,16 @@
 //! A request for an address that belongs to no account is answered exactly like one that does:
 //! a row is stored for it too (never redeemable, nothing sent), so cooldowns and caps come out
 //! the same, and delivery happens in the background so the time taken is the same.
+//!
+//! A password reset by email sends a link instead (`link_base`): a 256-bit secret behind the
+//! row's id, valid for `codes.link_lifetime`, under the same cooldowns and caps.
 
-use rand::Rng;
+mod redeem;
+mod send;
+
+pub use redeem::{Redeemed, peek_link, redeem, redeem_link};
+pub use send::issue;
+
 use serde::{Deserialize, Serialize};
 
 use crate::account::Login;
@@ -16,10 +24,9 @@ use crate::clock::UnixTime;
 use crate::config::ConfigError;
 use crate::crypto::secret::TokenHash;
 use crate::i18n::Locale;
-use crate::notify::{self, Channel, Message};
+use crate::notify::Channel;
 use crate::store::users::User;
-use crate::store::verification_codes::{self as store, NewCode, RecentCodes};
-use crate::store::{StoreError, audit};
+use crate::store::verification_codes::RecentCodes;
 use crate::tenant::TenantId;
 
 /// Digits in a code.
@@ -43,6 +50,8 @@ pub struct CodeConfig {
     pub per_address_hourly: i64,
     /// A captcha is asked once any hourly count is this close to its cap.
     pub captcha_margin: i64,
+    /// How long a password-reset link works.
+    pub link_lifetime: i64,
 }
 
 impl Default for CodeConfig {
@@ -55,6 +64,7 @@ impl Default for CodeConfig {
             per_account_hourly: 10,
             per_address_hourly: 20,
             captcha_margin: 2,
+            link_lifetime: 1800,
         }
     }
 }
@@ -81,6 +91,7 @@ impl CodeConfig {
                 1..=100_000,
             ),
             ("codes.captcha_margin", self.captcha_margin, 0..=1000),
+            ("codes.link_lifetime", self.link_lifetime, 60..=86_400),
         ] {
             if !range.contains(&value) {
                 return Err(ConfigError::new(
@@ -98,12 +109,14 @@ impl CodeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     SignIn,
+    PasswordReset,
 }
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::SignIn => "sign_in",
+            Purpose::PasswordReset => "password_reset",
         }
     }
 }
@@ -132,7 +145,8 @@ impl Destination {
         }
     }
 
-    fn key(&self) -> String {
+    /// The form the store keeps: `e:` and an address, or `p:` and a number.
+    pub fn key(&self) -> String {
         match self.channel {
             Channel::Email => format!("e:{}", self.address),
             Channel::Sms => format!("p:{}", self.address),
@@ -196,10 +210,13 @@ pub enum Issued {
     Unavailable,
 }
 
-/// A request for a code to `to`, asked for from `ip` within `context` (a login flow id).
+/// A request for a code to `to`, asked for from `ip` within `context` (a login flow id, or a
+/// digest of the browser's binding).
 pub struct Request<'a> {
     pub purpose: Purpose,
     pub to: &'a Destination,
+    /// Send a link to follow instead of digits to type: the URL the secret is appended to
+    /// (`…/reset-password?token=`).
     /// The account the destination belongs to, if any.
     pub user: Option<&'a User>,
     pub context: &'a str,
@@ -207,171 +224,22 @@ pub struct Request<'a> {
     pub locale: Locale,
     pub tenant_name: &'a str,
     pub captcha_solved: bool,
+    pub link_base: Option<&'a str>,
 }
 
-/// The keyed digest a code is stored as, bound to its tenant, purpose and destination so a
-/// digest copied to another row matches nothing.
+/// The keyed digest a code or link secret is stored as, bound to its tenant, purpose and
+/// destination (in its stored form) so a digest copied to another row matches nothing.
 fn digest(
     app: &App,
     tenant: &TenantId,
     purpose: Purpose,
-    to: &Destination,
-    code: &str,
+    destination_key: &str,
+    secret: &str,
 ) -> TokenHash {
     app.code_key.digest(&format!(
-        "{tenant}\u{0}{}\u{0}{}\u{0}{code}",
-        purpose.as_str(),
-        to.key()
+        "{tenant}\u{0}{}\u{0}{destination_key}\u{0}{secret}",
+        purpose.as_str()
     ))
-}
-
-/// Sends a code when the rules allow it.
-pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Issued, StoreError> {
-    let now = app.now();
-    if !app.notifier.offers(req.to.channel) {
-        return Ok(Issued::NotOffered);
-    }
-    if !app.notifier.ready(req.to.channel) {
-        return Ok(Issued::Unavailable);
-    }
-    let (t, key, user_id, ip) = (
-        tenant.clone(),
-        req.to.key(),
-        req.user.map(|u| u.id.clone()),
-        req.ip.map(str::to_string),
-    );
-    let recent = app
-        .store
-        .run(move |c| {
-            store::recent(
-                c,
-                &t,
-                &key,
-                user_id.as_deref(),
-                ip.as_deref(),
-                now.plus(-3600),
-            )
-        })
-        .await?;
-    match decide(&recent, &app.config.codes, now, req.captcha_solved) {
-        Decision::Send => {}
-        Decision::Wait(secs) => return Ok(Issued::Wait(secs)),
-        Decision::Capped => return Ok(Issued::Capped),
-        Decision::NeedsCaptcha => return Ok(Issued::NeedsCaptcha),
-    }
-    let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
-    let hash = digest(app, tenant, req.purpose, req.to, &code);
-    let lifetime = app.config.codes.lifetime;
-    let (t, key, user_id, context, ip, purpose) = (
-        tenant.clone(),
-        req.to.key(),
-        req.user.map(|u| u.id.clone()),
-        req.context.to_string(),
-        req.ip.map(str::to_string),
-        req.purpose,
-    );
-    let id = app
-        .store
-        .run(move |c| {
-            store::replace(
-                c,
-                &t,
-                &NewCode {
-                    purpose: purpose.as_str(),
-                    destination: &key,
-                    user_id: user_id.as_deref(),
-                    context: &context,
-                    code_hash: &hash,
-                    ip: ip.as_deref(),
-                    expires_at: now.plus(lifetime),
-                },
-                now,
-            )
-        })
-        .await?;
-    let Some(user) = req.user else {
-        return Ok(Issued::Sent);
-    };
-    let (subject, body) = notify::code_message(
-        &app.templates.catalogs,
-        req.locale,
-        req.to.channel,
-        req.tenant_name,
-        &code,
-        lifetime / 60,
-    );
-    let message = Message {
-        tenant: tenant.clone(),
-        channel: req.to.channel,
-        to: req.to.address.clone(),
-        subject,
-        body,
-        code: Some(code),
-        locale: req.locale,
-        purpose: "sign_in.code",
-    };
-    match app.notifier.dispatch(message).await {
-        Ok(()) => Ok(Issued::Sent),
-        Err(e) => {
-            tracing::error!(tenant = %tenant, error = %e, "a verification code could not be handed over");
-            let (t, uid, ip) = (tenant.clone(), user.id.clone(), req.ip.map(str::to_string));
-            let channel = req.to.channel.as_str();
-            app.store
-                .run(move |c| {
-                    store::retire(c, &t, &id, now)?;
-                    audit::record(
-                        c,
-                        &t,
-                        &audit::NewAuditEvent {
-                            actor: "system",
-                            action: "notify.failed",
-                            target: Some(&uid),
-                            outcome: "failure",
-                            ip: ip.as_deref(),
-                            details: serde_json::json!({ "channel": channel, "purpose": "sign_in.code" }),
-                        },
-                        now,
-                    )
-                })
-                .await?;
-            Ok(Issued::Unavailable)
-        }
-    }
-}
-
-/// Redeems `code` for the destination within `context`: the account it was sent to, once.
-/// Every call counts one attempt against the live code, right or wrong, whatever the input.
-pub async fn redeem(
-    app: &App,
-    tenant: &TenantId,
-    purpose: Purpose,
-    to: &Destination,
-    context: &str,
-    code: &str,
-) -> Result<Option<String>, StoreError> {
-    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    let now = app.now();
-    let (t, key) = (tenant.clone(), to.key());
-    let max = i32::try_from(app.config.codes.max_attempts).unwrap_or(5);
-    let candidates = app
-        .store
-        .run(move |c| store::attempt(c, &t, purpose.as_str(), &key, max, now))
-        .await?;
-    let well_formed = code.len() == LENGTH && code.bytes().all(|b| b.is_ascii_digit());
-    let expected = digest(app, tenant, purpose, to, &code);
-    let Some(hit) = candidates.into_iter().find(|c| {
-        well_formed
-            && crate::crypto::secret::constant_time_eq(c.code_hash.as_bytes(), expected.as_bytes())
-            && c.context == context
-    }) else {
-        return Ok(None);
-    };
-    let (t, id) = (tenant.clone(), hit.id.clone());
-    let spent = app
-        .store
-        .run(move |c| store::consume(c, &t, &id, now))
-        .await?;
-    Ok(hit.user_id.filter(|_| spent))
 }
 
 #[cfg(test)]
