@@ -80,6 +80,13 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The number without its country code (`13800138000`).
+    pub fn national(&self) -> Option<String> {
+        phonenumber::parse(None, &self.0)
+            .ok()
+            .map(|n| n.national().value().to_string())
+    }
 }
 
 /// Country/region codes the sign-in page offers for mobile numbers: (ISO 3166 code, calling

@@ -52,6 +52,7 @@ pub fn build(app: App) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/static/sesame.css", get(web::stylesheet))
+        .route("/static/password.js", get(web::password_script))
         .nest("/t/{tenant}", by_path)
         // Reports each route's template on the response, for the metrics outside the router.
         .route_layer(telemetry::LabelRouteLayer)

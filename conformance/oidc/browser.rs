@@ -553,8 +553,21 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_in_chromium() {
         .for_element(Locator::Id("new_password"))
         .await
         .unwrap();
+    // The rules are ticked as one types (password.js), before anything is sent.
+    let length_rule = || async {
+        c.find(Locator::Css("li[data-rule=length]"))
+            .await
+            .unwrap()
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    type_into(&c, "new_password", "short").await;
+    assert_eq!(length_rule().await, "broken");
     let new_password = "a brand new passphrase";
     type_into(&c, "new_password", new_password).await;
+    assert_eq!(length_rule().await, "met");
     type_into(&c, "confirm_password", new_password).await;
     click(&c, "reset").await;
     c.wait()

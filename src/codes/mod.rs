@@ -13,7 +13,7 @@
 mod redeem;
 mod send;
 
-pub use redeem::{Redeemed, peek_link, redeem, redeem_link};
+pub use redeem::{Redeemed, Verified, peek_link, redeem, spend, verify, verify_link};
 pub use send::issue;
 
 use serde::{Deserialize, Serialize};

@@ -316,8 +316,8 @@ pub async fn submit(
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),
     };
-    if user.must_change_password {
-        return super::ask_password_change(
+    if super::password::must_change(&tenant, &user, now).is_some() {
+        return super::password::change::ask(
             &app,
             &tenant,
             &page.flow,

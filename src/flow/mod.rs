@@ -17,7 +17,6 @@ pub mod session;
 pub mod state;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -26,7 +25,6 @@ use minijinja::context;
 
 use crate::app::App;
 use crate::clock::UnixTime;
-use crate::crypto::secret::SecretString;
 use crate::i18n::{Locale, Text};
 use crate::oidc::form::OAuthForm;
 use crate::store::tenants::{Tenant, TenantStatus};
@@ -34,13 +32,16 @@ use crate::store::{flows, users};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 use crate::web::{self, ClientInfo};
-use state::{LoginFlow, Progress, Protocol};
+use state::{LoginFlow, Protocol};
 
 /// Routes relative to a tenant.
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/login", get(login::page).post(login::submit))
-        .route("/login/password", axum::routing::post(change_password))
+        .route(
+            "/login/password",
+            axum::routing::post(password::change::submit),
+        )
         .route("/login/code", axum::routing::post(code::submit))
         .route("/login/code/send", axum::routing::post(code::send))
         .route("/forgot-password", get(reset::ask).post(reset::send))
@@ -221,143 +222,6 @@ pub async fn finish(
     };
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
-}
-
-/// Records who signed in (not yet a session) and shows the change-password step.
-async fn ask_password_change(
-    app: &App,
-    tenant: &TenantCtx,
-    flow: &LoginFlow,
-    browser: &str,
-    locale: Locale,
-    user: &users::User,
-    signed_in: session::SignedIn,
-) -> Result<Response, PageError> {
-    let progress = Progress {
-        user_id: Some(user.id.clone()),
-        awaiting: Some(state::Awaiting::PasswordChange),
-        amr: signed_in.amr,
-        auth_time: Some(signed_in.auth_time),
-    };
-    let state = serde_json::to_value(&progress).unwrap_or_default();
-    let (t, id, version, now, uid) = (
-        tenant.id().clone(),
-        flow.id.clone(),
-        flow.version,
-        app.now(),
-        user.id.clone(),
-    );
-    let saved = app
-        .store
-        .run(move |c| flows::save(c, &t, &id, version, &state, Some(&uid), now))
-        .await?;
-    if !saved {
-        return expired(app, locale);
-    }
-    let username = user
-        .profile
-        .username
-        .as_ref()
-        .map(|u| u.as_str().to_string())
-        .or_else(|| user.profile.email.as_ref().map(|e| e.as_str().to_string()))
-        .unwrap_or_default();
-    render_change_password(app, tenant, flow, browser, locale, &username, None)
-}
-
-fn render_change_password(
-    app: &App,
-    tenant: &TenantCtx,
-    flow: &LoginFlow,
-    browser: &str,
-    locale: Locale,
-    username: &str,
-    error: Option<&Text>,
-) -> Result<Response, PageError> {
-    let t = &app.templates;
-    let html = t.render_in(
-        "change_password.html",
-        locale,
-        context! {
-            tenant_name => &tenant.tenant.display_name,
-            action => format!("{}/login/password", login::tenant_path(tenant)),
-            flow => &flow.id,
-            csrf => app.csrf.token(browser, &flow.id),
-            username => username,
-            min_length => password::MIN_LENGTH,
-            error => error.map(|e| t.text(e, locale)),
-        },
-    )?;
-    // The form's submission ends at the app (a redirect after the POST), which form-action covers.
-    Ok(web::page(StatusCode::OK, html, Some(&flow.needs.return_to)))
-}
-
-/// `POST /t/{tenant}/login/password`: the first-login password change. No token is issued before
-/// it succeeds.
-async fn change_password(
-    State(app): State<App>,
-    tenant: TenantCtx,
-    headers: HeaderMap,
-    client: ClientInfo,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let FlowForm {
-        form,
-        browser,
-        flow,
-    } = flow_form(&app, &tenant, &headers, &body).await?;
-    let Some(flow) = flow else {
-        return expired(&app, language::locale(&tenant, &headers, &[]));
-    };
-    let locale = language::locale(&tenant, &headers, &flow.needs.ui_locales);
-    let (Some(user_id), Some(auth_time), Some(state::Awaiting::PasswordChange)) = (
-        flow.progress.user_id.clone(),
-        flow.progress.auth_time,
-        flow.progress.awaiting,
-    ) else {
-        return expired(&app, locale);
-    };
-    let (t, uid) = (tenant.id().clone(), user_id.clone());
-    let Some(user) = app.store.run(move |c| users::find(c, &t, &uid)).await? else {
-        return expired(&app, locale);
-    };
-    if !user.must_change_password
-        || login::check_account(&user, app.now()) != login::AccountCheck::Allowed
-    {
-        return expired(&app, locale);
-    }
-    let new = form.get("new_password").unwrap_or_default();
-    let problem = password::problem(new, form.get("confirm_password"));
-    if let Some(problem) = problem {
-        return render_change_password(&app, &tenant, &flow, &browser, locale, "", Some(&problem));
-    }
-    let hash = app
-        .hasher
-        .hash(SecretString::new(new.to_string()))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))?;
-    let (t, uid, now) = (tenant.id().clone(), user_id.clone(), app.now());
-    app.store
-        .run(move |c| users::set_password(c, &t, &uid, &hash, false, now))
-        .await?;
-    login::record(
-        &app,
-        &tenant,
-        &client,
-        &user_id,
-        "password.change",
-        Some(&user_id),
-        "success",
-    )
-    .await?;
-    let signed_in = session::SignedIn {
-        user_id,
-        amr: flow.progress.amr.clone(),
-        acr: None,
-        auth_time,
-        user_agent: client.user_agent.clone(),
-        ip: client.ip.clone(),
-    };
-    finish(&app, &tenant, &headers, &client, flow, signed_in).await
 }
 
 /// `GET /t/{tenant}/legal/{terms|privacy}`: the tenant's Service Agreement or Privacy Policy, from

@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::context;
 
+use super::password::{PasswordPolicy, Rule};
 use super::{captcha, cookies, language, login, password, session};
 use crate::account::Login;
 use crate::app::App;
@@ -74,6 +75,8 @@ struct Shown<'a> {
     error: Option<&'a Text>,
     notice: Option<&'a Text>,
     captcha: Option<captcha::Challenge>,
+    /// Rules of the password policy the new password broke.
+    broken: &'a [Rule],
 }
 
 impl<'a> Page<'a> {
@@ -172,7 +175,8 @@ impl<'a> Page<'a> {
                 notice => shown.notice.map(|e| t.text(e, self.locale)),
                 captcha => shown.captcha,
                 captcha_max => captcha::MAX_ANSWER,
-                min_length => password::MIN_LENGTH,
+                min_length => PasswordPolicy::of(&tenant.tenant).min_length,
+                rules => password::rules_for_page(app, tenant, self.locale, shown.broken),
                 back_url => back_url(tenant, flow),
             },
         )?;
@@ -186,6 +190,30 @@ impl<'a> Page<'a> {
                 error: Some(text),
                 ..Shown::default()
             },
+        )
+    }
+
+    /// The new-password form again, naming the rules `broken` broke.
+    fn refuse(&self, step: Step, broken: &[Rule]) -> Result<Response, PageError> {
+        let first = broken.first().map(|r| r.text());
+        self.render(
+            step,
+            Shown {
+                error: first.as_ref(),
+                broken,
+                ..Shown::default()
+            },
+        )
+    }
+
+    /// The rules `new` breaks for `user`'s account, history aside.
+    fn broken(&self, new: &str, user: Option<&users::User>) -> Vec<Rule> {
+        let none = users::UserProfile::default();
+        let profile = user.map_or(&none, |u| &u.profile);
+        PasswordPolicy::of(&self.tenant.tenant).check(
+            new,
+            self.form.get("confirm_password"),
+            profile,
         )
     }
 
@@ -389,10 +417,21 @@ pub async fn with_code(
     let Some(to) = page.destination().filter(|d| d.channel == Channel::Sms) else {
         return page.error(Step::Ask, &Text::new("login.code_needs_account"));
     };
-    // The password is checked first, so a typo in it does not spend the code.
+    // The password is checked first, so a typo in it does not spend the code. The account's
+    // own names are looked up by the number; the code decides whose account it really is.
     let new = page.form.get("new_password").unwrap_or_default();
-    if let Some(problem) = password::problem(new, page.form.get("confirm_password")) {
-        return page.error(Step::Code, &problem);
+    let owner = match Login::parse(page.field("account"), page.form.get("region")) {
+        Some(login) => {
+            let t = tenant.id().clone();
+            app.store
+                .run(move |c| users::find_by_login(c, &t, &login))
+                .await?
+        }
+        None => None,
+    };
+    let broken = page.broken(new, owner.as_ref());
+    if !broken.is_empty() {
+        return page.refuse(Step::Code, &broken);
     }
     let now = app.now();
     let address = login::address_key(&tenant, &client);
@@ -401,9 +440,9 @@ pub async fn with_code(
     }
     let code = page.form.get("code").unwrap_or_default();
     let context = page.context();
-    let redeemed = match code.len() <= MAX_CODE_INPUT {
+    let verified = match code.len() <= MAX_CODE_INPUT {
         true => {
-            codes::redeem(
+            codes::verify(
                 &app,
                 tenant.id(),
                 Purpose::PasswordReset,
@@ -415,20 +454,21 @@ pub async fn with_code(
         }
         false => None,
     };
-    let Some(user_id) = redeemed else {
-        app.address_failures.record_failure(&address, now);
-        login::record(
-            &app,
-            &tenant,
-            &client,
-            "anonymous",
-            "password.reset",
-            None,
-            "failure",
-        )
-        .await?;
-        return page.error(Step::Code, &Text::new("forgot.code_wrong"));
+    let Some(verified) = verified else {
+        return wrong_code(&app, &tenant, &client, &page, &address).await;
     };
+    // Only now, with the code proven, is the history compared (argon2 per old password), so
+    // the time taken tells nobody whether the number belongs to an account.
+    if let Some(user_id) = &verified.user_id
+        && password::reused(&app, &tenant, user_id, new).await?
+    {
+        let count = PasswordPolicy::of(&tenant.tenant).history;
+        return page.refuse(Step::Code, &[Rule::NotRecent { count }]);
+    }
+    let Some(redeemed) = codes::spend(&app, tenant.id(), verified).await? else {
+        return wrong_code(&app, &tenant, &client, &page, &address).await;
+    };
+    let user_id = redeemed.user_id;
     password::reset(
         &app,
         &tenant,
@@ -440,6 +480,28 @@ pub async fn with_code(
     )
     .await?;
     page.done()
+}
+
+/// A wrong, expired or spent code: counted against the address and audited.
+async fn wrong_code(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &ClientInfo,
+    page: &Page<'_>,
+    address: &str,
+) -> Result<Response, PageError> {
+    app.address_failures.record_failure(address, app.now());
+    login::record(
+        app,
+        tenant,
+        client,
+        "anonymous",
+        "password.reset",
+        None,
+        "failure",
+    )
+    .await?;
+    page.error(Step::Code, &Text::new("forgot.code_wrong"))
 }
 
 /// The page for a link that does not work.
@@ -455,6 +517,26 @@ fn link_invalid(app: &App, locale: Locale) -> Result<Response, PageError> {
     )
 }
 
+/// A link that does not work, at submission: audited.
+async fn bad_link(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &ClientInfo,
+    locale: Locale,
+) -> Result<Response, PageError> {
+    login::record(
+        app,
+        tenant,
+        client,
+        "anonymous",
+        "password.reset",
+        None,
+        "failure",
+    )
+    .await?;
+    link_invalid(app, locale)
+}
+
 /// `GET /t/{tenant}/reset-password?token=…`: the link from the email. Showing the form spends
 /// nothing, so a mail scanner that follows links does not use it up.
 pub async fn link_page(
@@ -467,7 +549,10 @@ pub async fn link_page(
     let form = OAuthForm::parse(query.unwrap_or_default().as_bytes())
         .map_err(|e| PageError::BadRequest(e.to_string()))?;
     let token = form.get("token").unwrap_or_default().to_string();
-    if !codes::peek_link(&app, tenant.id(), Purpose::PasswordReset, &token).await? {
+    if codes::peek_link(&app, tenant.id(), Purpose::PasswordReset, &token)
+        .await?
+        .is_none()
+    {
         return link_invalid(&app, locale);
     }
     first_view(&app, &tenant, &headers, locale, form, Step::Link)
@@ -483,24 +568,34 @@ pub async fn with_link(
 ) -> Result<Response, PageError> {
     let page = Page::posted(&app, &tenant, &headers, &body)?;
     let new = page.form.get("new_password").unwrap_or_default();
-    if let Some(problem) = password::problem(new, page.form.get("confirm_password")) {
-        return page.error(Step::Link, &problem);
-    }
     let token = page.field("token");
-    let Some(redeemed) =
-        codes::redeem_link(&app, tenant.id(), Purpose::PasswordReset, token).await?
-    else {
-        login::record(
-            &app,
-            &tenant,
-            &client,
-            "anonymous",
-            "password.reset",
-            None,
-            "failure",
-        )
-        .await?;
-        return link_invalid(&app, page.locale);
+    // A link names its account, so every rule is checked before anything is spent.
+    let owner = match codes::peek_link(&app, tenant.id(), Purpose::PasswordReset, token).await? {
+        Some(user_id) => {
+            let t = tenant.id().clone();
+            app.store.run(move |c| users::find(c, &t, &user_id)).await?
+        }
+        None => None,
+    };
+    let Some(owner) = owner else {
+        return bad_link(&app, &tenant, &client, page.locale).await;
+    };
+    let mut broken = page.broken(new, Some(&owner));
+    if broken.is_empty() && password::reused(&app, &tenant, &owner.id, new).await? {
+        broken.push(Rule::NotRecent {
+            count: PasswordPolicy::of(&tenant.tenant).history,
+        });
+    }
+    if !broken.is_empty() {
+        return page.refuse(Step::Link, &broken);
+    }
+    let verified = codes::verify_link(&app, tenant.id(), Purpose::PasswordReset, token).await?;
+    let redeemed = match verified {
+        Some(v) => codes::spend(&app, tenant.id(), v).await?,
+        None => None,
+    };
+    let Some(redeemed) = redeemed else {
+        return bad_link(&app, &tenant, &client, page.locale).await;
     };
     let proven = match redeemed.destination.starts_with("p:") {
         true => Channel::Sms,

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod meta;
 pub mod migrate;
 pub mod outbox;
+pub mod password_history;
 pub mod refresh;
 pub mod roles;
 pub mod schema;

@@ -292,5 +292,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_history (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        hash -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
 diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

@@ -37,9 +37,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("outbox.html", include_str!("../../templates/outbox.html")),
     ("forgot.html", include_str!("../../templates/forgot.html")),
+    (
+        "password_fields.html",
+        include_str!("../../templates/password_fields.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/static/sesame.css");
+/// Ticks the password rules as they are met. Pages work without it: the server checks anyway.
+pub const PASSWORD_SCRIPT: &str = include_str!("../../templates/static/password.js");
 
 /// The page templates and the text catalogs they draw on.
 pub struct Templates {
@@ -119,7 +125,7 @@ pub fn page(status: StatusCode, html: Html<String>, form_action: Option<&str>) -
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(target) = form_action.and_then(csp_source)
         && let Ok(value) = HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'self'; img-src 'self' data: https:; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
              form-action 'self' {target}; frame-ancestors 'none'; base-uri 'none'"
         ))
     {
@@ -168,6 +174,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
         Ok(ClientInfo { ip, user_agent })
     }
+}
+
+/// `GET /static/password.js`
+pub async fn password_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PASSWORD_SCRIPT,
+    )
+        .into_response()
 }
 
 /// `GET /static/sesame.css`

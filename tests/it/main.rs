@@ -15,6 +15,7 @@ mod notify;
 mod oidc_cases;
 mod oidc_flow;
 mod outage;
+mod policy;
 mod reset;
 mod sessions;
 mod smtp_sink;

@@ -498,7 +498,29 @@ both_backends!(first_sign_in_changes_the_password_before_any_code, |db| {
             &format!("flow={flow}&csrf={csrf}&new_password=short&confirm_password=short"),
         )
         .await;
-    assert!(r.text().await.unwrap().contains("at least 8"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("least 8"), "{html}");
+    assert!(
+        html.contains("data-rule=\"length\" data-value=\"8\" class=\"broken\""),
+        "marked: {html}"
+    );
+    // The tenant's policy: no common password, and not the temporary one again (history).
+    for (password, why) in [
+        ("password123", "commonly used"),
+        ("temporary password 1", "last 3 passwords"),
+    ] {
+        let r = b
+            .post_form(
+                "/t/acme/login/password",
+                &format!(
+                    "flow={flow}&csrf={csrf}&new_password={p}&confirm_password={p}",
+                    p = crate::browser::enc(password)
+                ),
+            )
+            .await;
+        let html = r.text().await.unwrap();
+        assert!(html.contains(why), "{password}: {html}");
+    }
     let r = b
         .post_form(
             "/t/acme/login/password",

@@ -1,6 +1,7 @@
--- One-time verification codes (sign-in by code, later password reset and binding an email or a
--- mobile number), the development outbox of messages, and when an account last failed a password,
--- so a run of failures is forgotten after a while like an unknown account's is.
+-- The sign-in page: one-time verification codes (sign-in by code, password reset, later binding
+-- an email or a mobile number), the development outbox of messages, previous password hashes for
+-- the password policy's history, and when an account last failed a password, so a run of
+-- failures is forgotten after a while like an unknown account's is.
 ALTER TABLE users ADD COLUMN last_failed_at BIGINT;
 
 -- A code sent to a destination (an email address or an E.164 number). Only a keyed digest of the
@@ -36,3 +37,15 @@ CREATE TABLE outbox (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX outbox_recent ON outbox (tenant_id, created_at);
+
+-- Hashes of a user's previous passwords (argon2, like the current one), newest kept only as many
+-- as the tenant's password policy compares a new password with.
+CREATE TABLE password_history (
+    id TEXT PRIMARY KEY NOT NULL,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX password_history_user ON password_history (tenant_id, user_id, created_at);

@@ -1,3 +1,4 @@
+DROP TABLE password_history;
 DROP TABLE outbox;
 DROP TABLE verification_codes;
 ALTER TABLE users DROP COLUMN last_failed_at;

@@ -1,29 +1,129 @@
 //! Setting a new password: the rules a new one must meet, and what a reset does beyond storing
 //! it (every session and refresh token of the user ends, a notice goes out).
 
+pub mod change;
+pub mod policy;
+
 use crate::app::App;
+use crate::clock::UnixTime;
 use crate::crypto::secret::SecretString;
 use crate::i18n::{Locale, Text};
 use crate::notify::{self, Channel, Message};
-use crate::store::{refresh, sessions, users};
+use crate::store::{password_history, refresh, sessions, users};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
 use crate::web::error::PageError;
 
-/// Shortest new password until per-tenant policies arrive.
-pub const MIN_LENGTH: usize = 8;
-/// Longest password accepted; argon2 of a megabyte is a cheap denial of service.
-pub const MAX_LENGTH: usize = 1024;
+pub use policy::{MAX_LENGTH, PasswordPolicy, Rule};
 
-/// What is wrong with `new` (typed twice, the second time as `confirm`), if anything.
-pub fn problem(new: &str, confirm: Option<&str>) -> Option<Text> {
-    if new.chars().count() < MIN_LENGTH || new.len() > MAX_LENGTH {
-        Some(Text::new("password.too_short").with("min", MIN_LENGTH.to_string()))
-    } else if confirm != Some(new) {
-        Some(Text::new("password.mismatch"))
+/// Why a signed-in user must choose a new password before going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// An administrator set a temporary one.
+    FirstLogin,
+    /// Older than the tenant's `password_max_age_days`.
+    Expired,
+}
+
+impl Why {
+    pub fn intro(self) -> Text {
+        match self {
+            Why::FirstLogin => Text::new("password.intro"),
+            Why::Expired => Text::new("password.intro_expired"),
+        }
+    }
+}
+
+/// Whether `user` must set a new password now, and why.
+pub fn must_change(tenant: &TenantCtx, user: &users::User, now: UnixTime) -> Option<Why> {
+    if user.must_change_password {
+        Some(Why::FirstLogin)
+    } else if user.has_password
+        && PasswordPolicy::of(&tenant.tenant).expired(user.password_changed_at, now)
+    {
+        Some(Why::Expired)
     } else {
         None
     }
+}
+
+/// Whether `new` is one of the user's last passwords (as many as the policy remembers, the
+/// current one included). Costs one argon2 verification per remembered password, so callers
+/// ask only once the person has proven who they are.
+pub async fn reused(
+    app: &App,
+    tenant: &TenantCtx,
+    user_id: &str,
+    new: &str,
+) -> Result<bool, PageError> {
+    let n = PasswordPolicy::of(&tenant.tenant).history;
+    let (t, uid) = (tenant.id().clone(), user_id.to_string());
+    let hashes = app
+        .store
+        .run(move |c| password_history::recent(c, &t, &uid, n))
+        .await?;
+    for hash in hashes {
+        let same = app
+            .hasher
+            .verify(hash, SecretString::new(new.to_string()))
+            .await
+            .map_err(|e| PageError::Internal(e.to_string()))?;
+        if same {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Hashes `new` and stores it as the user's password, remembering the one it replaces as the
+/// policy's history needs.
+pub async fn store(
+    app: &App,
+    tenant: &TenantCtx,
+    user_id: &str,
+    new: &str,
+) -> Result<(), PageError> {
+    let hash = app
+        .hasher
+        .hash(SecretString::new(new.to_string()))
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let keep = PasswordPolicy::of(&tenant.tenant).history.saturating_sub(1);
+    let (t, uid, now) = (tenant.id().clone(), user_id.to_string(), app.now());
+    app.store
+        .run(move |c| password_history::replace(c, &t, &uid, &hash, keep, now))
+        .await?;
+    Ok(())
+}
+
+/// The rules as a page lists them: each one's id, text and value, and whether `broken` names it
+/// (after a refused submission), for the live checks of `/static/password.js`.
+pub fn rules_for_page(
+    app: &App,
+    tenant: &TenantCtx,
+    locale: Locale,
+    broken: &[Rule],
+) -> Vec<minijinja::Value> {
+    PasswordPolicy::of(&tenant.tenant)
+        .rules()
+        .into_iter()
+        .map(|rule| {
+            let (id, value) = match rule {
+                Rule::Length { min } => ("length", min),
+                Rule::Classes { min } => ("classes", min),
+                Rule::NotAccount => ("not_account", 0),
+                Rule::NotCommon => ("not_common", 0),
+                Rule::NotRecent { count } => ("not_recent", count),
+                Rule::Match => ("match", 0),
+            };
+            minijinja::context! {
+                id => id,
+                value => value,
+                text => app.templates.text(&rule.text(), locale),
+                broken => broken.contains(&rule),
+            }
+        })
+        .collect()
 }
 
 /// A forgotten password replaced by its owner, who proved it through `proven` (the channel the
@@ -39,17 +139,12 @@ pub async fn reset(
     new: &str,
     locale: Locale,
 ) -> Result<(), PageError> {
-    let hash = app
-        .hasher
-        .hash(SecretString::new(new.to_string()))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))?;
+    store(app, tenant, user_id, new).await?;
     let (t, uid, now) = (tenant.id().clone(), user_id.to_string(), app.now());
     let (user, live) = app
         .store
         .run(move |c| {
             crate::store::tx::write(c, |c| {
-                users::set_password(c, &t, &uid, &hash, false, now)?;
                 users::clear_failed_passwords(c, &t, &uid)?;
                 users::end_lock(c, &t, &uid)?;
                 users::mark_verified(c, &t, &uid, proven, now)?;
@@ -139,24 +234,5 @@ async fn notify_changed(app: &App, tenant: &TenantCtx, user: &users::User, page:
         if let Err(e) = app.notifier.dispatch(message).await {
             tracing::warn!(tenant = %tenant.id(), error = %e, "the password-change notice was not sent");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_new_password_is_long_enough_and_typed_twice() {
-        assert!(problem("short", Some("short")).is_some());
-        assert!(problem("long enough", Some("long enougH")).is_some());
-        assert!(problem("long enough", None).is_some());
-        assert!(problem(&"x".repeat(MAX_LENGTH + 1), None).is_some());
-        assert_eq!(problem("long enough", Some("long enough")), None);
-        assert_eq!(
-            problem("密码密码密码密码", Some("密码密码密码密码")),
-            None,
-            "characters, not bytes"
-        );
     }
 }
