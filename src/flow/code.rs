@@ -104,6 +104,7 @@ impl<'a> Page<'a> {
                 account: self.account(),
                 region: self.region(),
                 agreed: self.agreed(),
+                remember: self.form.get("remember") == Some("yes"),
                 code_mode: true,
             },
         )
@@ -315,6 +316,7 @@ pub async fn submit(
         auth_time: now,
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),
+        remember: page.form.get("remember") == Some("yes"),
     };
     if super::password::must_change(&tenant, &user, now).is_some() {
         return super::password::change::ask(

@@ -76,6 +76,8 @@ pub(super) struct Shown<'a> {
     pub account: &'a str,
     pub region: Option<&'a str>,
     pub agreed: bool,
+    /// "Remember me" was ticked.
+    pub remember: bool,
     /// The verification-code method instead of the password.
     pub code_mode: bool,
 }
@@ -164,6 +166,7 @@ pub async fn submit(
                 account,
                 region,
                 agreed,
+                remember: form.get("remember") == Some("yes"),
                 ..Shown::default()
             },
         )
@@ -348,6 +351,7 @@ pub async fn submit(
         auth_time: now,
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),
+        remember: form.get("remember") == Some("yes"),
     };
     if super::password::must_change(&tenant, &user, now).is_some() {
         return super::password::change::ask(
@@ -483,6 +487,8 @@ pub(super) fn render(
             region => region,
             regions => regions,
             agreed => shown.agreed,
+            remembered => shown.remember,
+            remember_days => super::session::remember_secs(tenant).map(|s| s / 86_400),
             forgot_url => format!("{}/forgot-password?flow={}", tenant_path(tenant), flow.id),
             terms_url => setting("terms_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/terms", tenant_path(tenant))),
             privacy_url => setting("privacy_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/privacy", tenant_path(tenant))),

@@ -171,7 +171,7 @@ pub async fn finish(
     let previous = session::current(app, tenant.id(), headers).await?;
     let renewed = match &previous {
         Some(p) if p.user_id == signed_in.user_id => {
-            session::renew(app, tenant.id(), p, &signed_in).await?
+            session::renew(app, tenant, p, &signed_in).await?
         }
         Some(p) => {
             crate::oidc::logout::end(app, tenant, p).await?;
@@ -181,7 +181,7 @@ pub async fn finish(
     };
     let (session, cookie) = match renewed {
         Some(renewed) => renewed,
-        None => session::establish(app, tenant.id(), signed_in).await?,
+        None => session::establish(app, tenant, signed_in).await?,
     };
     let (t, id, version, now) = (
         tenant.id().clone(),

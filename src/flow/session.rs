@@ -11,6 +11,7 @@ use crate::crypto::secret::{TokenHash, random_token};
 use crate::store::StoreError;
 use crate::store::sessions::{self, NewSession, Session};
 use crate::tenant::TenantId;
+use crate::tenant::resolve::TenantCtx;
 
 /// A completed sign-in, ready to become a session.
 #[derive(Debug, Clone)]
@@ -21,6 +22,23 @@ pub struct SignedIn {
     pub auth_time: UnixTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// "Remember me" was ticked: the session lasts the tenant's `remember_me_days` on this
+    /// browser (a persistent cookie), without an idle timeout.
+    pub remember: bool,
+}
+
+/// The idle and absolute lifetimes of a new session, and the cookie's `Max-Age`: a remembered
+/// session lasts `remember_secs` however idle, in a cookie that outlives the browser; any other
+/// lives by the configured timeouts in a cookie that ends with the browser.
+fn lifetimes(app: &App, remember_secs: Option<i64>) -> (i64, i64, Option<i64>) {
+    match remember_secs {
+        Some(secs) => (secs, secs, Some(secs)),
+        None => (
+            app.config.session.idle_timeout,
+            app.config.session.absolute_timeout,
+            None,
+        ),
+    }
 }
 
 pub fn jar(app: &App) -> CookieJar {
@@ -66,15 +84,16 @@ pub async fn current(
 /// previous session first). Returns the session and its `Set-Cookie`.
 pub async fn establish(
     app: &App,
-    tenant: &TenantId,
+    tenant: &TenantCtx,
     signed_in: SignedIn,
 ) -> Result<(Session, HeaderValue), StoreError> {
     let value = cookies::new_value();
     let hash = TokenHash::of(&value);
     let sid = random_token(16);
     let now = app.now();
-    let idle = app.config.session.idle_timeout;
-    let absolute = app.config.session.absolute_timeout;
+    let remember = remember_secs(tenant).filter(|_| signed_in.remember);
+    let (idle, absolute, max_age) = lifetimes(app, remember);
+    let tenant = tenant.id();
     let t = tenant.clone();
     let session = {
         let stored_sid = sid.clone();
@@ -91,7 +110,7 @@ pub async fn establish(
                         auth_time: s.auth_time,
                         amr: &s.amr,
                         acr: s.acr.as_deref(),
-                        remember: false,
+                        remember: remember.is_some(),
                         user_agent: s.user_agent.as_deref(),
                         ip: s.ip.as_deref(),
                         idle_expires_at: now.plus(idle),
@@ -107,7 +126,7 @@ pub async fn establish(
             auth_time: signed_in.auth_time,
             amr: signed_in.amr,
             acr: signed_in.acr,
-            remember: false,
+            remember: remember.is_some(),
             user_agent: signed_in.user_agent,
             ip: signed_in.ip,
             created_at: now,
@@ -116,7 +135,7 @@ pub async fn establish(
             absolute_expires_at: now.plus(absolute),
         }
     };
-    let cookie = jar(app).set(&jar(app).session_name(tenant), &value, None);
+    let cookie = jar(app).set(&jar(app).session_name(tenant), &value, max_age);
     Ok((session, cookie))
 }
 
@@ -124,15 +143,16 @@ pub async fn establish(
 /// so the apps signed in through it stay signed in. `None` if it ended meanwhile.
 pub async fn renew(
     app: &App,
-    tenant: &TenantId,
+    tenant: &TenantCtx,
     previous: &Session,
     signed_in: &SignedIn,
 ) -> Result<Option<(Session, HeaderValue)>, StoreError> {
     let value = cookies::new_value();
     let hash = TokenHash::of(&value);
     let now = app.now();
-    let idle = app.config.session.idle_timeout;
-    let absolute = app.config.session.absolute_timeout;
+    let remember = remember_secs(tenant).filter(|_| signed_in.remember);
+    let (idle, absolute, max_age) = lifetimes(app, remember);
+    let tenant = tenant.id();
     let (t, sid, amr, auth_time) = (
         tenant.clone(),
         previous.sid.clone(),
@@ -149,6 +169,7 @@ pub async fn renew(
                 &hash,
                 auth_time,
                 &amr,
+                remember.is_some(),
                 now.plus(idle),
                 now.plus(absolute),
                 now,
@@ -161,14 +182,30 @@ pub async fn renew(
     let session = Session {
         auth_time: signed_in.auth_time,
         amr: signed_in.amr.clone(),
+        remember: remember.is_some(),
         last_seen_at: now,
         idle_expires_at: now.plus(idle.min(absolute)),
         absolute_expires_at: now.plus(absolute),
         ..previous.clone()
     };
-    let cookie = jar(app).set(&jar(app).session_name(tenant), &value, None);
+    let cookie = jar(app).set(&jar(app).session_name(tenant), &value, max_age);
     Ok(Some((session, cookie)))
 }
+
+/// How long "Remember me" keeps a session (tenant setting `remember_me_days`, 0 to 365, default
+/// 30); `None` when the tenant does not offer it.
+pub fn remember_secs(tenant: &TenantCtx) -> Option<i64> {
+    let days = tenant
+        .tenant
+        .settings
+        .get("remember_me_days")
+        .and_then(serde_json::Value::as_i64)
+        .filter(|d| (0..=365).contains(d))
+        .unwrap_or(DEFAULT_REMEMBER_DAYS);
+    (days > 0).then_some(days * 86_400)
+}
+
+pub const DEFAULT_REMEMBER_DAYS: i64 = 30;
 
 /// Ends the request's session, if any; returns it and the `Set-Cookie` that clears the cookie.
 pub async fn end(

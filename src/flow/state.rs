@@ -65,6 +65,9 @@ pub struct Progress {
     /// RFC 8176 method references of the steps done (`pwd`, `otp`, `mfa` ...).
     pub amr: Vec<String>,
     pub auth_time: Option<UnixTime>,
+    /// "Remember me" was ticked on the sign-in form.
+    #[serde(default)]
+    pub remember: bool,
 }
 
 /// A flow read from the store, its JSON columns parsed.

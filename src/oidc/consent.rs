@@ -60,6 +60,7 @@ pub async fn ask(
         awaiting: Some(Awaiting::Consent),
         amr: session.amr.clone(),
         auth_time: Some(session.auth_time),
+        remember: session.remember,
     };
     let flow_id = authorize::store_flow(app, tenant, req, needs, Some(&progress)).await?;
     let (browser, set_cookie) = session::browser(app, headers);

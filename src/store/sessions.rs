@@ -115,6 +115,7 @@ pub fn renew(
     cookie_hash: &TokenHash,
     auth_time: UnixTime,
     amr: &[String],
+    remember: bool,
     idle_expires_at: UnixTime,
     absolute_expires_at: UnixTime,
     now: UnixTime,
@@ -129,6 +130,7 @@ pub fn renew(
         s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()),
         s::auth_time.eq(auth_time.0),
         s::amr.eq(serde_json::Value::from(amr.to_vec()).to_string()),
+        s::remember.eq(remember),
         s::last_seen_at.eq(now.0),
         s::idle_expires_at.eq(idle_expires_at.0.min(absolute_expires_at.0)),
         s::absolute_expires_at.eq(absolute_expires_at.0),
@@ -143,7 +145,8 @@ pub fn renew(
 pub const TOUCH_INTERVAL: i64 = 60;
 
 /// The live session behind a cookie. Its idle expiry slides to `now + idle` (never past the
-/// absolute expiry) when it was last moved more than [`TOUCH_INTERVAL`] ago.
+/// absolute expiry) when it was last moved more than [`TOUCH_INTERVAL`] ago; a remembered
+/// session has no idle timeout (its idle expiry is its absolute one).
 pub fn touch(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -166,7 +169,10 @@ pub fn touch(
     if now.0 - row.last_seen_at < TOUCH_INTERVAL {
         return Ok(Some(Session::from(row)));
     }
-    let idle_expires_at = now.plus(idle).0.min(row.absolute_expires_at);
+    let idle_expires_at = match row.remember {
+        true => row.absolute_expires_at,
+        false => now.plus(idle).0.min(row.absolute_expires_at),
+    };
     // The same filters again: a revocation between the two statements wins.
     let moved = diesel::update(live())
         .set((

@@ -16,6 +16,7 @@ mod oidc_cases;
 mod oidc_flow;
 mod outage;
 mod policy;
+mod remember;
 mod reset;
 mod sessions;
 mod smtp_sink;

@@ -35,6 +35,7 @@ pub async fn ask(
         awaiting: Some(state::Awaiting::PasswordChange),
         amr: signed_in.amr,
         auth_time: Some(signed_in.auth_time),
+        remember: signed_in.remember,
     };
     let state = serde_json::to_value(&progress).unwrap_or_default();
     let (t, id, version, now, uid) = (
@@ -164,6 +165,7 @@ pub async fn submit(
         auth_time,
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),
+        remember: flow.progress.remember,
     };
     crate::flow::finish(&app, &tenant, &headers, &client, flow, signed_in).await
 }
