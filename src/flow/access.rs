@@ -58,6 +58,7 @@ mod tests {
             },
             department_path: path.iter().map(|s| s.to_string()).collect(),
             roles: roles.iter().map(|r| (r.to_string(), None)).collect(),
+            agreed_versions: Vec::new(),
         }
     }
 

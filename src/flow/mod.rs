@@ -6,6 +6,7 @@
 //! see sign-in methods, and methods never see protocols.
 
 pub mod access;
+pub mod agreement;
 pub mod captcha;
 pub mod code;
 pub mod cookies;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<App> {
             axum::routing::post(password::change::submit),
         )
         .route("/login/code", axum::routing::post(code::submit))
+        .route("/agreement", axum::routing::post(agreement::submit))
         .route("/login/code/send", axum::routing::post(code::send))
         .route("/forgot-password", get(reset::ask).post(reset::send))
         .route(
@@ -201,6 +203,12 @@ pub async fn finish(
         })
         .await?;
     let mut response = if completed {
+        // Every sign-in form requires the agreement's box: the acceptance of the current version
+        // is recorded once per version.
+        let subject = app.subject(tenant.id(), &session.user_id).await?;
+        if subject.is_some_and(|s| !agreement::accepted(tenant, &s)) {
+            agreement::record(app, tenant, &session.user_id, client).await?;
+        }
         login::record(
             app,
             tenant,
@@ -236,9 +244,16 @@ async fn legal(
         .iter()
         .find(|(k, _)| k == "document")
         .map(|(_, v)| v.as_str());
+    let version = agreement::current_version(&tenant);
     let (title, key) = match document {
-        Some("terms") => (Text::new("legal.terms"), "terms_text"),
-        Some("privacy") => (Text::new("legal.privacy"), "privacy_text"),
+        Some("terms") => (
+            Text::new("legal.terms_title").with("version", version),
+            "terms_text",
+        ),
+        Some("privacy") => (
+            Text::new("legal.privacy_title").with("version", version),
+            "privacy_text",
+        ),
         _ => return Err(PageError::NotFound),
     };
     // The tenant's own document, as written; the page around it follows the reader's language.

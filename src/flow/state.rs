@@ -54,6 +54,8 @@ pub struct Requirements {
 pub enum Awaiting {
     PasswordChange,
     Consent,
+    /// A new version of the tenant's agreement, for a user signed in already.
+    Agreement,
 }
 
 /// What the flow has established so far.

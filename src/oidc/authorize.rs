@@ -17,7 +17,9 @@ use super::request::{self, AuthorizeError, AuthorizeRequest, ResponseType};
 use super::scope::Scope;
 use crate::app::App;
 use crate::crypto::secret::random_token;
-use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
+use crate::flow::state::{
+    Awaiting, LoginFlow, Progress, Protocol, Requirements, session_satisfies,
+};
 use crate::flow::{self, access, login, session};
 use crate::i18n::{Locale, Text};
 use crate::store::clients::Client;
@@ -297,6 +299,25 @@ pub async fn answer(
             Some((&back, &Text::new("login.return_to_app"))),
         );
     }
+    if !flow::agreement::accepted(tenant, &subject) {
+        if req.prompt.none {
+            return Ok(req.reply.error(
+                &app.templates,
+                "interaction_required",
+                "the user must accept the tenant's updated agreement",
+            ));
+        }
+        let progress = Progress {
+            user_id: Some(session.user_id.clone()),
+            awaiting: Some(Awaiting::Agreement),
+            amr: session.amr.clone(),
+            auth_time: Some(session.auth_time),
+            remember: session.remember,
+        };
+        let needs = requirements(req, client);
+        let flow_id = store_flow(app, tenant, req, needs.clone(), Some(&progress)).await?;
+        return flow::agreement::page(app, tenant, headers, &flow_id, &needs, None);
+    }
     if !client.first_party && !decided.consented {
         let wanted = Scope::parse(&req.scope).unwrap_or_default();
         let covered = consented_scope
@@ -365,6 +386,18 @@ pub async fn resume(
         Decided::default(),
     )
     .await
+}
+
+/// The answer to the app when the user declines a step of `flow` (a new agreement).
+pub fn decline(app: &App, flow: &LoginFlow) -> Result<Response, PageError> {
+    let Ok(req) = serde_json::from_value::<AuthorizeRequest>(flow.resume.clone()) else {
+        return flow::expired(app, crate::i18n::FALLBACK);
+    };
+    Ok(req.reply.error(
+        &app.templates,
+        "access_denied",
+        "the user declined the tenant's agreement",
+    ))
 }
 
 async fn record_denial(

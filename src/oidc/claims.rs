@@ -133,6 +133,7 @@ mod tests {
                 ("crm:rep".into(), Some("crm".into())),
                 ("mkt:viewer".into(), Some("marketing".into())),
             ],
+            agreed_versions: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! wait on the database. One module per aggregate, each a set of free functions over `&mut Conn`
 //! that take the tenant first, so no query can read across tenants.
 
+pub mod agreements;
 pub mod apps;
 pub mod audit;
 pub mod clients;

@@ -302,5 +302,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    agreement_acceptances (tenant_id, user_id, version) {
+        tenant_id -> Text,
+        user_id -> Text,
+        version -> Text,
+        accepted_at -> BigInt,
+        ip -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
 diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

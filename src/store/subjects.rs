@@ -20,6 +20,8 @@ pub struct Subject {
     pub department_path: Vec<String>,
     /// Every role the user holds, with the app it belongs to (`None`: tenant-wide).
     pub roles: Vec<(String, Option<String>)>,
+    /// The versions of the tenant's agreement the user accepted.
+    pub agreed_versions: Vec<String>,
 }
 
 impl Subject {
@@ -63,9 +65,11 @@ pub fn find(
         .select((r::id, r::app_id))
         .load(conn)?;
     roles.sort();
+    let agreed_versions = super::agreements::versions(conn, tenant, user_id)?;
     Ok(Some(Subject {
         user,
         department_path,
         roles,
+        agreed_versions,
     }))
 }

@@ -38,6 +38,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("outbox.html", include_str!("../../templates/outbox.html")),
     ("forgot.html", include_str!("../../templates/forgot.html")),
     (
+        "agreement.html",
+        include_str!("../../templates/agreement.html"),
+    ),
+    (
         "password_fields.html",
         include_str!("../../templates/password_fields.html"),
     ),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agreement;
 mod browser;
 mod cli;
 mod client_auth;

@@ -1,3 +1,4 @@
+DROP TABLE agreement_acceptances;
 DROP TABLE password_history;
 DROP TABLE outbox;
 DROP TABLE verification_codes;

@@ -49,3 +49,15 @@ CREATE TABLE password_history (
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX password_history_user ON password_history (tenant_id, user_id, created_at);
+
+-- Who accepted which version of the tenant's Service Agreement and Privacy Policy, when, and
+-- from where. A new version (setting `agreement_version`) is asked for again.
+CREATE TABLE agreement_acceptances (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    accepted_at BIGINT NOT NULL,
+    ip TEXT,
+    PRIMARY KEY (tenant_id, user_id, version),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
