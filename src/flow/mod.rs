@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod agreement;
+pub mod alerts;
 pub mod captcha;
 pub mod code;
 pub mod cookies;
@@ -209,6 +210,7 @@ pub async fn finish(
         if subject.is_some_and(|s| !agreement::accepted(tenant, &s)) {
             agreement::record(app, tenant, &session.user_id, client).await?;
         }
+        alerts::after_sign_in(app, tenant, headers, client, &session.user_id, locale).await?;
         login::record(
             app,
             tenant,

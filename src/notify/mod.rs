@@ -335,7 +335,13 @@ pub fn compose(
 }
 
 /// Every kind of message [`compose`] makes, for the completeness test.
-pub const KINDS: [&str; 4] = ["code", "reset_code", "reset_link", "password_changed"];
+pub const KINDS: [&str; 5] = [
+    "code",
+    "reset_code",
+    "reset_link",
+    "password_changed",
+    "login_alert",
+];
 
 #[cfg(test)]
 mod tests {
@@ -357,6 +363,8 @@ mod tests {
             ("link", "https://id.example/t/acme/reset-password?token=abc"),
             ("minutes", "5"),
             ("time", "2026-12-02 08:00 UTC"),
+            ("browser", "Chrome on Linux"),
+            ("ip", "203.0.113.7"),
         ];
         for locale in Locale::ALL {
             for kind in KINDS {

@@ -15,6 +15,7 @@ pub mod jtis;
 pub mod keys;
 pub mod meta;
 pub mod migrate;
+pub mod origins;
 pub mod outbox;
 pub mod password_history;
 pub mod refresh;

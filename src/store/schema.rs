@@ -312,5 +312,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sign_in_origins (tenant_id, user_id, kind, value_hash) {
+        tenant_id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        value_hash -> Binary,
+        first_seen_at -> BigInt,
+        last_seen_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
 diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

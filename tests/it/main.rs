@@ -4,6 +4,7 @@
 mod support;
 
 mod agreement;
+mod alerts;
 mod browser;
 mod cli;
 mod client_auth;

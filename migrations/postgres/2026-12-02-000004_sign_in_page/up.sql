@@ -61,3 +61,16 @@ CREATE TABLE agreement_acceptances (
     PRIMARY KEY (tenant_id, user_id, version),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
 );
+
+-- Where a user signed in from: browsers (a digest of the browser's cookie) and networks (a digest
+-- of the /24 or /48 prefix). A sign-in from one not seen before sends a login alert.
+CREATE TABLE sign_in_origins (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value_hash BYTEA NOT NULL,
+    first_seen_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, kind, value_hash),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);

@@ -181,6 +181,19 @@ pub async fn reset(
     Ok(())
 }
 
+/// A moment as messages show it: `2026-12-02 08:00 UTC`.
+pub fn format_time(at: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at.0)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Tells the user, on every channel they have, that their password changed, in their own
 /// language if they chose one, else the page's. Failures are
 /// logged by the notifier; the reset stands either way.
@@ -191,15 +204,7 @@ async fn notify_changed(app: &App, tenant: &TenantCtx, user: &users::User, page:
         .as_deref()
         .and_then(Locale::from_tag)
         .unwrap_or(page);
-    let time = time::OffsetDateTime::from_unix_timestamp(app.now().0)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_default();
+    let time = format_time(app.now());
     let destinations = [
         (
             Channel::Email,

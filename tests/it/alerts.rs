@@ -1,0 +1,118 @@
+//! Login alerts: a sign-in from a browser or network the user has not used before sends a
+//! notice; the first sign-in and the usual browser send none.
+
+use reqwest::StatusCode;
+use sesame::crypto::secret::TokenHash;
+use sesame::store::origins;
+use sesame::tenant::TenantId;
+
+use crate::browser::{Browser, PASSWORD, enc, hidden};
+use crate::codes::{outbox_browser, outbox_for};
+use crate::support::both_backends;
+
+const CRM: &str = "https://crm.acme.test/cb";
+
+/// Signs Alice in through `client` (a browser with its own cookies).
+async fn sign_in_with(b: &Browser, client: &reqwest::Client) {
+    let r = client
+        .get(
+            b.server
+                .url(&Browser::authorize_path("crm-web", CRM, "&prompt=login")),
+        )
+        .send()
+        .await
+        .unwrap();
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let page = client
+        .get(b.server.url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body = format!(
+        "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
+        hidden(&page, "flow"),
+        hidden(&page, "csrf"),
+        enc(PASSWORD)
+    );
+    let r = client
+        .post(b.server.url("/t/acme/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+fn alerts(b: &Browser) -> Vec<sesame::store::outbox::StoredMessage> {
+    outbox_for(b, "alice@acme.test")
+        .into_iter()
+        .filter(|m| m.subject.starts_with("New sign-in"))
+        .collect()
+}
+
+both_backends!(a_sign_in_from_a_new_browser_sends_an_alert, |db| {
+    let b = outbox_browser(db).await;
+    b.sign_in("crm-web", CRM, "alice").await;
+    assert!(
+        alerts(&b).is_empty(),
+        "the first sign-in ever alerts nobody"
+    );
+    b.sign_in("crm-web", CRM, "alice").await;
+    assert!(alerts(&b).is_empty(), "the usual browser");
+    let elsewhere = b.other_client();
+    sign_in_with(&b, &elsewhere).await;
+    let sent = alerts(&b);
+    assert_eq!(sent.len(), 1);
+    let body = &sent[0].body;
+    assert!(body.contains("Chrome on Windows"), "{body}");
+    assert!(body.contains("127.0.0.1"), "{body}");
+    assert!(
+        body.contains("http://127.0.0.1:8080/t/acme/account"),
+        "{body}"
+    );
+    sign_in_with(&b, &elsewhere).await;
+    assert_eq!(alerts(&b).len(), 1, "known by now");
+});
+
+both_backends!(a_new_network_counts_as_new, |db| {
+    let b = Browser::new(db).await;
+    let acme = TenantId::parse("acme").unwrap();
+    let user =
+        b.t.app
+            .store
+            .run_blocking(|c| {
+                sesame::store::users::find_by_login(
+                    c,
+                    &acme,
+                    &sesame::account::Login::parse("alice", None).unwrap(),
+                )
+            })
+            .unwrap()
+            .unwrap();
+    let now = b.t.app.now();
+    let browser = TokenHash::of("browser one");
+    let home = TokenHash::of("198.51.100.0/24");
+    let cafe = TokenHash::of("203.0.113.0/24");
+    let seen = |network: &TokenHash| {
+        b.t.app
+            .store
+            .run_blocking(|c| {
+                origins::sign_in(c, &acme, &user.id, Some(&browser), Some(network), now)
+            })
+            .unwrap()
+    };
+    let first = seen(&home);
+    assert!(!first.any_before && first.new_browser && first.new_network);
+    let again = seen(&home);
+    assert!(again.any_before && !again.new_browser && !again.new_network);
+    let travelling = seen(&cafe);
+    assert!(travelling.any_before && !travelling.new_browser && travelling.new_network);
+});
