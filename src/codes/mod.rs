@@ -110,6 +110,8 @@ impl CodeConfig {
 pub enum Purpose {
     SignIn,
     PasswordReset,
+    /// Proving a new email address or mobile number before it replaces the account's.
+    Bind,
 }
 
 impl Purpose {
@@ -117,6 +119,7 @@ impl Purpose {
         match self {
             Purpose::SignIn => "sign_in",
             Purpose::PasswordReset => "password_reset",
+            Purpose::Bind => "bind",
         }
     }
 }

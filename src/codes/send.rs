@@ -91,6 +91,7 @@ pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Iss
         (Purpose::PasswordReset, Some(base)) => ("reset_link", format!("{base}{id}.{secret}")),
         (Purpose::PasswordReset, None) => ("reset_code", String::new()),
         (Purpose::SignIn, _) => ("code", String::new()),
+        (Purpose::Bind, _) => ("bind_code", String::new()),
     };
     let (subject, body) = notify::compose(
         &app.templates.catalogs,

@@ -145,6 +145,7 @@ pub async fn submit(
         record(&app, &tenant, &session.user_id, &client).await?;
     }
     match flow.protocol {
+        Protocol::Account => Ok(crate::selfservice::home(&tenant)),
         Protocol::Oidc => match accept {
             true => crate::oidc::authorize::resume(&app, &tenant, &headers, &flow, &session).await,
             false => crate::oidc::authorize::decline(&app, &flow),

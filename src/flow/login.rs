@@ -401,7 +401,7 @@ fn login_key(login: &Login) -> String {
     }
 }
 
-pub(super) async fn record(
+pub(crate) async fn record(
     app: &App,
     tenant: &TenantCtx,
     client: &ClientInfo,
@@ -498,7 +498,7 @@ pub(super) fn render(
 }
 
 /// The country/region codes of the selector beside the account field, named in `locale`.
-pub(super) fn regions(app: &App, locale: Locale) -> Vec<minijinja::Value> {
+pub(crate) fn regions(app: &App, locale: Locale) -> Vec<minijinja::Value> {
     REGIONS
         .iter()
         .map(|(code, dial, _)| {

@@ -222,6 +222,7 @@ pub async fn finish(
         )
         .await?;
         match flow.protocol {
+            Protocol::Account => crate::selfservice::home(tenant),
             Protocol::Oidc => {
                 crate::oidc::authorize::resume(app, tenant, headers, &flow, &session).await?
             }

@@ -15,17 +15,24 @@ use crate::store::sessions::Session;
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Oidc,
+    /// Signing in to the user's own account page.
+    Account,
 }
 
 impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Oidc => "oidc",
+            Protocol::Account => "account",
         }
     }
 
     pub fn parse(s: &str) -> Option<Protocol> {
-        (s == "oidc").then_some(Protocol::Oidc)
+        match s {
+            "oidc" => Some(Protocol::Oidc),
+            "account" => Some(Protocol::Account),
+            _ => None,
+        }
     }
 }
 

@@ -335,12 +335,13 @@ pub fn compose(
 }
 
 /// Every kind of message [`compose`] makes, for the completeness test.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "code",
     "reset_code",
     "reset_link",
     "password_changed",
     "login_alert",
+    "bind_code",
 ];
 
 #[cfg(test)]
@@ -376,7 +377,9 @@ mod tests {
                         "plain text, not escaped: {subject} {body}"
                     );
                     match kind {
-                        "code" | "reset_code" => assert!(body.contains("123456"), "{body}"),
+                        "code" | "reset_code" | "bind_code" => {
+                            assert!(body.contains("123456"), "{body}")
+                        }
                         "reset_link" if channel == Channel::Email => {
                             assert!(body.contains("token=abc"), "{body}")
                         }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account;
 mod agreement;
 mod alerts;
 mod browser;

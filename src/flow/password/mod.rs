@@ -197,7 +197,7 @@ pub fn format_time(at: UnixTime) -> String {
 /// Tells the user, on every channel they have, that their password changed, in their own
 /// language if they chose one, else the page's. Failures are
 /// logged by the notifier; the reset stands either way.
-async fn notify_changed(app: &App, tenant: &TenantCtx, user: &users::User, page: Locale) {
+pub async fn notify_changed(app: &App, tenant: &TenantCtx, user: &users::User, page: Locale) {
     let locale = user
         .profile
         .locale

@@ -1,0 +1,175 @@
+//! The profile (display name, language) and the password, changed by their owner.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::{Me, View, audit, done, render};
+use crate::app::App;
+use crate::crypto::secret::SecretString;
+use crate::flow::password::{self, PasswordPolicy, Rule};
+use crate::i18n::{Locale, Text};
+use crate::oidc::form::OAuthForm;
+use crate::oidc::logout;
+use crate::store::{refresh, sessions, users};
+use crate::tenant::resolve::TenantCtx;
+use crate::web::ClientInfo;
+use crate::web::error::PageError;
+
+/// Longest display name accepted, in characters.
+const MAX_DISPLAY_NAME: usize = 100;
+
+/// `POST /t/{tenant}/account/profile`: display name and language.
+pub async fn update(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    client: ClientInfo,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    let name = form.get("display_name").unwrap_or_default().trim();
+    let count = name.chars().count();
+    if count == 0 || count > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+        let error = Text::new("account.bad_name").with("max", MAX_DISPLAY_NAME.to_string());
+        return render(
+            &app,
+            &tenant,
+            &me,
+            View {
+                error: Some(error),
+                ..View::default()
+            },
+        )
+        .await;
+    }
+    let locale = match form.get("locale").unwrap_or_default() {
+        "" => None,
+        tag => Some(
+            Locale::from_tag(tag)
+                .ok_or_else(|| PageError::BadRequest("Choose a language from the list.".into()))?
+                .tag()
+                .to_string(),
+        ),
+    };
+    let mut profile = me.user.profile.clone();
+    profile.display_name = name.to_string();
+    profile.locale = locale;
+    let (t, uid, now) = (tenant.id().clone(), me.user.id.clone(), app.now());
+    app.store
+        .run(move |c| users::update_profile(c, &t, &uid, &profile, now))
+        .await?;
+    app.forget_subject(tenant.id(), &me.user.id);
+    audit(&app, &tenant, &client, &me, "account.profile").await?;
+    Ok(done(&tenant, "profile"))
+}
+
+/// `POST /t/{tenant}/account/password`: the current password, then a new one under the
+/// tenant's policy. Every other session of the user ends and every refresh token is revoked;
+/// this one goes on.
+pub async fn change_password(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    client: ClientInfo,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    // The current password first, counted like a sign-in's, so a borrowed session cannot be
+    // used to guess it.
+    let current = form.get("current_password").unwrap_or_default();
+    if !verify_current(&app, &tenant, &me, current).await? {
+        let error = Text::new("account.wrong_password");
+        return render(
+            &app,
+            &tenant,
+            &me,
+            View {
+                error: Some(error),
+                ..View::default()
+            },
+        )
+        .await;
+    }
+    let new = form.get("new_password").unwrap_or_default();
+    let policy = PasswordPolicy::of(&tenant.tenant);
+    let mut broken = policy.check(new, form.get("confirm_password"), &me.user.profile);
+    if broken.is_empty() && password::reused(&app, &tenant, &me.user.id, new).await? {
+        broken.push(Rule::NotRecent {
+            count: policy.history,
+        });
+    }
+    if let Some(first) = broken.first() {
+        return render(
+            &app,
+            &tenant,
+            &me,
+            View {
+                error: Some(first.text()),
+                broken: &broken,
+                ..View::default()
+            },
+        )
+        .await;
+    }
+    password::store(&app, &tenant, &me.user.id, new).await?;
+    let (t, uid, now) = (tenant.id().clone(), me.user.id.clone(), app.now());
+    let others = app
+        .store
+        .run(move |c| sessions::list_for_user(c, &t, &uid, now))
+        .await?;
+    for session in others.iter().filter(|s| s.sid != me.session.sid) {
+        logout::end(&app, &tenant, session).await?;
+    }
+    let (t, uid) = (tenant.id().clone(), me.user.id.clone());
+    app.store
+        .run(move |c| refresh::revoke_for_user(c, &t, &uid, now))
+        .await?;
+    audit(&app, &tenant, &client, &me, "password.change").await?;
+    password::notify_changed(&app, &tenant, &me.user, me.locale).await;
+    Ok(done(&tenant, "password"))
+}
+
+/// Whether `given` is the user's password; a wrong one counts against the account as at
+/// sign-in (and can lock it).
+async fn verify_current(
+    app: &App,
+    tenant: &TenantCtx,
+    me: &Me,
+    given: &str,
+) -> Result<bool, PageError> {
+    let (t, uid) = (tenant.id().clone(), me.user.id.clone());
+    let stored = app
+        .store
+        .run(move |c| users::password_hash(c, &t, &uid))
+        .await?;
+    let right = match (
+        stored,
+        given.is_empty() || given.len() > password::MAX_LENGTH,
+    ) {
+        (Some(hash), false) => app
+            .hasher
+            .verify(hash, SecretString::new(given.to_string()))
+            .await
+            .map_err(|e| PageError::Internal(e.to_string()))?,
+        _ => false,
+    };
+    if !right {
+        let (t, uid, sign_in, now) = (
+            tenant.id().clone(),
+            me.user.id.clone(),
+            app.config.sign_in.clone(),
+            app.now(),
+        );
+        let threshold = i32::try_from(sign_in.lockout_threshold).unwrap_or(i32::MAX);
+        app.store
+            .run(move |c| {
+                users::record_failed_password(c, &t, &uid, threshold, sign_in.lockout_duration, now)
+            })
+            .await?;
+    }
+    Ok(right)
+}

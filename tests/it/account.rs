@@ -1,0 +1,416 @@
+//! The account page: signing in to it, the profile and language, the password, binding a new
+//! email address or mobile number by a code, and ending sessions.
+
+use reqwest::StatusCode;
+use sesame::account::{Email, Login};
+use sesame::store::{audit, users};
+use sesame::tenant::TenantId;
+
+use crate::browser::{Browser, CRM_SECRET, PASSWORD, basic, enc, hidden, unescape};
+use crate::codes::{code_in, outbox_browser, outbox_for, said};
+use crate::support::both_backends;
+
+const CRM: &str = "https://crm.acme.test/cb";
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+fn alice(b: &Browser) -> users::User {
+    let acme = acme();
+    b.t.app
+        .store
+        .run_blocking(|c| users::find_by_login(c, &acme, &Login::parse("alice", None).unwrap()))
+        .unwrap()
+        .unwrap()
+}
+
+async fn account(b: &Browser) -> String {
+    let r = b.get("/t/acme/account").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+/// Posts a form of the account page `page` to `path`.
+async fn post(b: &Browser, page: &str, path: &str, fields: &str) -> reqwest::Response {
+    b.post_form(
+        path,
+        &format!("csrf={}&{fields}", enc(&hidden(page, "csrf"))),
+    )
+    .await
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Alice signs in from a second browser; returns it.
+async fn sign_in_elsewhere(b: &Browser) -> reqwest::Client {
+    let other = b.other_client();
+    let r = other
+        .get(b.server.url(&Browser::authorize_path("crm-web", CRM, "")))
+        .send()
+        .await
+        .unwrap();
+    let login = location(&r);
+    let form = other
+        .get(b.server.url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = other
+        .post(b.server.url("/t/acme/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
+            hidden(&form, "flow"),
+            hidden(&form, "csrf"),
+            enc(PASSWORD)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    other
+}
+
+/// Whether `client` is signed in: the app gets a code without the sign-in page.
+async fn still_signed_in(b: &Browser, client: &reqwest::Client) -> bool {
+    let r = client
+        .get(b.server.url(&Browser::authorize_path("crm-web", CRM, "")))
+        .send()
+        .await
+        .unwrap();
+    location(&r).starts_with(CRM)
+}
+
+both_backends!(a_signed_out_visitor_signs_in_and_comes_back, |db| {
+    let b = Browser::new(db).await;
+    let r = b.get("/t/acme/account").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let login = location(&r);
+    assert!(login.starts_with("/t/acme/login?flow="), "{login}");
+    let page = b.get(&login).await.text().await.unwrap();
+    assert!(
+        page.contains("continue to <strong>your account</strong>"),
+        "{page}"
+    );
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/t/acme/account");
+    let page = account(&b).await;
+    assert!(
+        page.contains("Your account") && page.contains("alice@acme.test"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Alice &lt;b&gt;Liddell&lt;&#x2f;b&gt;"),
+        "escaped: {page}"
+    );
+});
+
+both_backends!(the_profile_and_language_are_the_user_s, |db| {
+    let b = Browser::new(db).await;
+    b.sign_in("crm-web", CRM, "alice").await;
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/profile",
+        "display_name=&locale=",
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("display name"));
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/profile",
+        "display_name=A&locale=xx",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/profile",
+        "display_name=Alice+%3Cscript%3Ex%3C%2Fscript%3E&locale=zh-TW",
+    )
+    .await;
+    assert_eq!(location(&r), "/t/acme/account?done=profile");
+    let page = b.get(&location(&r)).await.text().await.unwrap();
+    assert!(page.contains("我的帳號"), "her language now: {page}");
+    assert!(page.contains("個人資料已儲存"));
+    assert!(!page.contains("<script>x"), "escaped");
+    assert_eq!(alice(&b).profile.locale.as_deref(), Some("zh-TW"));
+});
+
+both_backends!(changing_the_password_ends_every_other_session, |db| {
+    let b = outbox_browser(db).await;
+    let signed = b.sign_in("crm-web", CRM, "alice").await;
+    let elsewhere = sign_in_elsewhere(&b).await;
+    let (_, tokens) = b.redeem(&signed["code"]).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/password",
+        "current_password=wrong&new_password=a+new+passphrase&confirm_password=a+new+passphrase",
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("incorrect"));
+    assert_eq!(alice(&b).failed_logins, 1, "counted like a sign-in");
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/password",
+        &format!(
+            "current_password={}&new_password=password1&confirm_password=password1",
+            enc(PASSWORD)
+        ),
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("commonly used"));
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/password",
+        &format!(
+            "current_password={}&new_password=a+new+passphrase&confirm_password=a+new+passphrase",
+            enc(PASSWORD)
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/t/acme/account?done=password");
+    let (status, _) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "refresh tokens revoked");
+    assert!(
+        !still_signed_in(&b, &elsewhere).await,
+        "the other browser is signed out"
+    );
+    assert!(
+        still_signed_in(&b, &b.server.client).await,
+        "this one is not"
+    );
+    assert_eq!(
+        account(&b).await.matches("class=\"current\"").count(),
+        1,
+        "still signed in here"
+    );
+    b.sign_in_with("crm-web", CRM, "alice", "a new passphrase")
+        .await;
+    assert!(
+        outbox_for(&b, "alice@acme.test")
+            .iter()
+            .any(|m| m.subject.contains("password was changed"))
+    );
+});
+
+both_backends!(a_new_email_or_number_is_bound_by_a_code_sent_to_it, |db| {
+    let b = outbox_browser(db).await;
+    b.sign_in("crm-web", CRM, "alice").await;
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=email&address=not-an-address",
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("valid email"));
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=email&address=Alice.New%40Acme.test",
+    )
+    .await;
+    let pending = r.text().await.unwrap();
+    assert!(said(&pending).contains("alice.new@acme.test"), "{pending}");
+    let code = code_in(&outbox_for(&b, "alice.new@acme.test")[0].body);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let confirm =
+        |code: &str| format!("kind=email&address=alice.new%40acme.test&region=CN&code={code}");
+    let r = post(
+        &b,
+        &pending,
+        "/t/acme/account/contact/confirm",
+        &confirm(wrong),
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    let r = post(
+        &b,
+        &pending,
+        "/t/acme/account/contact/confirm",
+        &confirm(&code),
+    )
+    .await;
+    assert_eq!(location(&r), "/t/acme/account?done=email");
+    let me = alice(&b);
+    assert_eq!(me.profile.email, Email::parse("alice.new@acme.test"));
+    assert!(me.email_verified);
+    // A mobile number, typed as people do.
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=phone&region=HK&address=5123+4567",
+    )
+    .await;
+    let pending = r.text().await.unwrap();
+    let code = code_in(&outbox_for(&b, "+85251234567")[0].body);
+    let r = post(
+        &b,
+        &pending,
+        "/t/acme/account/contact/confirm",
+        &format!("kind=phone&address=%2B85251234567&region=HK&code={code}"),
+    )
+    .await;
+    assert_eq!(location(&r), "/t/acme/account?done=phone");
+    assert_eq!(alice(&b).profile.phone.unwrap().as_str(), "+85251234567");
+    let acme = acme();
+    let events =
+        b.t.app
+            .store
+            .run_blocking(|c| audit::list(c, &acme, 1000))
+            .unwrap();
+    assert!(events.iter().any(|e| e.action == "account.email"));
+    assert!(events.iter().any(|e| e.action == "account.phone"));
+});
+
+both_backends!(an_address_of_another_account_is_refused_once_proven, |db| {
+    let b = outbox_browser(db).await;
+    let now = b.t.app.now();
+    let acme = acme();
+    b.t.app
+        .store
+        .run_blocking(|c| {
+            users::insert(
+                c,
+                &acme,
+                &users::NewUser {
+                    id: None,
+                    profile: users::UserProfile {
+                        email: Email::parse("taken@acme.test"),
+                        display_name: "Taken".into(),
+                        ..Default::default()
+                    },
+                    status: users::UserStatus::Active,
+                    password_hash: None,
+                    must_change_password: false,
+                },
+                now,
+            )
+        })
+        .unwrap();
+    b.sign_in("crm-web", CRM, "alice").await;
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=email&address=taken%40acme.test",
+    )
+    .await;
+    let pending = r.text().await.unwrap();
+    assert!(
+        said(&pending).contains("on its way"),
+        "the same answer as for a free address"
+    );
+    let code = code_in(&outbox_for(&b, "taken@acme.test")[0].body);
+    let r = post(
+        &b,
+        &pending,
+        "/t/acme/account/contact/confirm",
+        &format!("kind=email&address=taken%40acme.test&region=CN&code={code}"),
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("belongs to another account"));
+    assert_eq!(alice(&b).profile.email, Email::parse("alice@acme.test"));
+});
+
+both_backends!(sessions_are_listed_and_ended, |db| {
+    let b = Browser::new(db).await;
+    b.sign_in("crm-web", CRM, "alice").await;
+    let other = sign_in_elsewhere(&b).await;
+    let page = account(&b).await;
+    assert_eq!(page.matches("name=\"sid\"").count(), 2, "{page}");
+    assert!(page.contains("this browser"));
+    // Forged: no CSRF token, or a session id that is not Alice's.
+    let sids: Vec<String> = page
+        .split("name=\"sid\" value=\"")
+        .skip(1)
+        .map(|s| unescape(s.split('"').next().unwrap()))
+        .collect();
+    let r = b
+        .post_form("/t/acme/account/sessions/end", &format!("sid={}", sids[0]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/sessions/end",
+        "sid=somebody-else",
+    )
+    .await;
+    assert_eq!(location(&r), "/t/acme/account?done=session");
+    assert_eq!(
+        account(&b).await.matches("name=\"sid\"").count(),
+        2,
+        "nothing ended"
+    );
+    // Everywhere else: the other browser must sign in again, this one goes on.
+    let r = post(&b, &page, "/t/acme/account/sessions/end", "others=yes").await;
+    assert_eq!(location(&r), "/t/acme/account?done=sessions");
+    let r = other
+        .get(b.server.url(&Browser::authorize_path("crm-web", CRM, "")))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&r).starts_with("/t/acme/login"),
+        "signed out there"
+    );
+    // Ending this browser's own session signs it out.
+    let page = account(&b).await;
+    let mine = hidden(&page, "sid");
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/sessions/end",
+        &format!("sid={mine}"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = b.get("/t/acme/account").await;
+    assert!(
+        location(&r).starts_with("/t/acme/login"),
+        "asked to sign in"
+    );
+});
+
+both_backends!(account_forms_need_a_session_and_its_token, |db| {
+    let b = Browser::new(db).await;
+    let r = b
+        .post_form("/t/acme/account/profile", "display_name=X")
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("no longer signed in"));
+    b.sign_in("crm-web", CRM, "alice").await;
+    let r = b
+        .post_form("/t/acme/account/profile", "csrf=forged&display_name=X")
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = b
+        .post_form(
+            "/t/acme/account/profile",
+            &format!("csrf=x&display_name={}", "a".repeat(100_000)),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+});
