@@ -77,6 +77,8 @@ pub struct Inner {
     pub address_failures: FailureLimiter,
     /// Captcha images drawn per address (see `flow::captcha::MAX_PER_ADDRESS`).
     pub captchas_drawn: FailureLimiter,
+    /// Free-trial applications per address (see `trial`).
+    pub trial_applications: FailureLimiter,
 }
 
 impl std::ops::Deref for App {
@@ -150,6 +152,7 @@ impl App {
                 crate::flow::captcha::MAX_PER_ADDRESS,
                 limits_window,
             ),
+            trial_applications: crate::trial::limiter(),
             sign_in_failures,
             address_failures,
         })))

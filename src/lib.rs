@@ -24,4 +24,5 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;
+pub mod trial;
 pub mod web;

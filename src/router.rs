@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::app::App;
 use crate::tenant::resolve;
 use crate::web::error::PageError;
-use crate::{flow, notify, oidc, ops, selfservice, telemetry, web};
+use crate::{flow, notify, oidc, ops, selfservice, telemetry, trial, web};
 
 /// The extractors of the `from_fn` middleware wrapped around the router (named, since nothing
 /// around a plain service infers them).
@@ -30,6 +30,7 @@ fn tenant_routes() -> Router<App> {
         .merge(flow::routes())
         .merge(notify::page::routes())
         .merge(selfservice::routes())
+        .merge(trial::routes())
 }
 
 pub fn build(app: App) -> Router {

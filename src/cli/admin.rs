@@ -214,7 +214,11 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 println!("{}\n", m.body);
             }
         }
-        Command::Serve(_) | Command::Config(_) => bail!("not an administrative command"),
+        Command::Serve(_)
+        | Command::Config(_)
+        | Command::Tenant(TenantCommand::Applications | TenantCommand::Approve { .. }) => {
+            bail!("not an administrative command of this module")
+        }
     }
     Ok(())
 }

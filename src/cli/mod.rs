@@ -3,6 +3,7 @@
 
 mod admin;
 mod serve;
+mod trial;
 
 use std::path::PathBuf;
 
@@ -99,6 +100,20 @@ pub enum TenantCommand {
     },
     /// List tenants with their issuers.
     List,
+    /// List pending free-trial applications.
+    Applications,
+    /// Approve a free-trial application: create its tenant (in trial), its keys and the
+    /// contact's account, and email the contact a link to set a password.
+    Approve {
+        /// The application's id (see `sesame tenant applications`).
+        id: String,
+        /// The new tenant's id; made from the company's name when left out.
+        #[arg(long)]
+        tenant_id: Option<String>,
+        /// Days the trial lasts.
+        #[arg(long, default_value_t = crate::trial::DEFAULT_DAYS)]
+        days: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +263,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", toml::to_string_pretty(&shown)?);
             Ok(())
         }
+        Command::Tenant(
+            command @ (TenantCommand::Applications | TenantCommand::Approve { .. }),
+        ) => trial::run(command, config, clock).await,
         other => admin::run(other, config, clock).await,
     }
 }

@@ -14,7 +14,7 @@ mod redeem;
 mod send;
 
 pub use redeem::{Redeemed, Verified, peek_link, redeem, spend, verify, verify_link};
-pub use send::issue;
+pub use send::{issue, link};
 
 use serde::{Deserialize, Serialize};
 

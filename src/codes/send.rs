@@ -143,3 +143,40 @@ pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Iss
         }
     }
 }
+
+/// A link for `user` to set a password, outside the cooldowns and caps (an administrator's
+/// action, not a request from the page): `{base}{id}.{secret}`, valid for `lifetime` seconds.
+pub async fn link(
+    app: &App,
+    tenant: &TenantId,
+    user_id: &str,
+    to: &super::Destination,
+    base: &str,
+    lifetime: i64,
+) -> Result<String, StoreError> {
+    let now = app.now();
+    let (id, secret) = (new_id(), random_token(32));
+    let purpose = Purpose::PasswordReset;
+    let hash = digest(app, tenant, purpose, &to.key(), &secret);
+    let (t, key, uid, row) = (tenant.clone(), to.key(), user_id.to_string(), id.clone());
+    app.store
+        .run(move |c| {
+            store::replace(
+                c,
+                &t,
+                &NewCode {
+                    id: &row,
+                    purpose: purpose.as_str(),
+                    destination: &key,
+                    user_id: Some(&uid),
+                    context: "",
+                    code_hash: &hash,
+                    ip: None,
+                    expires_at: now.plus(lifetime),
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(format!("{base}{id}.{secret}"))
+}

@@ -489,6 +489,7 @@ pub(super) fn render(
             agreed => shown.agreed,
             remembered => shown.remember,
             remember_days => super::session::remember_secs(tenant).map(|s| s / 86_400),
+            trial_url => crate::trial::offered(tenant).map(|_| format!("{}/trial", tenant_path(tenant))),
             forgot_url => format!("{}/forgot-password?flow={}", tenant_path(tenant), flow.id),
             terms_url => setting("terms_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/terms", tenant_path(tenant))),
             privacy_url => setting("privacy_url").filter(|u| u.starts_with("https://")).unwrap_or_else(|| format!("{}/legal/privacy", tenant_path(tenant))),

@@ -227,6 +227,18 @@ impl Notifier {
         }
     }
 
+    /// Delivers `message` and waits for the outcome, retries included: for commands, which end
+    /// when they return and so cannot leave a delivery in the background.
+    pub async fn send_now(
+        self: &std::sync::Arc<Self>,
+        message: Message,
+    ) -> Result<(), NotifyError> {
+        match self.transport(message.channel) {
+            Transport::Smtp(_) | Transport::Http(_) => self.deliver_with_retries(message).await,
+            Transport::Outbox | Transport::Disabled => self.dispatch(message).await,
+        }
+    }
+
     /// Delivers now, retrying temporary failures; the outcome of the last attempt.
     pub async fn deliver_with_retries(&self, message: Message) -> Result<(), NotifyError> {
         let mut attempt = 0;
@@ -335,13 +347,15 @@ pub fn compose(
 }
 
 /// Every kind of message [`compose`] makes, for the completeness test.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 8] = [
     "code",
     "reset_code",
     "reset_link",
     "password_changed",
     "login_alert",
     "bind_code",
+    "trial_received",
+    "trial_ready",
 ];
 
 #[cfg(test)]
@@ -366,6 +380,11 @@ mod tests {
             ("time", "2026-12-02 08:00 UTC"),
             ("browser", "Chrome on Linux"),
             ("ip", "203.0.113.7"),
+            ("company", "Acme <&>"),
+            ("name", "Acme <&>"),
+            ("until", "2026-12-31 00:00 UTC"),
+            ("days", "7"),
+            ("email", "a@acme.test"),
         ];
         for locale in Locale::ALL {
             for kind in KINDS {

@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod subjects;
 pub mod tenants;
 pub mod tokens;
+pub mod trials;
 pub mod tx;
 pub mod users;
 pub mod verification_codes;

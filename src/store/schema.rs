@@ -323,5 +323,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    trial_applications (id) {
+        id -> Text,
+        company -> Text,
+        contact_name -> Text,
+        phone -> Text,
+        email -> Text,
+        locale -> Text,
+        status -> Text,
+        tenant_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
 diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

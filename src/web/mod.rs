@@ -38,6 +38,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("outbox.html", include_str!("../../templates/outbox.html")),
     ("forgot.html", include_str!("../../templates/forgot.html")),
     ("account.html", include_str!("../../templates/account.html")),
+    ("trial.html", include_str!("../../templates/trial.html")),
     (
         "agreement.html",
         include_str!("../../templates/agreement.html"),

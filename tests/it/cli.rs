@@ -478,3 +478,16 @@ fn outbox_prints_the_kept_messages_newest_first() {
     );
     assert!(env.fails(&["outbox", "--tenant", "nope"]).contains("nope"));
 }
+
+#[test]
+fn free_trial_applications_are_listed_and_approved_by_id() {
+    let env = Env::new();
+    assert!(
+        env.ok(&["tenant", "applications"])
+            .contains("no pending applications")
+    );
+    let err = env.fails(&["tenant", "approve", "nope"]);
+    assert!(err.contains("no pending application 'nope'"), "{err}");
+    let err = env.fails(&["tenant", "approve", "nope", "--days", "0"]);
+    assert!(err.contains("--days"), "{err}");
+}

@@ -25,3 +25,4 @@ mod sessions;
 mod smtp_sink;
 mod store;
 mod token;
+mod trial;

@@ -1,3 +1,4 @@
+DROP TABLE trial_applications;
 DROP TABLE sign_in_origins;
 DROP TABLE agreement_acceptances;
 DROP TABLE password_history;

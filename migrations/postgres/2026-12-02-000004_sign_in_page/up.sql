@@ -74,3 +74,20 @@ CREATE TABLE sign_in_origins (
     PRIMARY KEY (tenant_id, user_id, kind, value_hash),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
 );
+
+-- Applications for a free trial, made on the platform's default tenant; a platform
+-- administrator approves one with `sesame tenant approve ID`, which creates its tenant.
+CREATE TABLE trial_applications (
+    id TEXT PRIMARY KEY NOT NULL,
+    company TEXT NOT NULL,
+    contact_name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    email TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved')),
+    tenant_id TEXT,
+    ip TEXT,
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT
+);
+CREATE INDEX trial_applications_created ON trial_applications (created_at);
