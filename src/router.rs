@@ -31,6 +31,7 @@ fn tenant_routes() -> Router<App> {
         .merge(notify::page::routes())
         .merge(selfservice::routes())
         .merge(trial::routes())
+        .merge(crate::admin::api::routes())
 }
 
 pub fn build(app: App) -> Router {

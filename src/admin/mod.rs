@@ -1,6 +1,7 @@
-//! Administration: the declarative import that the CLI and the demo use. The admin REST API and
-//! console build on the same rules.
+//! Administration: the declarative import that the CLI and the demo use, and the admin REST
+//! API (`api`), which the console will build on.
 
+pub mod api;
 pub mod import;
 
 /// Ids of departments, apps, roles and clients: 1-64 of `a-z 0-9 . _ : -`, starting with a

@@ -4,6 +4,7 @@
 mod support;
 
 mod account;
+mod admin_api;
 mod agreement;
 mod alerts;
 mod browser;
