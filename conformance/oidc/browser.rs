@@ -415,6 +415,10 @@ async fn a_code_from_the_smtp_server_signs_in_in_chromium() {
         .await
         .unwrap();
     assert!(notice.contains("alice@acme.test"), "{notice}");
+    if let Ok(dir) = std::env::var("SIGN_IN_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join("sign-in-code.png"), png).unwrap();
+    }
     let mail = sink.wait_for(1).await.remove(0);
     let body = mail.body();
     let code: String = body
@@ -596,4 +600,87 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_in_chromium() {
 
 fn mail_subject(mail: &smtp_sink::Received) -> String {
     mail.header("Subject").unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_number_with_its_region_signs_in_and_a_new_hire_sets_a_password_in_chromium() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = Database::sqlite();
+    let sesame = Sesame::start(&db, MASTER_KEY, Some(&tenant(REDIRECT))).await;
+    let (c, _profile) = chromium(&driver).await;
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id=crm-web&scope=openid&state=s&redirect_uri={}&prompt=login",
+        sesame.issuer("acme"),
+        enc(REDIRECT)
+    );
+    let agree = || async {
+        let agree = c.find(Locator::Css("input[name=agree]")).await.unwrap();
+        if !agree.is_selected().await.unwrap() {
+            agree.click().await.unwrap();
+        }
+    };
+    // A mobile number typed as people do, with its country/region chosen in the selector.
+    c.goto(&authorize).await.unwrap();
+    c.wait().for_element(Locator::Id("region")).await.unwrap();
+    c.find(Locator::Css("select#region option[value=HK]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("select#region option[value=CN]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(&c, "account", "138 0013-8000").await;
+    type_into(&c, "password", PASSWORD).await;
+    agree().await;
+    click(&c, "sign-in").await;
+    let url = landed_at(&c, REDIRECT).await;
+    assert!(url.query().unwrap_or("").contains("code="), "{url}");
+
+    // A new hire's temporary password leads to choosing their own first.
+    c.goto(&authorize).await.unwrap();
+    c.wait().for_element(Locator::Id("account")).await.unwrap();
+    type_into(&c, "account", "newbie").await;
+    type_into(&c, "password", "temporary password 1").await;
+    agree().await;
+    click(&c, "sign-in").await;
+    c.wait()
+        .for_element(Locator::Id("new_password"))
+        .await
+        .expect("the change-password step");
+    type_into(&c, "new_password", "temporary password 1").await;
+    type_into(&c, "confirm_password", "temporary password 1").await;
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let refused = c
+        .wait()
+        .for_element(Locator::Css("p.error"))
+        .await
+        .expect("the temporary password is refused")
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("last 3 passwords"), "{refused}");
+    type_into(&c, "new_password", "my very own passphrase").await;
+    type_into(&c, "confirm_password", "my very own passphrase").await;
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let url = landed_at(&c, REDIRECT).await;
+    assert!(url.query().unwrap_or("").contains("code="), "{url}");
+    c.close().await.unwrap();
 }

@@ -50,6 +50,13 @@ department = "sales"
 roles = ["crm:rep"]
 password = "{password}"
 
+[[tenants.users]]
+username = "newbie"
+display_name = "New Hire"
+department = "sales"
+password = "temporary password 1"
+must_change_password = true
+
 [[tenants.clients]]
 client_id = "crm-web"
 name = "CRM"
