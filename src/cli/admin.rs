@@ -6,7 +6,9 @@ use std::io::BufRead;
 use anyhow::{Context, anyhow, bail};
 use toml::Spanned;
 
-use super::{ClientCommand, Command, KeysCommand, TenantArg, TenantCommand, UserCommand};
+use super::{
+    ClientCommand, Command, KeysCommand, OutboxCommand, TenantArg, TenantCommand, UserCommand,
+};
 use crate::account::{Email, Login, Phone, Username};
 use crate::admin::import::{self, ClientEntry};
 use crate::app::CACHE_TTL_SECS;
@@ -193,7 +195,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 );
             }
         }
-        Command::Outbox { tenant, limit } => {
+        Command::Outbox(OutboxCommand::List { tenant, limit }) => {
             let tid = match tenant {
                 Some(t) => Some(tenant_of(&store, &TenantArg { tenant: t })?),
                 None => None,

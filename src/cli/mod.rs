@@ -55,20 +55,26 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
-    /// Show the newest messages the `outbox` email/SMS driver kept instead of sending
-    /// (development and the demo).
-    Outbox {
+    /// Messages the `outbox` email/SMS driver kept instead of sending (development, the demo).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Apply a declarative file of tenants, departments, apps, roles, users and clients.
+    Import {
+        /// The TOML file (see examples/demo.toml).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// The newest messages, newest first.
+    List {
         /// Only this tenant's messages.
         #[arg(long, short)]
         tenant: Option<String>,
         /// How many messages.
         #[arg(long, default_value_t = 20)]
         limit: i64,
-    },
-    /// Apply a declarative file of tenants, departments, apps, roles, users and clients.
-    Import {
-        /// The TOML file (see examples/demo.toml).
-        file: PathBuf,
     },
 }
 

@@ -435,7 +435,7 @@ fn user_add_names_a_missing_department() {
 #[test]
 fn outbox_prints_the_kept_messages_newest_first() {
     let env = Env::new();
-    assert!(env.ok(&["outbox"]).contains("the outbox is empty"));
+    assert!(env.ok(&["outbox", "list"]).contains("the outbox is empty"));
     let config = sesame::config::Config {
         data_dir: env.dir.path().to_path_buf(),
         ..Default::default()
@@ -467,7 +467,7 @@ fn outbox_prints_the_kept_messages_newest_first() {
             .unwrap();
     }
     drop(opened);
-    let out = env.ok(&["outbox", "--tenant", "default", "--limit", "1"]);
+    let out = env.ok(&["outbox", "list", "--tenant", "default", "--limit", "1"]);
     assert!(
         out.contains("alice@acme.test") && out.contains("Subject: Your code"),
         "{out}"
@@ -476,7 +476,7 @@ fn outbox_prints_the_kept_messages_newest_first() {
         out.contains("222222") && !out.contains("111111"),
         "newest only: {out}"
     );
-    assert!(env.fails(&["outbox", "--tenant", "nope"]).contains("nope"));
+    assert!(env.fails(&["outbox", "list", "--tenant", "nope"]).contains("nope"));
 }
 
 #[test]
