@@ -152,7 +152,8 @@ async fn apply(
     if offered(&tenant).is_none() {
         return Err(PageError::NotFound);
     }
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let browser = cookies::read(&headers, &session::jar(&app).browser_name())
         .filter(|b| app.csrf.verify(Some(b), CSRF_PURPOSE, form.get("csrf")))
         .ok_or(PageError::Refused(Text::new("login.form_expired")))?;

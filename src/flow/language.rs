@@ -56,7 +56,7 @@ pub async fn switch(
         return Err(PageError::NotFound);
     };
     let params = OAuthForm::parse(query.unwrap_or_default().as_bytes())
-        .map_err(|e| PageError::BadRequest(e.to_string()))?;
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let base = super::login::tenant_path(&tenant);
     let target = params
         .get("return")

@@ -91,7 +91,7 @@ pub async fn page(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let params = OAuthForm::parse(query.unwrap_or_default().as_bytes())
-        .map_err(|e| PageError::BadRequest(e.to_string()))?;
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let Some(flow) = load(&app, &tenant, params.get("flow")).await? else {
         return super::expired(&app, language::locale(&tenant, &headers, &[]));
     };

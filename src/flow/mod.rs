@@ -97,7 +97,8 @@ pub async fn flow_form(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<FlowForm, PageError> {
-    let form = OAuthForm::parse(body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let browser = cookies::read(headers, &session::jar(app).browser_name());
     let flow_id = form.get("flow").unwrap_or_default().to_string();
     let browser = browser

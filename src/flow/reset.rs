@@ -87,7 +87,8 @@ impl<'a> Page<'a> {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Page<'a>, PageError> {
-        let form = OAuthForm::parse(body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+        let form = OAuthForm::parse(body)
+            .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
         let browser = cookies::read(headers, &session::jar(app).browser_name())
             .filter(|b| app.csrf.verify(Some(b), CSRF_PURPOSE, form.get("csrf")))
             .ok_or(PageError::Refused(Text::new("login.form_expired")))?;
@@ -281,7 +282,7 @@ pub async fn ask(
         );
     }
     let form = OAuthForm::parse(query.unwrap_or_default().as_bytes())
-        .map_err(|e| PageError::BadRequest(e.to_string()))?;
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     first_view(&app, &tenant, &headers, locale, form, Step::Ask)
 }
 
@@ -547,7 +548,7 @@ pub async fn link_page(
 ) -> Result<Response, PageError> {
     let locale = language::locale(&tenant, &headers, &[]);
     let form = OAuthForm::parse(query.unwrap_or_default().as_bytes())
-        .map_err(|e| PageError::BadRequest(e.to_string()))?;
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let token = form.get("token").unwrap_or_default().to_string();
     if codes::peek_link(&app, tenant.id(), Purpose::PasswordReset, &token)
         .await?

@@ -372,9 +372,7 @@ pub async fn resume(
         );
     };
     let Some(client) = app.client(tenant.id(), &req.client_id).await? else {
-        return Err(PageError::BadRequest(
-            "The app you were signing in to is no longer registered.".into(),
-        ));
+        return Err(PageError::Invalid(Text::new("error.app_gone")));
     };
     answer(
         app,

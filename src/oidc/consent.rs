@@ -136,7 +136,7 @@ pub async fn submit(
     let allow = match form.get("decision") {
         Some("allow") => true,
         Some("deny") => false,
-        _ => return Err(PageError::BadRequest("Choose Allow or Deny.".into())),
+        _ => return Err(PageError::Invalid(Text::new("error.choose_option"))),
     };
     let (t, fid, version, now) = (
         tenant.id().clone(),
@@ -246,9 +246,10 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let Some(session) = session::current(&app, tenant.id(), &headers).await? else {
-        return Err(PageError::Forbidden("You are not signed in.".into()));
+        return Err(PageError::Refused(Text::new("account.signed_out")));
     };
     let browser = cookies::read(&headers, &session::jar(&app).browser_name());
     if !app.csrf.verify(
@@ -260,7 +261,7 @@ pub async fn revoke(
     }
     let client_id = form
         .get("client_id")
-        .ok_or_else(|| PageError::BadRequest("Choose an app.".into()))?
+        .ok_or_else(|| PageError::Invalid(Text::new("error.choose_option")))?
         .to_string();
     let (t, uid, now) = (tenant.id().clone(), session.user_id.clone(), app.now());
     app.store

@@ -157,15 +157,14 @@ pub async fn confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let params = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let params = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let browser = flow::cookies::read(&headers, &session::jar(&app).browser_name());
     if !app
         .csrf
         .verify(browser.as_deref(), CONFIRM, params.get("csrf"))
     {
-        return Err(PageError::Forbidden(
-            "This form did not come from this browser. Sign out again from the app.".into(),
-        ));
+        return Err(PageError::Refused(Text::new("login.form_expired")));
     }
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;

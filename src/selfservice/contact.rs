@@ -72,7 +72,8 @@ pub async fn send(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let me = Me::posted(&app, &tenant, &headers, &form).await?;
     let Some(to) = destination(&form) else {
         return show(
@@ -125,7 +126,8 @@ pub async fn confirm(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let me = Me::posted(&app, &tenant, &headers, &form).await?;
     let Some(to) = destination(&form) else {
         return show(

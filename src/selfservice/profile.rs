@@ -28,7 +28,8 @@ pub async fn update(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let me = Me::posted(&app, &tenant, &headers, &form).await?;
     let name = form.get("display_name").unwrap_or_default().trim();
     let count = name.chars().count();
@@ -49,7 +50,7 @@ pub async fn update(
         "" => None,
         tag => Some(
             Locale::from_tag(tag)
-                .ok_or_else(|| PageError::BadRequest("Choose a language from the list.".into()))?
+                .ok_or_else(|| PageError::Invalid(Text::new("error.choose_option")))?
                 .tag()
                 .to_string(),
         ),
@@ -76,7 +77,8 @@ pub async fn change_password(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let me = Me::posted(&app, &tenant, &headers, &form).await?;
     // The current password first, counted like a sign-in's, so a borrowed session cannot be
     // used to guess it.

@@ -9,6 +9,7 @@ use axum::response::Response;
 use super::{Me, audit, done};
 use crate::app::App;
 use crate::flow::session;
+use crate::i18n::Text;
 use crate::oidc::form::OAuthForm;
 use crate::oidc::logout;
 use crate::store::sessions;
@@ -25,7 +26,8 @@ pub async fn end(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let form = OAuthForm::parse(&body)
+        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
     let me = Me::posted(&app, &tenant, &headers, &form).await?;
     let (t, uid, now) = (tenant.id().clone(), me.user.id.clone(), app.now());
     let live = app
@@ -37,7 +39,7 @@ pub async fn end(
         (true, _) => live.iter().filter(|s| s.sid != me.session.sid).collect(),
         // Only the user's own sessions are in `live`: another user's sid matches nothing.
         (false, Some(sid)) => live.iter().filter(|s| s.sid == sid).collect(),
-        (false, None) => return Err(PageError::BadRequest("Choose a session.".into())),
+        (false, None) => return Err(PageError::Invalid(Text::new("error.choose_option"))),
     };
     for s in &chosen {
         logout::end(&app, &tenant, s).await?;

@@ -21,13 +21,15 @@ pub enum PageError {
     Unavailable(String),
     #[error("Something went wrong on our side. Please try again.")]
     Internal(String),
-    /// A request that cannot be processed; the message says why in words for the user.
+    /// A protocol request that cannot be processed; the detail is for the app's developers
+    /// (in English), shown under a sentence in the reader's language.
     #[error("{0}")]
     BadRequest(String),
-    /// A form without a valid CSRF token, or an action the user may not take.
-    #[error("{0}")]
-    Forbidden(String),
-    /// [`PageError::Forbidden`] with a message from the catalogs, shown in the reader's language.
+    /// A request from a page that cannot be processed, with a message from the catalogs.
+    #[error("{}", .0.key)]
+    Invalid(Text),
+    /// A form without a valid CSRF token, or an action the user may not take, with a message
+    /// from the catalogs.
     #[error("{}", .0.key)]
     Refused(Text),
 }
@@ -84,15 +86,13 @@ impl PageError {
                 "Temporarily unavailable",
                 Some(why.clone()),
             ),
-            PageError::BadRequest(_) => (
+            PageError::BadRequest(_) | PageError::Invalid(_) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "The request cannot be processed",
                 None,
             ),
-            PageError::Forbidden(_) | PageError::Refused(_) => {
-                (StatusCode::FORBIDDEN, "forbidden", "Not allowed", None)
-            }
+            PageError::Refused(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed", None),
             PageError::Internal(why) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -113,7 +113,10 @@ impl IntoResponse for PageError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         let text = match &self {
-            PageError::Refused(text) => Some(text.clone()),
+            PageError::Refused(text) | PageError::Invalid(text) => Some(text.clone()),
+            PageError::BadRequest(detail) => {
+                Some(Text::new("error.invalid_request_detail").with("detail", detail.clone()))
+            }
             PageError::UnknownTenant(name) => {
                 Some(Text::new("error.tenant_not_found").with("tenant", name.clone()))
             }

@@ -476,7 +476,10 @@ fn outbox_prints_the_kept_messages_newest_first() {
         out.contains("222222") && !out.contains("111111"),
         "newest only: {out}"
     );
-    assert!(env.fails(&["outbox", "list", "--tenant", "nope"]).contains("nope"));
+    assert!(
+        env.fails(&["outbox", "list", "--tenant", "nope"])
+            .contains("nope")
+    );
 }
 
 #[test]

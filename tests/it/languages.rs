@@ -159,3 +159,39 @@ settings = { default_locale = "zh-TW" }
         "the browser beats the tenant default"
     );
 });
+
+both_backends!(a_bad_request_page_speaks_the_reader_s_language, |db| {
+    let b = crate::browser::Browser::new(db).await;
+    let r = b
+        .server
+        .client
+        .get(b.server.url(
+            "/t/acme/authorize?response_type=code&client_id=crm-web&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+        ))
+        .header("accept", "text/html")
+        .header("accept-language", "zh-TW")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("應用程式傳送的請求無法處理"), "{html}");
+    assert!(
+        html.contains("has not registered"),
+        "the detail for developers stays: {html}"
+    );
+    // A form that cannot be read gets a sentence from the catalogs too.
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/acme/consent"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .header("accept-language", "zh-CN")
+        .body("flow=a&flow=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("表单的格式无法识别"));
+});
