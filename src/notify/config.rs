@@ -54,6 +54,10 @@ pub struct EmailConfig {
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// PEM certificates to trust for the SMTP server besides the public web roots (a relay with
+    /// a certificate from the organisation's own CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Seconds one delivery attempt may take.
     pub timeout_secs: u64,
 }
@@ -68,6 +72,7 @@ impl Default for EmailConfig {
             security: SmtpSecurity::Starttls,
             username: None,
             password: None,
+            ca_file: None,
             timeout_secs: 10,
         }
     }
@@ -83,6 +88,7 @@ impl std::fmt::Debug for EmailConfig {
             .field("security", &self.security)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -172,6 +178,22 @@ impl EmailConfig {
                         "is set without email.username, or the other way round",
                         "set both (SESAME_EMAIL_PASSWORD keeps the password out of the file) or neither",
                     ));
+                }
+                if let Some(path) = &self.ca_file {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        ConfigError::new(
+                            "email.ca_file",
+                            format!("cannot read {}: {e}", path.display()),
+                            "point it at a readable PEM file of CA certificates",
+                        )
+                    })?;
+                    if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+                        return Err(ConfigError::new(
+                            "email.ca_file",
+                            format!("{} holds no PEM certificate", path.display()),
+                            "point it at a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)",
+                        ));
+                    }
                 }
                 positive_timeout("email.timeout_secs", self.timeout_secs)
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message as Email};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::config::{EmailConfig, SmtpSecurity};
@@ -19,9 +20,16 @@ pub struct Smtp {
 impl Smtp {
     pub fn new(config: &EmailConfig) -> anyhow::Result<Smtp> {
         let host = config.host.as_deref().unwrap_or_default();
+        let mut tls = TlsParameters::builder(host.to_string());
+        if let Some(path) = &config.ca_file {
+            tls = tls.add_root_certificate(Certificate::from_pem(&std::fs::read(path)?)?);
+        }
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
         let builder = match config.security {
-            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
+            // Required, never opportunistic: a server that does not offer STARTTLS gets nothing,
+            // the password included.
+            SmtpSecurity::Starttls => builder.tls(Tls::Required(tls.build()?)),
+            SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls.build()?)),
             SmtpSecurity::InsecurePlaintext => {
                 if !is_loopback(host) {
                     tracing::warn!(
@@ -29,7 +37,7 @@ impl Smtp {
                         "email.security is insecure_plaintext for a host that is not this machine: codes cross the network unencrypted"
                     );
                 }
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                builder
             }
         };
         let mut builder = builder

@@ -298,3 +298,104 @@ fn delivery_settings_are_checked_with_the_key_named() {
     );
     let _ = TestDb::sqlite;
 }
+
+/// Email settings for a sink on `port` whose certificate the CA in `ca_file` issued.
+fn tls_email(
+    c: &mut sesame::config::Config,
+    port: u16,
+    security: SmtpSecurity,
+    ca_file: &std::path::Path,
+) {
+    c.email.driver = Driver::Smtp;
+    c.email.host = Some("127.0.0.1".into());
+    c.email.port = Some(port);
+    c.email.security = security;
+    c.email.from = Some("Acme Sign-in <no-reply@acme.test>".into());
+    c.email.username = Some("mailer".into());
+    c.email.password = Some("mail-password".into());
+    c.email.ca_file = Some(ca_file.to_path_buf());
+}
+
+both_backends!(
+    starttls_and_implicit_tls_deliver_to_a_trusted_server,
+    |db| {
+        use crate::smtp_sink::{Security, test_ca};
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, acceptor) = test_ca();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca).unwrap();
+        let starttls = SmtpSink::start_with(Security::StartTls(acceptor.clone())).await;
+        let implicit = SmtpSink::start_with(Security::Implicit(acceptor)).await;
+        let t = TestApp::with_config(db, |c| {
+            tls_email(c, starttls.port, SmtpSecurity::Starttls, &ca_file)
+        })
+        .await;
+        t.import(crate::browser::TENANT).await;
+        let mail = |to: &str| Message {
+            tenant: TenantId::parse("acme").unwrap(),
+            channel: Channel::Email,
+            to: to.into(),
+            subject: "Hello".into(),
+            body: "Over TLS".into(),
+            code: None,
+            locale: Locale::En,
+            purpose: "test",
+        };
+        t.app
+            .notifier
+            .send_now(mail("alice@acme.test"))
+            .await
+            .unwrap();
+        let got = starttls.wait_for(1).await.remove(0);
+        assert!(got.tls, "upgraded before anything was said");
+        assert_eq!(got.auth.as_deref(), Some("mailer\0mail-password"));
+
+        let mut config = t.app.config.clone();
+        tls_email(&mut config, implicit.port, SmtpSecurity::Tls, &ca_file);
+        let notifier = std::sync::Arc::new(
+            Notifier::new(&config, t.app.store.clone(), t.app.clock.clone()).unwrap(),
+        );
+        notifier.send_now(mail("alice@acme.test")).await.unwrap();
+        assert!(implicit.wait_for(1).await[0].tls);
+    }
+);
+
+both_backends!(starttls_is_required_and_the_certificate_checked, |db| {
+    use crate::smtp_sink::{Security, test_ca};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, acceptor) = test_ca();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let (other_ca, _) = test_ca();
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&other_file, other_ca).unwrap();
+    let t = TestApp::new(db).await;
+    t.import(crate::browser::TENANT).await;
+    let mail = Message {
+        tenant: TenantId::parse("acme").unwrap(),
+        channel: Channel::Email,
+        to: "alice@acme.test".into(),
+        subject: "Hello".into(),
+        body: "Secret".into(),
+        code: Some("123456".into()),
+        locale: Locale::En,
+        purpose: "test",
+    };
+    let send = |port: u16, ca: &std::path::Path| {
+        let mut config = t.app.config.clone();
+        tls_email(&mut config, port, SmtpSecurity::Starttls, ca);
+        let notifier = Notifier::new(&config, t.app.store.clone(), t.app.clock.clone())
+            .unwrap()
+            .with_retry_delays(Vec::new());
+        let mail = mail.clone();
+        async move { notifier.deliver_with_retries(mail).await }
+    };
+    // A server that does not offer STARTTLS gets nothing, not even the password.
+    let plain = SmtpSink::start().await;
+    assert!(send(plain.port, &ca_file).await.is_err());
+    assert!(plain.messages().is_empty());
+    // A certificate from a CA nobody trusts: refused.
+    let untrusted = SmtpSink::start_with(Security::StartTls(acceptor)).await;
+    assert!(send(untrusted.port, &other_file).await.is_err());
+    assert!(untrusted.messages().is_empty());
+});
