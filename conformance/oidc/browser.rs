@@ -383,37 +383,14 @@ async fn a_code_from_the_smtp_server_signs_in_in_chromium() {
         mailed.authorize.clone(),
     );
     c.goto(&authorize).await.unwrap();
-    c.wait()
-        .for_element(Locator::Id("code-login"))
-        .await
-        .expect("a link to sign in by code")
-        .click()
-        .await
-        .unwrap();
+    click(&c, "code-login").await;
     c.wait()
         .for_element(Locator::Id("get-code"))
         .await
         .expect("the code form");
-    c.find(Locator::Id("account"))
-        .await
-        .unwrap()
-        .send_keys("alice@acme.test")
-        .await
-        .unwrap();
-    c.find(Locator::Id("get-code"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let notice = c
-        .wait()
-        .for_element(Locator::Css("p.notice"))
-        .await
-        .expect("a notice that the code is on its way")
-        .text()
-        .await
-        .unwrap();
+    type_into(&c, "account", "alice@acme.test").await;
+    click(&c, "get-code").await;
+    let notice = notice(&c).await;
     assert!(notice.contains("alice@acme.test"), "{notice}");
     if let Ok(dir) = std::env::var("SIGN_IN_SCREENSHOTS") {
         let png = c.screenshot().await.unwrap();
@@ -426,12 +403,7 @@ async fn a_code_from_the_smtp_server_signs_in_in_chromium() {
         .find(|w| w.len() == 6)
         .expect("six digits in the email")
         .to_string();
-    c.find(Locator::Id("code"))
-        .await
-        .unwrap()
-        .send_keys(&code)
-        .await
-        .unwrap();
+    type_into(&c, "code", &code).await;
     c.find(Locator::Css("input[name=agree]"))
         .await
         .unwrap()
@@ -502,6 +474,17 @@ async fn type_into(c: &fantoccini::Client, id: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// The page's notice (`p.notice`), once it shows.
+async fn notice(c: &fantoccini::Client) -> String {
+    c.wait()
+        .for_element(Locator::Css("p.notice"))
+        .await
+        .expect("a notice on the page")
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn click(c: &fantoccini::Client, id: &str) {
     c.wait()
         .for_element(Locator::Id(id))
@@ -536,14 +519,7 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_in_chromium() {
     c.wait().for_element(Locator::Id("send")).await.unwrap();
     type_into(&c, "account", "alice@acme.test").await;
     click(&c, "send").await;
-    let notice = c
-        .wait()
-        .for_element(Locator::Css("p.notice"))
-        .await
-        .expect("a notice that the link is on its way")
-        .text()
-        .await
-        .unwrap();
+    let notice = notice(&c).await;
     assert!(notice.contains("alice@acme.test"), "{notice}");
     let mail = sink.wait_for(1).await.remove(0);
     let body = mail.body();

@@ -193,36 +193,88 @@ pub async fn send(
                 .with("minutes", minutes);
             page.show(None, Some(&notice), None)
         }
-        Issued::Wait(seconds) => {
-            page.error(&Text::new("login.code_wait").with("seconds", seconds.to_string()))
-        }
-        Issued::Capped => page.error(&Text::new("login.code_capped")),
-        Issued::NotOffered => page.error(&Text::new("login.code_not_offered")),
-        Issued::Unavailable => {
-            login::record(
+        other => {
+            let why = refusal(
                 &app,
                 &tenant,
                 &client,
+                other,
+                Asked {
+                    binding: &flow.id,
+                    address: &address,
+                    captcha_tried,
+                    action: "sign_in.code.send",
+                },
+            )
+            .await?;
+            page.show(Some(&why.text), None, why.captcha)
+        }
+    }
+}
+
+/// How a request for a code was made, for [`refusal`].
+pub(super) struct Asked<'a> {
+    /// What a captcha image is bound to (the flow, or the browser).
+    pub binding: &'a str,
+    /// The address's key in the failure counters.
+    pub address: &'a str,
+    pub captcha_tried: bool,
+    /// The audit action of a request that could not be sent.
+    pub action: &'static str,
+}
+
+/// Why no code was sent, for the page: a sentence, and an image when a captcha must come
+/// first. A wrong captcha answer counts against the address; a failing channel is audited.
+pub(super) struct Refusal {
+    pub text: Text,
+    pub captcha: Option<captcha::Challenge>,
+}
+
+pub(super) async fn refusal(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &ClientInfo,
+    issued: Issued,
+    asked: Asked<'_>,
+) -> Result<Refusal, PageError> {
+    let text = match issued {
+        Issued::Sent => Text::new("login.code_sent"),
+        Issued::Wait(seconds) => Text::new("login.code_wait").with("seconds", seconds.to_string()),
+        Issued::Capped => Text::new("login.code_capped"),
+        Issued::NotOffered => Text::new("login.code_not_offered"),
+        Issued::Unavailable => {
+            login::record(
+                app,
+                tenant,
+                client,
                 "anonymous",
-                "sign_in.code.send",
+                asked.action,
                 None,
                 "unavailable",
             )
             .await?;
-            page.error(&Text::new("login.code_unavailable"))
+            Text::new("login.code_unavailable")
         }
         Issued::NeedsCaptcha => {
-            let why = match captcha_tried {
+            let text = match asked.captcha_tried {
                 true => {
-                    app.address_failures.record_failure(&address, now);
+                    app.address_failures
+                        .record_failure(asked.address, app.now());
                     Text::new("login.captcha_wrong")
                 }
                 false => Text::new("login.code_captcha"),
             };
-            let challenge = captcha::issue(&app, tenant.id(), &flow.id, &address).await?;
-            page.show(Some(&why), None, Some(challenge))
+            let challenge = captcha::issue(app, tenant.id(), asked.binding, asked.address).await?;
+            return Ok(Refusal {
+                text,
+                captcha: Some(challenge),
+            });
         }
-    }
+    };
+    Ok(Refusal {
+        text,
+        captcha: None,
+    })
 }
 
 /// `POST /t/{tenant}/login/code`: sign in with the code that was sent.

@@ -366,39 +366,25 @@ pub async fn send(
                 },
             )
         }
-        Issued::Wait(seconds) => page.error(
-            Step::Ask,
-            &Text::new("login.code_wait").with("seconds", seconds.to_string()),
-        ),
-        Issued::Capped => page.error(Step::Ask, &Text::new("login.code_capped")),
-        Issued::NotOffered => page.error(Step::Ask, &Text::new("login.code_not_offered")),
-        Issued::Unavailable => {
-            login::record(
+        other => {
+            let why = super::code::refusal(
                 &app,
                 &tenant,
                 &client,
-                "anonymous",
-                "password.reset.send",
-                None,
-                "unavailable",
+                other,
+                super::code::Asked {
+                    binding: &context,
+                    address: &address,
+                    captcha_tried,
+                    action: "password.reset.send",
+                },
             )
             .await?;
-            page.error(Step::Ask, &Text::new("login.code_unavailable"))
-        }
-        Issued::NeedsCaptcha => {
-            let why = match captcha_tried {
-                true => {
-                    app.address_failures.record_failure(&address, now);
-                    Text::new("login.captcha_wrong")
-                }
-                false => Text::new("login.code_captcha"),
-            };
-            let challenge = captcha::issue(&app, tenant.id(), &context, &address).await?;
             page.render(
                 Step::Ask,
                 Shown {
-                    error: Some(&why),
-                    captcha: Some(challenge),
+                    error: Some(&why.text),
+                    captcha: why.captcha,
                     ..Shown::default()
                 },
             )

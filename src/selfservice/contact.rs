@@ -72,9 +72,7 @@ pub async fn send(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body)
-        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
-    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     let Some(to) = destination(&form) else {
         return show(
             &app,
@@ -126,9 +124,7 @@ pub async fn confirm(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body)
-        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
-    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     let Some(to) = destination(&form) else {
         return show(
             &app,

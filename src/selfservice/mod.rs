@@ -95,13 +95,15 @@ impl Me {
         }))
     }
 
-    /// As [`Me::load`] for a posted form: its CSRF token must be this session's.
-    async fn posted(
+    /// A posted form of the page and who posted it: its CSRF token must be this session's.
+    async fn form(
         app: &App,
         tenant: &TenantCtx,
         headers: &HeaderMap,
-        form: &OAuthForm,
-    ) -> Result<Me, PageError> {
+        body: &[u8],
+    ) -> Result<(OAuthForm, Me), PageError> {
+        let form = OAuthForm::parse(body)
+            .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
         let me = Me::load(app, tenant, headers)
             .await?
             .ok_or_else(|| PageError::Refused(Text::new("account.signed_out")))?;
@@ -111,7 +113,7 @@ impl Me {
         {
             return Err(PageError::Refused(Text::new("login.form_expired")));
         }
-        Ok(me)
+        Ok((form, me))
     }
 
     fn purpose(&self) -> String {

@@ -10,7 +10,6 @@ use crate::app::App;
 use crate::crypto::secret::SecretString;
 use crate::flow::password::{self, PasswordPolicy, Rule};
 use crate::i18n::{Locale, Text};
-use crate::oidc::form::OAuthForm;
 use crate::oidc::logout;
 use crate::store::{refresh, sessions, users};
 use crate::tenant::resolve::TenantCtx;
@@ -28,9 +27,7 @@ pub async fn update(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body)
-        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
-    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     let name = form.get("display_name").unwrap_or_default().trim();
     let count = name.chars().count();
     if count == 0 || count > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
@@ -77,9 +74,7 @@ pub async fn change_password(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body)
-        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
-    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     // The current password first, counted like a sign-in's, so a borrowed session cannot be
     // used to guess it.
     let current = form.get("current_password").unwrap_or_default();

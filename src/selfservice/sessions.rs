@@ -10,7 +10,6 @@ use super::{Me, audit, done};
 use crate::app::App;
 use crate::flow::session;
 use crate::i18n::Text;
-use crate::oidc::form::OAuthForm;
 use crate::oidc::logout;
 use crate::store::sessions;
 use crate::tenant::resolve::TenantCtx;
@@ -26,9 +25,7 @@ pub async fn end(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body)
-        .map_err(|_| PageError::Invalid(Text::new("error.malformed_form")))?;
-    let me = Me::posted(&app, &tenant, &headers, &form).await?;
+    let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     let (t, uid, now) = (tenant.id().clone(), me.user.id.clone(), app.now());
     let live = app
         .store
