@@ -45,6 +45,9 @@ pub struct Inner {
     pub captcha_key: DigestKey,
     /// Keys the digests verification codes are stored as (see `codes`).
     pub code_key: DigestKey,
+    /// Keys the digests of browsers and networks users signed in from (see `flow::alerts`): a
+    /// plain hash of a /24 would be reversed by trying all 2^24.
+    pub origin_key: DigestKey,
     /// Email and SMS delivery.
     pub notifier: Arc<crate::notify::Notifier>,
     /// Verified against when the account does not exist, so a wrong account costs the same
@@ -125,6 +128,7 @@ impl App {
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
             captcha_key: DigestKey::new(master.derive("captcha")),
             code_key: DigestKey::new(master.derive("verification-code")),
+            origin_key: DigestKey::new(master.derive("sign-in-origins")),
             notifier,
             dummy_password_hash: tokio::sync::OnceCell::new(),
             config,

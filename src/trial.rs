@@ -171,8 +171,14 @@ async fn apply(
     app.trial_applications.record_failure(&address, now);
     let (id, ip, record) = (new_id(), client.ip.clone(), applied.clone());
     let stored_id = id.clone();
-    app.store
+    // One application (and one acknowledgement) per address a day: the form cannot be used to
+    // mail someone over and over. A repeat gets the same page and changes nothing.
+    let fresh = app
+        .store
         .run(move |c| {
+            if trials::count_for_email(c, record.email.as_str(), now.plus(-86_400))? > 0 {
+                return Ok(false);
+            }
             trials::insert(
                 c,
                 &trials::NewApplication {
@@ -185,19 +191,33 @@ async fn apply(
                     ip: ip.as_deref(),
                 },
                 now,
-            )
+            )?;
+            Ok(true)
         })
         .await?;
-    tracing::info!(application = %id, "free trial application received");
+    if fresh {
+        tracing::info!(application = %id, "free trial application received");
+        acknowledge(&app, &tenant, locale, &applied).await;
+    }
+    crate::flow::message(
+        &app,
+        locale,
+        StatusCode::OK,
+        &Text::new("trial.received_title"),
+        &Text::new("trial.received_text").with("email", applied.email.as_str()),
+        None,
+    )
+}
+
+/// Tells the contact the application arrived; with none of the text the applicant typed, so the
+/// form cannot carry a stranger's message to someone's mailbox.
+async fn acknowledge(app: &App, tenant: &TenantCtx, locale: Locale, applied: &Applied) {
     let (subject, body) = notify::compose(
         &app.templates.catalogs,
         locale,
         Channel::Email,
         "trial_received",
-        &[
-            ("name", &applied.contact_name),
-            ("company", &applied.company),
-        ],
+        &[],
     );
     let message = Message {
         tenant: tenant.id().clone(),
@@ -212,14 +232,6 @@ async fn apply(
     if let Err(e) = app.notifier.dispatch(message).await {
         tracing::warn!(error = %e, "the trial acknowledgement was not sent");
     }
-    crate::flow::message(
-        &app,
-        locale,
-        StatusCode::OK,
-        &Text::new("trial.received_title"),
-        &Text::new("trial.received_text").with("email", applied.email.as_str()),
-        None,
-    )
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -133,12 +133,18 @@ async fn authenticate(
         (true, true, true) => text("client_id").ok_or(ApiError::Unauthenticated)?,
         _ => return Err(ApiError::Unauthenticated),
     };
-    // A removed client's tokens stop working within the client cache's lifetime.
-    app.client(tenant.id(), client_id)
+    // The client acting on its own behalf, not a user's token (RFC 9068 §2.2).
+    if text("sub") != Some(client_id) {
+        return Err(ApiError::Forbidden);
+    }
+    // A removed client's tokens, or tokens of a client whose scope was withdrawn, stop
+    // working within the client cache's lifetime.
+    let client = app
+        .client(tenant.id(), client_id)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     let scope = Scope::parse(text("scope").unwrap_or("")).unwrap_or_default();
-    if !scope.contains(SCOPE) {
+    if !scope.contains(SCOPE) || !client.allowed_scopes.iter().any(|s| s == SCOPE) {
         return Err(ApiError::Forbidden);
     }
     Ok(client_id.to_string())

@@ -167,6 +167,9 @@ pub enum Decision {
     Capped,
     /// A cap is near: solve a captcha first.
     NeedsCaptcha,
+    /// Only the account's own cap is reached: answered like a send, but nothing goes out, so
+    /// the answer is the one an address of no account gets.
+    Quiet,
 }
 
 /// The rules for a request at `now`, given the codes asked for in the last hour.
@@ -182,13 +185,17 @@ pub fn decide(
             return Decision::Wait(left);
         }
     }
+    // The per-account count exists only for real accounts, so hitting that cap alone must
+    // look like a send: a "too many" there would tell that the address has an account.
     let counts = [
         (recent.for_destination, config.per_destination_hourly),
-        (recent.for_user, config.per_account_hourly),
         (recent.from_address, config.per_address_hourly),
     ];
     if counts.iter().any(|(n, cap)| n >= cap) {
         return Decision::Capped;
+    }
+    if recent.for_user >= config.per_account_hourly {
+        return Decision::Quiet;
     }
     let near = counts
         .iter()
@@ -286,6 +293,11 @@ mod tests {
         assert_eq!(
             decide(&recent(Some(9_000), 5, 5, 5), &c, now, true),
             Decision::Capped
+        );
+        // The account's own cap: quiet, not "too many".
+        assert_eq!(
+            decide(&recent(None, 0, 10, 0), &c, now, true),
+            Decision::Quiet
         );
         // The address cap applies across destinations.
         assert_eq!(

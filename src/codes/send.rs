@@ -7,7 +7,7 @@ use super::{Decision, Issued, Purpose, Request, digest};
 use crate::app::App;
 use crate::crypto::secret::random_token;
 use crate::notify::{self, Message};
-use crate::store::verification_codes::{self as store, NewCode};
+use crate::store::verification_codes::{self as store, Keep, NewCode};
 use crate::store::{StoreError, audit, new_id};
 use crate::tenant::TenantId;
 
@@ -20,32 +20,7 @@ pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Iss
     if !app.notifier.ready(req.to.channel) {
         return Ok(Issued::Unavailable);
     }
-    let (t, key, user_id, ip) = (
-        tenant.clone(),
-        req.to.key(),
-        req.user.map(|u| u.id.clone()),
-        req.ip.map(str::to_string),
-    );
-    let recent = app
-        .store
-        .run(move |c| {
-            store::recent(
-                c,
-                &t,
-                &key,
-                user_id.as_deref(),
-                ip.as_deref(),
-                now.plus(-3600),
-            )
-        })
-        .await?;
-    match super::decide(&recent, &app.config.codes, now, req.captcha_solved) {
-        Decision::Send => {}
-        Decision::Wait(secs) => return Ok(Issued::Wait(secs)),
-        Decision::Capped => return Ok(Issued::Capped),
-        Decision::NeedsCaptcha => return Ok(Issued::NeedsCaptcha),
-    }
-    let config = &app.config.codes;
+    let config = app.config.codes.clone();
     let (secret, lifetime) = match req.link_base {
         Some(_) => (random_token(32), config.link_lifetime),
         None => (
@@ -55,7 +30,7 @@ pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Iss
     };
     let id = new_id();
     let hash = digest(app, tenant, req.purpose, &req.to.key(), &secret);
-    let (t, key, user_id, context, ip, purpose, row) = (
+    let (t, key, user_id, context, ip, purpose, row, solved) = (
         tenant.clone(),
         req.to.key(),
         req.user.map(|u| u.id.clone()),
@@ -63,10 +38,12 @@ pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Iss
         req.ip.map(str::to_string),
         req.purpose,
         id.clone(),
+        req.captcha_solved,
     );
-    app.store
+    let decision = app
+        .store
         .run(move |c| {
-            store::replace(
+            store::store_if(
                 c,
                 &t,
                 &NewCode {
@@ -79,10 +56,27 @@ pub async fn issue(app: &App, tenant: &TenantId, req: Request<'_>) -> Result<Iss
                     ip: ip.as_deref(),
                     expires_at: now.plus(lifetime),
                 },
+                now.plus(-3600),
+                |recent| {
+                    let decision = super::decide(recent, &config, now, solved);
+                    let keep = match decision {
+                        Decision::Send => Keep::Code,
+                        Decision::Quiet => Keep::Unredeemable,
+                        _ => Keep::Nothing,
+                    };
+                    (decision, keep)
+                },
                 now,
             )
         })
         .await?;
+    match decision {
+        Decision::Send => {}
+        Decision::Quiet => return Ok(Issued::Sent),
+        Decision::Wait(secs) => return Ok(Issued::Wait(secs)),
+        Decision::Capped => return Ok(Issued::Capped),
+        Decision::NeedsCaptcha => return Ok(Issued::NeedsCaptcha),
+    }
     let Some(user) = req.user else {
         return Ok(Issued::Sent);
     };

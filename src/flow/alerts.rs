@@ -2,7 +2,7 @@
 //! sends them a notice (time, browser, IP address, and a link to review their sessions). The
 //! first sign-in ever alerts nobody. Browsers are told apart by the CSRF-binding cookie every
 //! sign-in form sets; networks by the /24 (IPv4) or /48 (IPv6) prefix of the address. Only
-//! digests of either are stored.
+//! keyed digests of either are stored.
 
 use std::net::IpAddr;
 
@@ -10,7 +10,6 @@ use axum::http::HeaderMap;
 
 use super::{cookies, session};
 use crate::app::App;
-use crate::crypto::secret::TokenHash;
 use crate::i18n::Locale;
 use crate::notify::{self, Channel, Message};
 use crate::store::{StoreError, origins, users};
@@ -72,12 +71,12 @@ pub async fn after_sign_in(
     locale: Locale,
 ) -> Result<(), StoreError> {
     let browser = cookies::read(headers, &session::jar(app).browser_name())
-        .map(|b| TokenHash::of(&format!("browser\u{0}{b}")));
+        .map(|b| app.origin_key.digest(&format!("browser\u{0}{b}")));
     let network = client
         .ip
         .as_deref()
         .and_then(network_of)
-        .map(|n| TokenHash::of(&format!("network\u{0}{n}")));
+        .map(|n| app.origin_key.digest(&format!("network\u{0}{n}")));
     let (t, uid, now) = (tenant.id().clone(), user_id.to_string(), app.now());
     let seen = app
         .store

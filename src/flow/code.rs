@@ -344,11 +344,18 @@ pub async fn submit(
         .await?;
         return page.error(&check.message());
     }
-    // The code reached the destination: it is the user's.
-    let verified = match to.channel {
-        Channel::Email => user.email_verified,
-        Channel::Sms => user.phone_verified,
+    // The code reached the destination: if it is still the user's, it is verified.
+    let (current, verified) = match to.channel {
+        Channel::Email => (
+            user.profile.email.as_ref().map(|e| e.as_str()),
+            user.email_verified,
+        ),
+        Channel::Sms => (
+            user.profile.phone.as_ref().map(|p| p.as_str()),
+            user.phone_verified,
+        ),
     };
+    let verified = verified || current != Some(to.address.as_str());
     if !verified {
         let (t, id, channel) = (tenant.id().clone(), user.id.clone(), to.channel);
         app.store

@@ -297,6 +297,9 @@ pub async fn send(
 ) -> Result<Response, PageError> {
     let page = Page::posted(&app, &tenant, &headers, &body)?;
     let now = app.now();
+    if let Some(refusal) = super::tenant_refusal(&tenant.tenant, now) {
+        return page.error(Step::Ask, &refusal);
+    }
     let Some(to) = page.destination() else {
         return page.error(Step::Ask, &Text::new("login.code_needs_account"));
     };
@@ -404,19 +407,14 @@ pub async fn with_code(
     let Some(to) = page.destination().filter(|d| d.channel == Channel::Sms) else {
         return page.error(Step::Ask, &Text::new("login.code_needs_account"));
     };
-    // The password is checked first, so a typo in it does not spend the code. The account's
-    // own names are looked up by the number; the code decides whose account it really is.
+    if let Some(refusal) = super::tenant_refusal(&tenant.tenant, app.now()) {
+        return page.error(Step::Ask, &refusal);
+    }
+    // The rules that need no account are checked first, so a typo does not cost the code. The
+    // rest (the account's own names, its history) only once the code proves whose account it
+    // is: checked earlier, they would tell anyone whether the number has an account.
     let new = page.form.get("new_password").unwrap_or_default();
-    let owner = match Login::parse(page.field("account"), page.form.get("region")) {
-        Some(login) => {
-            let t = tenant.id().clone();
-            app.store
-                .run(move |c| users::find_by_login(c, &t, &login))
-                .await?
-        }
-        None => None,
-    };
-    let broken = page.broken(new, owner.as_ref());
+    let broken = page.broken(new, None);
     if !broken.is_empty() {
         return page.refuse(Step::Code, &broken);
     }
@@ -444,13 +442,24 @@ pub async fn with_code(
     let Some(verified) = verified else {
         return wrong_code(&app, &tenant, &client, &page, &address).await;
     };
-    // Only now, with the code proven, is the history compared (argon2 per old password), so
-    // the time taken tells nobody whether the number belongs to an account.
-    if let Some(user_id) = &verified.user_id
-        && password::reused(&app, &tenant, user_id, new).await?
-    {
-        let count = PasswordPolicy::of(&tenant.tenant).history;
-        return page.refuse(Step::Code, &[Rule::NotRecent { count }]);
+    let owner = match verified.user_id.clone() {
+        Some(id) => {
+            let t = tenant.id().clone();
+            app.store.run(move |c| users::find(c, &t, &id)).await?
+        }
+        None => None,
+    };
+    let Some(owner) = owner.filter(|u| u.status != UserStatus::Disabled) else {
+        return wrong_code(&app, &tenant, &client, &page, &address).await;
+    };
+    let mut broken = page.broken(new, Some(&owner));
+    if broken.is_empty() && password::reused(&app, &tenant, &owner.id, new).await? {
+        broken.push(Rule::NotRecent {
+            count: PasswordPolicy::of(&tenant.tenant).history,
+        });
+    }
+    if !broken.is_empty() {
+        return page.refuse(Step::Code, &broken);
     }
     let Some(redeemed) = codes::spend(&app, tenant.id(), verified).await? else {
         return wrong_code(&app, &tenant, &client, &page, &address).await;
@@ -564,7 +573,10 @@ pub async fn with_link(
         }
         None => None,
     };
-    let Some(owner) = owner else {
+    if let Some(refusal) = super::tenant_refusal(&tenant.tenant, app.now()) {
+        return page.error(Step::Link, &refusal);
+    }
+    let Some(owner) = owner.filter(|u| u.status != UserStatus::Disabled) else {
         return bad_link(&app, &tenant, &client, page.locale).await;
     };
     let mut broken = page.broken(new, Some(&owner));

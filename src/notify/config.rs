@@ -172,6 +172,21 @@ impl EmailConfig {
                         "write it as no-reply@example.com or \"Name <no-reply@example.com>\"",
                     ));
                 }
+                let local = self.host.as_deref().is_some_and(|h| {
+                    h == "localhost"
+                        || h.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                });
+                if self.security == SmtpSecurity::InsecurePlaintext
+                    && self.password.is_some()
+                    && !local
+                {
+                    return Err(ConfigError::new(
+                        "email.security",
+                        "is insecure_plaintext with a password for a host that is not this machine",
+                        "use starttls or tls; plaintext is only for a relay on the same host",
+                    ));
+                }
                 if self.username.is_some() != self.password.is_some() {
                     return Err(ConfigError::new(
                         "email.password",

@@ -14,7 +14,7 @@ use crate::codes::{self, Destination, Issued, Purpose};
 use crate::i18n::Text;
 use crate::notify::Channel;
 use crate::oidc::form::OAuthForm;
-use crate::store::users;
+use crate::store::{StoreError, users, verification_codes};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
 use crate::web::error::PageError;
@@ -73,6 +73,10 @@ pub async fn send(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
+    // A borrowed session alone must not redirect codes and reset links to another address.
+    if !me.fresh(&app) {
+        return show(&app, &tenant, &me, Some(super::reauth()), None, None).await;
+    }
     let Some(to) = destination(&form) else {
         return show(
             &app,
@@ -193,14 +197,26 @@ pub async fn confirm(
         to.channel,
         app.now(),
     );
-    app.store
+    let changed = app
+        .store
         .run(move |c| {
             crate::store::tx::write(c, |c| {
                 users::update_profile(c, &t, &uid, &profile, now)?;
-                users::mark_verified(c, &t, &uid, channel, now)
+                users::mark_verified(c, &t, &uid, channel, now)?;
+                // Reset links and codes sent to the old address stop working.
+                verification_codes::retire_for_user(c, &t, &uid, now)
             })
         })
-        .await?;
+        .await;
+    match changed {
+        Ok(()) => {}
+        // Taken by another account since the check above (an import, a race).
+        Err(StoreError::Conflict(_)) => {
+            let error = Text::new("account.address_taken");
+            return show(&app, &tenant, &me, Some(error), None, None).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     app.forget_subject(tenant.id(), &me.user.id);
     audit(&app, &tenant, &client, &me, action).await?;
     Ok(done(&tenant, what))

@@ -116,9 +116,24 @@ impl Me {
         Ok((form, me))
     }
 
+    /// Whether the user signed in (with a password or a code) recently enough to change where
+    /// codes and reset links go, or to set a first password: a borrowed session alone must not
+    /// be enough to take the account over.
+    fn fresh(&self, app: &App) -> bool {
+        app.now().0 - self.session.auth_time.0 <= REAUTH_WINDOW
+    }
+
     fn purpose(&self) -> String {
         format!("account\u{0}{}", self.session.sid)
     }
+}
+
+/// Seconds a sign-in counts as recent for [`Me::fresh`].
+pub const REAUTH_WINDOW: i64 = 900;
+
+/// The error a change asks for a recent sign-in with.
+fn reauth() -> Text {
+    Text::new("account.reauth")
 }
 
 /// A code was sent to a new address or number, and the page asks for it.
@@ -154,10 +169,15 @@ async fn page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let Some(me) = Me::load(&app, &tenant, &headers).await? else {
-        return sign_in_first(&app, &tenant, &headers).await;
-    };
     let params = OAuthForm::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let Some(me) = Me::load(&app, &tenant, &headers).await? else {
+        return sign_in_first(&app, &tenant, &headers, false).await;
+    };
+    // "Sign in again" before a sensitive change: a fresh sign-in of the same user keeps the
+    // session and renews its sign-in time.
+    if params.get("reauth") == Some("1") {
+        return sign_in_first(&app, &tenant, &headers, true).await;
+    }
     let notice = params
         .get("done")
         .and_then(|d| DONE.iter().find(|(k, _)| *k == d))
@@ -179,6 +199,7 @@ async fn sign_in_first(
     app: &App,
     tenant: &TenantCtx,
     headers: &HeaderMap,
+    again: bool,
 ) -> Result<Response, PageError> {
     let locale = language::locale(tenant, headers, &[]);
     let needs = Requirements {
@@ -189,7 +210,7 @@ async fn sign_in_first(
             .plain(locale, "account.app_name", &[]),
         app_id: None,
         channel: AppChannel::Web,
-        force_login: false,
+        force_login: again,
         max_age: None,
         login_hint: None,
         ui_locales: Vec::new(),
@@ -280,6 +301,7 @@ async fn render(
             csrf => app.csrf.token(&me.browser, &me.purpose()),
             notice => view.notice.as_ref().map(|n| tx.text(n, locale)),
             error => view.error.as_ref().map(|e| tx.text(e, locale)),
+            reauth_needed => view.error.as_ref().is_some_and(|e| e.key == "account.reauth"),
             display_name => &p.display_name,
             username => p.username.as_ref().map(|u| u.as_str()),
             email => p.email.as_ref().map(|e| e.as_str()),
@@ -297,6 +319,8 @@ async fn render(
             account => p.username.as_ref().map(|u| u.as_str().to_string()).unwrap_or_default(),
             sessions => sessions,
             logout_url => format!("{base}/logout"),
+            reauth_url => format!("{base}/account?reauth=1"),
+            has_password => me.user.has_password,
             consents_url => format!("{base}/account/consents"),
         },
     )?;

@@ -77,8 +77,21 @@ pub async fn change_password(
     let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     // The current password first, counted like a sign-in's, so a borrowed session cannot be
     // used to guess it.
+    // Without a password yet (an account that signs in by code), a recent sign-in stands in.
+    if !me.user.has_password && !me.fresh(&app) {
+        return render(
+            &app,
+            &tenant,
+            &me,
+            View {
+                error: Some(super::reauth()),
+                ..View::default()
+            },
+        )
+        .await;
+    }
     let current = form.get("current_password").unwrap_or_default();
-    if !verify_current(&app, &tenant, &me, current).await? {
+    if me.user.has_password && !verify_current(&app, &tenant, &me, current).await? {
         let error = Text::new("account.wrong_password");
         return render(
             &app,

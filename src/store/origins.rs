@@ -46,7 +46,13 @@ pub fn sign_in(
             let known = diesel::update(row)
                 .set(o::last_seen_at.eq(now.0))
                 .execute(c)?;
-            if known == 0 {
+            if known > 0 {
+                return Ok(false);
+            }
+            // In a savepoint: a sign-in racing this one may have inserted the same origin, and
+            // then it is simply known (on PostgreSQL a failed statement would end the whole
+            // transaction otherwise).
+            let inserted = super::tx::write(c, |c| {
                 diesel::insert_into(o::table)
                     .values((
                         o::tenant_id.eq(tenant.as_str()),
@@ -56,9 +62,14 @@ pub fn sign_in(
                         o::first_seen_at.eq(now.0),
                         o::last_seen_at.eq(now.0),
                     ))
-                    .execute(c)?;
+                    .execute(c)
+                    .map_err(StoreError::from)
+            });
+            match inserted {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(e) => Err(e),
             }
-            Ok(known == 0)
         };
         let new_browser = note("browser", browser)?;
         let new_network = note("network", network)?;

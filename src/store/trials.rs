@@ -104,6 +104,15 @@ pub fn find(conn: &mut Conn, id: &str) -> Result<Option<Application>, StoreError
     Ok(row.map(from_row))
 }
 
+/// Applications made with `email` since `since`.
+pub fn count_for_email(conn: &mut Conn, email: &str, since: UnixTime) -> Result<i64, StoreError> {
+    Ok(a::table
+        .filter(a::email.eq(email))
+        .filter(a::created_at.gt(since.0))
+        .count()
+        .get_result(conn)?)
+}
+
 /// Pending applications, oldest first.
 pub fn pending(conn: &mut Conn, limit: i64) -> Result<Vec<Application>, StoreError> {
     let rows: Vec<Row> = a::table

@@ -150,6 +150,54 @@ pub fn recent(
     })
 }
 
+/// What [`store_if`] keeps of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Nothing,
+    Code,
+    /// A row that counts for cooldowns and caps but can never be redeemed, as for an address of
+    /// no account.
+    Unredeemable,
+}
+
+/// Stores `code` when `decide`, given the codes of the last hour (since `since`), says so; the
+/// counting and the storing are one write transaction that holds the destination, so requests
+/// racing for one destination are decided one after the other and a cooldown or a cap cannot be
+/// slipped past in parallel (SQLite's write lock does it; on PostgreSQL an advisory lock on the
+/// destination). Returns what `decide` said.
+pub fn store_if<D>(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    code: &NewCode<'_>,
+    since: UnixTime,
+    decide: impl FnOnce(&RecentCodes) -> (D, Keep),
+    now: UnixTime,
+) -> Result<D, StoreError> {
+    super::tx::write(conn, |c| {
+        if let Conn::Postgres(pg) = c {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(format!("{tenant} {}", code.destination))
+                .execute(pg)?;
+        }
+        let counts = recent(c, tenant, code.destination, code.user_id, code.ip, since)?;
+        let (decision, keep) = decide(&counts);
+        match keep {
+            Keep::Nothing => {}
+            Keep::Code => replace(c, tenant, code, now)?,
+            Keep::Unredeemable => replace(
+                c,
+                tenant,
+                &NewCode {
+                    user_id: None,
+                    ..code.clone()
+                },
+                now,
+            )?,
+        }
+        Ok(decision)
+    })
+}
+
 /// Stores a new code for the destination and retires the earlier live ones for the same
 /// purpose: only the newest code a person received works.
 pub fn replace(
@@ -239,6 +287,25 @@ pub fn retire(
     now: UnixTime,
 ) -> Result<(), StoreError> {
     consume(conn, tenant, id, now).map(|_| ())
+}
+
+/// Retires every live code and link of a user (their address changed: what was sent to the old
+/// one must not work any more).
+pub fn retire_for_user(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::update(
+        v::table
+            .filter(v::tenant_id.eq(tenant.as_str()))
+            .filter(v::user_id.eq(user_id))
+            .filter(v::consumed_at.is_null()),
+    )
+    .set(v::consumed_at.eq(now.0))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Deletes codes older than a day: past their lifetime, and past every hourly cap.

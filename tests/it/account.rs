@@ -414,3 +414,86 @@ both_backends!(account_forms_need_a_session_and_its_token, |db| {
         .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 });
+
+both_backends!(changing_where_codes_go_needs_a_recent_sign_in, |db| {
+    let b = outbox_browser(db).await;
+    b.sign_in("crm-web", CRM, "alice").await;
+    b.t.clock.advance(sesame::selfservice::REAUTH_WINDOW + 1);
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=email&address=new%40acme.test",
+    )
+    .await;
+    let html = r.text().await.unwrap();
+    assert!(said(&html).contains("sign in again"), "{html}");
+    assert!(outbox_for(&b, "new@acme.test").is_empty(), "nothing sent");
+    // Signing in again (the same user) renews the sign-in time, then it works.
+    let r = b.get("/t/acme/account?reauth=1").await;
+    let login = location(&r);
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    assert_eq!(location(&r), "/t/acme/account");
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=email&address=new%40acme.test",
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("on its way"));
+});
+
+both_backends!(
+    an_account_without_a_password_sets_one_after_a_recent_sign_in,
+    |db| {
+        let b = outbox_browser(db).await;
+        let now = b.t.app.now();
+        let acme = acme();
+        b.t.app
+            .store
+            .run_blocking(|c| {
+                users::insert(
+                    c,
+                    &acme,
+                    &users::NewUser {
+                        id: None,
+                        profile: users::UserProfile {
+                            email: Email::parse("bob@acme.test"),
+                            display_name: "Bob".into(),
+                            department_id: Some("sales".into()),
+                            ..Default::default()
+                        },
+                        status: users::UserStatus::Active,
+                        password_hash: None,
+                        must_change_password: false,
+                    },
+                    now,
+                )
+            })
+            .unwrap();
+        // Bob signs in by code.
+        let page = crate::codes::code_page(&b).await;
+        let (_, sent) = crate::codes::get_code(&b, &page, "bob@acme.test").await;
+        let code = code_in(&outbox_for(&b, "bob@acme.test")[0].body);
+        let r = crate::codes::submit_code(&b, &sent, "bob@acme.test", &code).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = account(&b).await;
+        assert!(
+            !page.contains("current_password"),
+            "no current password to ask for"
+        );
+        let r = post(
+            &b,
+            &page,
+            "/t/acme/account/password",
+            "new_password=bob+sets+a+passphrase&confirm_password=bob+sets+a+passphrase",
+        )
+        .await;
+        assert_eq!(location(&r), "/t/acme/account?done=password");
+        b.sign_in_with("crm-web", CRM, "bob@acme.test", "bob sets a passphrase")
+            .await;
+    }
+);

@@ -155,6 +155,14 @@ both_backends!(the_admin_api_refuses_what_is_not_an_admin_token, |db| {
     let (status, _, body) = unlock(&b, "nobody", Some(&format!("Bearer {admin}"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["detail"], "no such user");
+    // The scope withdrawn from the client: its tokens stop working for the API.
+    b.t.import(&OPS.replace(
+        r#"allowed_scopes = ["sesame:admin"]"#,
+        "allowed_scopes = []",
+    ))
+    .await;
+    let (status, _, _) = unlock(&b, "alice", Some(&format!("Bearer {admin}"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     // A client removed meanwhile: its tokens stop working.
     let acme = acme();
     b.t.app

@@ -411,3 +411,48 @@ both_backends!(
         );
     }
 );
+
+both_backends!(racing_requests_for_one_destination_send_one_code, |db| {
+    let b = outbox_browser(db).await;
+    let acme = acme();
+    let alice =
+        b.t.app
+            .store
+            .run_blocking(|c| users::find_by_login(c, &acme, &Login::parse("alice", None).unwrap()))
+            .unwrap()
+            .unwrap();
+    let to =
+        sesame::codes::Destination::of(&Login::parse("alice@acme.test", None).unwrap()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (app, acme, alice, to) = (b.t.app.clone(), acme.clone(), alice.clone(), to.clone());
+        tasks.push(tokio::spawn(async move {
+            let ip = format!("198.51.100.{i}");
+            sesame::codes::issue(
+                &app,
+                &acme,
+                sesame::codes::Request {
+                    purpose: sesame::codes::Purpose::SignIn,
+                    to: &to,
+                    user: Some(&alice),
+                    context: "flow",
+                    ip: Some(&ip),
+                    locale: sesame::i18n::Locale::En,
+                    tenant_name: "Acme",
+                    captcha_solved: true,
+                    link_base: None,
+                },
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        if t.await.unwrap() == sesame::codes::Issued::Sent {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 1, "the cooldown holds against parallel requests");
+    assert_eq!(outbox_for(&b, "alice@acme.test").len(), 1);
+});

@@ -295,3 +295,27 @@ both_backends!(without_delivery_the_page_says_whom_to_ask, |db| {
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 });
+
+both_backends!(
+    a_reset_code_form_tells_nothing_before_the_code_is_right,
+    |db| {
+        let b = outbox_browser(db).await;
+        let mut answers = Vec::new();
+        // The number as the new password: refused for a real account, but only once the code is
+        // right; before that, a registered number and an unknown one get the same answer.
+        for number in ["13800138000", "13900139000"] {
+            let page = forgot_page(&b).await;
+            let step = ask(&b, &page, number).await;
+            let p = format!("%2B86{number}");
+            let body = format!(
+                "csrf={}&flow={}&region=CN&account={number}&code=000000&new_password={p}&confirm_password={p}",
+                hidden(&step, "csrf"),
+                hidden(&step, "flow")
+            );
+            let r = b.post_form("/t/acme/forgot-password/code", &body).await;
+            answers.push(said(&r.text().await.unwrap()));
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert!(answers[0].contains("wrong or has expired"), "{answers:?}");
+    }
+);

@@ -86,10 +86,16 @@ both_backends!(
             (recorded[0].company.as_str(), recorded[0].phone.as_str()),
             ("Acme Trading", "+8613900139000")
         );
+        let acks = mail_to(&b, "ann@trading.test");
+        assert_eq!(acks.len(), 1);
         assert!(
-            mail_to(&b, "ann@trading.test")[0]
-                .body
-                .contains("Acme Trading")
+            acks[0]
+                .subject
+                .contains("We received your trial application")
+        );
+        assert!(
+            !acks[0].body.contains("Acme Trading"),
+            "nothing the applicant typed"
         );
         // One address cannot apply without end.
         for _ in 1..sesame::trial::PER_ADDRESS_HOURLY {
