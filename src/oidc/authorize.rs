@@ -65,20 +65,28 @@ async fn authorize(
         Some(id) if id.len() <= MAX_CLIENT_ID_LEN => app.client(tenant.id(), id).await?,
         _ => None,
     };
-    let req = match request::parse(&params, client.as_deref(), &tenant.issuer) {
+    let mut req = match request::parse(&params, client.as_deref(), &tenant.issuer) {
         Ok(req) => req,
         Err(AuthorizeError::Page(message)) => return Err(PageError::BadRequest(message)),
         Err(AuthorizeError::Redirect {
-            reply,
+            mut reply,
             error,
             description,
-        }) => return Ok(reply.error(&app.templates, error, &description)),
+        }) => {
+            reply.lang = Some(
+                flow::language::locale(tenant, headers, &[])
+                    .tag()
+                    .to_string(),
+            );
+            return Ok(reply.error(&app.templates, error, &description));
+        }
     };
     let Some(client) = client else {
         return Err(PageError::NotFound);
     };
     let now = app.now();
     let locale = flow::language::locale(tenant, headers, &req.ui_locales);
+    req.reply.lang = Some(locale.tag().to_string());
     if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
         if req.prompt.none {
             // Error descriptions are for developers (RFC 6749 §4.1.2.1): in English.

@@ -42,6 +42,9 @@ pub struct Reply {
     pub mode: ResponseMode,
     pub state: Option<String>,
     pub iss: String,
+    /// The reader's language, for the `form_post` page; set once the request is known.
+    #[serde(default)]
+    pub lang: Option<String>,
 }
 
 /// The one script of the form_post page, allowed by its hash in the page's CSP.
@@ -54,6 +57,7 @@ impl Reply {
             mode,
             state,
             iss: iss.to_string(),
+            lang: None,
         }
     }
 
@@ -130,8 +134,14 @@ impl Reply {
 
     fn form_post(&self, templates: &Templates, params: &[(&str, &str)]) -> Response {
         let all = self.with_common(params);
-        let html = templates.render(
+        let locale = self
+            .lang
+            .as_deref()
+            .and_then(crate::i18n::Locale::from_tag)
+            .unwrap_or(crate::i18n::FALLBACK);
+        let html = templates.render_in(
             "form_post.html",
+            locale,
             minijinja::context! { action => &self.redirect_uri, params => all, script => AUTO_SUBMIT },
         );
         let Ok(html) = html else {

@@ -195,3 +195,25 @@ both_backends!(a_bad_request_page_speaks_the_reader_s_language, |db| {
     assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("表单的格式无法识别"));
 });
+
+both_backends!(the_form_post_page_speaks_the_reader_s_language, |db| {
+    let b = Browser::new(db).await;
+    b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let r = b
+        .server
+        .client
+        .get(b.server.url(&Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            "&response_mode=form_post",
+        )))
+        .header("accept-language", "zh-TW")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<html lang=\"zh-TW\">"), "{html}");
+    assert!(html.contains("name=\"code\""), "{html}");
+});
