@@ -64,7 +64,8 @@ pub enum AuthorizeError {
     Page(String),
     /// Back to the client's redirect URI (RFC 6749 §4.1.2.1).
     Redirect {
-        reply: Reply,
+        /// Boxed: the reply is large, and errors are the rare path.
+        reply: Box<Reply>,
         error: &'static str,
         description: String,
     },
@@ -106,7 +107,7 @@ pub fn parse(
     let reply = Reply::new(redirect_uri, mode, state, issuer);
     let fail = |error: &'static str, description: &str| {
         Err(AuthorizeError::Redirect {
-            reply: reply.clone(),
+            reply: Box::new(reply.clone()),
             error,
             description: description.to_string(),
         })
