@@ -50,6 +50,8 @@ pub struct Inner {
     pub origin_key: DigestKey,
     /// Email and SMS delivery.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Balancers whose `X-Forwarded-For` names the client (see `web::proxies`).
+    pub trusted_proxies: crate::web::proxies::TrustedProxies,
     /// Verified against when the account does not exist, so a wrong account costs the same
     /// argon2 time as a wrong password and timing tells nobody which accounts exist. Made at the
     /// first sign-in, not at start-up, so an idle node never holds argon2's memory.
@@ -99,6 +101,14 @@ impl App {
         master: MasterKey,
     ) -> anyhow::Result<App> {
         let hasher = PasswordHasher::new(&config.password_hash)?;
+        let trusted_proxies = crate::web::proxies::TrustedProxies::parse(
+            &config.http.trusted_proxies,
+        )
+        .map_err(|bad| {
+            anyhow::anyhow!(
+                "config key `http.trusted_proxies`: '{bad}' is not an address or network"
+            )
+        })?;
         let notifier = Arc::new(crate::notify::Notifier::new(
             &config,
             store.clone(),
@@ -130,6 +140,7 @@ impl App {
             code_key: DigestKey::new(master.derive("verification-code")),
             origin_key: DigestKey::new(master.derive("sign-in-origins")),
             notifier,
+            trusted_proxies,
             dummy_password_hash: tokio::sync::OnceCell::new(),
             config,
             store,

@@ -102,6 +102,8 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Load balancers (addresses or networks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Defaults for clients that do not set their own lifetimes, in seconds.
@@ -173,6 +175,7 @@ impl Default for Config {
                 max_body_bytes: 64 * 1024,
                 request_timeout_secs: 30,
                 shutdown_grace_secs: 20,
+                trusted_proxies: Vec::new(),
             },
             tokens: TokenConfig {
                 access_token_lifetime: 900,
@@ -523,6 +526,13 @@ impl Config {
                     "give a number of failed sign-ins (defaults: lockout_threshold 5, address_limit 100, captcha_after 3)",
                 ));
             }
+        }
+        if let Err(bad) = crate::web::proxies::TrustedProxies::parse(&self.http.trusted_proxies) {
+            return Err(ConfigError::new(
+                "http.trusted_proxies",
+                format!("'{bad}' is not an address or network"),
+                "list addresses or networks, e.g. [\"10.0.0.0/8\", \"192.0.2.7\"]",
+            ));
         }
         self.codes.validate()?;
         self.email.validate()?;

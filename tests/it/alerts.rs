@@ -116,3 +116,72 @@ both_backends!(a_new_network_counts_as_new, |db| {
     let travelling = seen(&cafe);
     assert!(travelling.any_before && !travelling.new_browser && travelling.new_network);
 });
+
+/// Signs Alice in with `X-Forwarded-For: forwarded`; returns the address the audit log noted.
+async fn audited_address(b: &Browser, forwarded: &str) -> Option<String> {
+    let client = b.other_client();
+    let r = client
+        .get(
+            b.server
+                .url(&Browser::authorize_path("crm-web", CRM, "&prompt=login")),
+        )
+        .send()
+        .await
+        .unwrap();
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let page = client
+        .get(b.server.url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = client
+        .post(b.server.url("/t/acme/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", forwarded)
+        .body(format!(
+            "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
+            hidden(&page, "flow"),
+            hidden(&page, "csrf"),
+            enc(PASSWORD)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let acme = TenantId::parse("acme").unwrap();
+    let events =
+        b.t.app
+            .store
+            .run_blocking(|c| sesame::store::audit::list(c, &acme, 1000))
+            .unwrap();
+    events
+        .into_iter()
+        .find(|e| e.action == "sign_in")
+        .and_then(|e| e.ip)
+}
+
+both_backends!(
+    a_trusted_balancer_names_the_client_and_nobody_else_can,
+    |db| {
+        let direct = Browser::new(db).await;
+        assert_eq!(
+            audited_address(&direct, "198.51.100.7").await.as_deref(),
+            Some("127.0.0.1"),
+            "a forwarded address from anyone is not believed"
+        );
+        let behind = Browser::with_config(crate::support::TestDb::sqlite(), |c| {
+            c.http.trusted_proxies = vec!["127.0.0.0/8".into()];
+        })
+        .await;
+        assert_eq!(
+            audited_address(&behind, "203.0.113.1, 198.51.100.7")
+                .await
+                .as_deref(),
+            Some("198.51.100.7"),
+            "the rightmost address the balancer did not add"
+        );
+    }
+);
