@@ -389,7 +389,11 @@ async fn verify_password(
 
 /// The key of an address's failures.
 pub(super) fn address_key(tenant: &TenantCtx, client: &ClientInfo) -> String {
-    format!("{}\u{0}{}", tenant.id(), client.ip.as_deref().unwrap_or(""))
+    format!(
+        "{}\u{0}{}",
+        tenant.id(),
+        client.rate_key().unwrap_or_default()
+    )
 }
 
 /// The account a login names, in the normalized form the store compares.

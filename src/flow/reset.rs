@@ -330,6 +330,8 @@ pub async fn send(
         None => None,
     };
     let link_base = format!("{}/reset-password?token=", tenant.issuer);
+    // Codes per address are counted by its rate-limit key (an IPv6 /64).
+    let rate_key = client.rate_key();
     let issued = codes::issue(
         &app,
         tenant.id(),
@@ -338,7 +340,7 @@ pub async fn send(
             to: &to,
             user: user.as_ref(),
             context: &context,
-            ip: client.ip.as_deref(),
+            ip: rate_key.as_deref(),
             locale: page.locale,
             tenant_name: &tenant.tenant.display_name,
             captcha_solved,

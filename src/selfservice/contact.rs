@@ -90,6 +90,8 @@ pub async fn send(
     };
     let region = form.get("region").unwrap_or("CN").to_string();
     // Signed in already: the caps and cooldown apply, a captcha does not.
+    // Codes per address are counted by its rate-limit key (an IPv6 /64).
+    let rate_key = client.rate_key();
     let issued = codes::issue(
         &app,
         tenant.id(),
@@ -98,7 +100,7 @@ pub async fn send(
             to: &to,
             user: Some(&me.user),
             context: &me.session.sid,
-            ip: client.ip.as_deref(),
+            ip: rate_key.as_deref(),
             locale: me.locale,
             tenant_name: &tenant.tenant.display_name,
             captcha_solved: true,

@@ -163,6 +163,13 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+impl ClientInfo {
+    /// The key the caller is rate-limited under (see [`proxies::rate_key`]).
+    pub fn rate_key(&self) -> Option<String> {
+        self.ip.as_deref().map(proxies::rate_key)
+    }
+}
+
 /// A user agent longer than this is cut; nothing legitimate needs more.
 const MAX_USER_AGENT: usize = 256;
 

@@ -50,6 +50,21 @@ impl TrustedProxies {
     }
 }
 
+/// The key an address is rate-limited under: an IPv4 address itself, an IPv6 address by its
+/// /64, since one subscriber gets a whole /64 and could otherwise rotate through it.
+pub fn rate_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_string(), |v4| v4.to_string()),
+        _ => ip.to_string(),
+    }
+}
+
 fn parse_net(entry: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = match entry.split_once('/') {
         Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u8>().ok()?),
@@ -119,5 +134,16 @@ mod tests {
                 .unwrap()
                 .contains(ip("8.8.8.8"))
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_are_limited_by_their_64() {
+        assert_eq!(rate_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            rate_key("2001:db8:1:2:bbbb::9"),
+            rate_key("2001:db8:1:2::5")
+        );
+        assert_eq!(rate_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(rate_key("::ffff:203.0.113.9"), "203.0.113.9");
     }
 }
