@@ -47,32 +47,7 @@ fn location(r: &reqwest::Response) -> String {
 /// Alice signs in from a second browser; returns it.
 async fn sign_in_elsewhere(b: &Browser) -> reqwest::Client {
     let other = b.other_client();
-    let r = other
-        .get(b.server.url(&Browser::authorize_path("crm-web", CRM, "")))
-        .send()
-        .await
-        .unwrap();
-    let login = location(&r);
-    let form = other
-        .get(b.server.url(&login))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = other
-        .post(b.server.url("/t/acme/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
-            hidden(&form, "flow"),
-            hidden(&form, "csrf"),
-            enc(PASSWORD)
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b.sign_in_from(&other, "alice", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     other
 }

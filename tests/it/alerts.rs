@@ -6,7 +6,7 @@ use sesame::crypto::secret::TokenHash;
 use sesame::store::origins;
 use sesame::tenant::TenantId;
 
-use crate::browser::{Browser, PASSWORD, enc, hidden};
+use crate::browser::Browser;
 use crate::codes::{outbox_browser, outbox_for};
 use crate::support::both_backends;
 
@@ -14,40 +14,10 @@ const CRM: &str = "https://crm.acme.test/cb";
 
 /// Signs Alice in through `client` (a browser with its own cookies).
 async fn sign_in_with(b: &Browser, client: &reqwest::Client) {
-    let r = client
-        .get(
-            b.server
-                .url(&Browser::authorize_path("crm-web", CRM, "&prompt=login")),
-        )
-        .send()
-        .await
-        .unwrap();
-    let login = r.headers()["location"].to_str().unwrap().to_string();
-    let page = client
-        .get(b.server.url(&login))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let body = format!(
-        "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
-        hidden(&page, "flow"),
-        hidden(&page, "csrf"),
-        enc(PASSWORD)
-    );
-    let r = client
-        .post(b.server.url("/t/acme/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            "user-agent",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36",
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36";
+    let r = b
+        .sign_in_from(client, "alice", &[("user-agent", chrome)])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -119,37 +89,13 @@ both_backends!(a_new_network_counts_as_new, |db| {
 
 /// Signs Alice in with `X-Forwarded-For: forwarded`; returns the address the audit log noted.
 async fn audited_address(b: &Browser, forwarded: &str) -> Option<String> {
-    let client = b.other_client();
-    let r = client
-        .get(
-            b.server
-                .url(&Browser::authorize_path("crm-web", CRM, "&prompt=login")),
+    let r = b
+        .sign_in_from(
+            &b.other_client(),
+            "alice",
+            &[("x-forwarded-for", forwarded)],
         )
-        .send()
-        .await
-        .unwrap();
-    let login = r.headers()["location"].to_str().unwrap().to_string();
-    let page = client
-        .get(b.server.url(&login))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client
-        .post(b.server.url("/t/acme/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-forwarded-for", forwarded)
-        .body(format!(
-            "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
-            hidden(&page, "flow"),
-            hidden(&page, "csrf"),
-            enc(PASSWORD)
-        ))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let acme = TenantId::parse("acme").unwrap();
     let events =

@@ -250,6 +250,48 @@ impl Browser {
         self.sign_in_with(client, redirect, account, PASSWORD).await
     }
 
+    /// Signs `account` in to the CRM from `client`, another browser with cookies of its own,
+    /// sending `headers` with the form; returns the form's answer.
+    pub async fn sign_in_from(
+        &self,
+        client: &reqwest::Client,
+        account: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let authorize =
+            Self::authorize_path("crm-web", "https://crm.acme.test/cb", "&prompt=login");
+        let r = client
+            .get(self.server.url(&authorize))
+            .send()
+            .await
+            .unwrap();
+        let login = r.headers()["location"].to_str().unwrap().to_string();
+        let page = client
+            .get(self.server.url(&login))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut post = client
+            .post(self.server.url("/t/acme/login"))
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            post = post.header(*name, *value);
+        }
+        post.body(format!(
+            "flow={}&csrf={}&region=CN&account={}&password={}&agree=yes",
+            hidden(&page, "flow"),
+            hidden(&page, "csrf"),
+            enc(account),
+            enc(PASSWORD)
+        ))
+        .send()
+        .await
+        .unwrap()
+    }
+
     /// [`Browser::sign_in`] with another password.
     pub async fn sign_in_with(
         &self,
