@@ -347,7 +347,7 @@ pub fn compose(
 }
 
 /// Every kind of message [`compose`] makes, for the completeness test.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "code",
     "reset_code",
     "reset_link",
@@ -356,6 +356,7 @@ pub const KINDS: [&str; 8] = [
     "bind_code",
     "trial_received",
     "trial_ready",
+    "contact_changed",
 ];
 
 #[cfg(test)]

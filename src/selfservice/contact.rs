@@ -221,5 +221,44 @@ pub async fn confirm(
     }
     app.forget_subject(tenant.id(), &me.user.id);
     audit(&app, &tenant, &client, &me, action).await?;
+    tell_the_old_address(&app, &tenant, &me, &to).await;
     Ok(done(&tenant, what))
+}
+
+/// Tells the address or number that was replaced, so an owner who did not make the change
+/// hears of it where they still read.
+async fn tell_the_old_address(app: &App, tenant: &TenantCtx, me: &Me, new: &Destination) {
+    let p = &me.user.profile;
+    let old = match new.channel {
+        Channel::Email => p.email.as_ref().map(|e| e.as_str().to_string()),
+        Channel::Sms => p.phone.as_ref().map(|x| x.as_str().to_string()),
+    };
+    let Some(old) = old.filter(|o| *o != new.address && app.notifier.offers(new.channel)) else {
+        return;
+    };
+    let time = crate::flow::password::format_time(app.now());
+    let (subject, body) = crate::notify::compose(
+        &app.templates.catalogs,
+        me.locale,
+        new.channel,
+        "contact_changed",
+        &[
+            ("tenant", &tenant.tenant.display_name),
+            ("time", &time),
+            ("link", &format!("{}/account", tenant.issuer)),
+        ],
+    );
+    let message = crate::notify::Message {
+        tenant: tenant.id().clone(),
+        channel: new.channel,
+        to: old,
+        subject,
+        body,
+        code: None,
+        locale: me.locale,
+        purpose: "account.contact_changed",
+    };
+    if let Err(e) = app.notifier.dispatch(message).await {
+        tracing::warn!(tenant = %tenant.id(), error = %e, "the change notice was not sent");
+    }
 }

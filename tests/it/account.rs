@@ -225,6 +225,12 @@ both_backends!(a_new_email_or_number_is_bound_by_a_code_sent_to_it, |db| {
     )
     .await;
     assert_eq!(location(&r), "/t/acme/account?done=email");
+    assert!(
+        outbox_for(&b, "alice@acme.test").iter().any(|m| m
+            .subject
+            .contains("sign-in address of your Acme & Co account changed")),
+        "the old address is told"
+    );
     let me = alice(&b);
     assert_eq!(me.profile.email, Email::parse("alice.new@acme.test"));
     assert!(me.email_verified);
