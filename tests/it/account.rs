@@ -266,29 +266,7 @@ both_backends!(a_new_email_or_number_is_bound_by_a_code_sent_to_it, |db| {
 
 both_backends!(an_address_of_another_account_is_refused_once_proven, |db| {
     let b = outbox_browser(db).await;
-    let now = b.t.app.now();
-    let acme = acme();
-    b.t.app
-        .store
-        .run_blocking(|c| {
-            users::insert(
-                c,
-                &acme,
-                &users::NewUser {
-                    id: None,
-                    profile: users::UserProfile {
-                        email: Email::parse("taken@acme.test"),
-                        display_name: "Taken".into(),
-                        ..Default::default()
-                    },
-                    status: users::UserStatus::Active,
-                    password_hash: None,
-                    must_change_password: false,
-                },
-                now,
-            )
-        })
-        .unwrap();
+    b.add_user_by_email("taken@acme.test", "Taken");
     b.sign_in("crm-web", CRM, "alice").await;
     let page = account(&b).await;
     let r = post(
@@ -431,30 +409,7 @@ both_backends!(
     an_account_without_a_password_sets_one_after_a_recent_sign_in,
     |db| {
         let b = outbox_browser(db).await;
-        let now = b.t.app.now();
-        let acme = acme();
-        b.t.app
-            .store
-            .run_blocking(|c| {
-                users::insert(
-                    c,
-                    &acme,
-                    &users::NewUser {
-                        id: None,
-                        profile: users::UserProfile {
-                            email: Email::parse("bob@acme.test"),
-                            display_name: "Bob".into(),
-                            department_id: Some("sales".into()),
-                            ..Default::default()
-                        },
-                        status: users::UserStatus::Active,
-                        password_hash: None,
-                        must_change_password: false,
-                    },
-                    now,
-                )
-            })
-            .unwrap();
+        b.add_user_by_email("bob@acme.test", "Bob");
         // Bob signs in by code.
         let page = crate::codes::code_page(&b).await;
         let (_, sent) = crate::codes::get_code(&b, &page, "bob@acme.test").await;

@@ -292,6 +292,31 @@ impl Browser {
         .unwrap()
     }
 
+    /// Adds an active user of the sales department with only an email address (no password:
+    /// they sign in by code).
+    pub fn add_user_by_email(&self, email: &str, name: &str) {
+        use sesame::store::users;
+        let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+        let now = self.t.app.now();
+        let new = users::NewUser {
+            id: None,
+            profile: users::UserProfile {
+                email: sesame::account::Email::parse(email),
+                display_name: name.into(),
+                department_id: Some("sales".into()),
+                ..Default::default()
+            },
+            status: users::UserStatus::Active,
+            password_hash: None,
+            must_change_password: false,
+        };
+        self.t
+            .app
+            .store
+            .run_blocking(|c| users::insert(c, &acme, &new, now))
+            .unwrap();
+    }
+
     /// [`Browser::sign_in`] with another password.
     pub async fn sign_in_with(
         &self,

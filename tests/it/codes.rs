@@ -3,7 +3,7 @@
 //! and answers that never tell whether an account exists.
 
 use reqwest::StatusCode;
-use sesame::account::{Email, Login};
+use sesame::account::Login;
 use sesame::notify::config::Driver;
 use sesame::store::{audit, outbox, users};
 use sesame::tenant::TenantId;
@@ -235,29 +235,7 @@ both_backends!(a_code_works_once_for_five_minutes_and_five_tries, |db| {
 
 both_backends!(a_code_signs_in_only_its_own_account_and_flow, |db| {
     let b = outbox_browser(db).await;
-    let now = b.t.app.now();
-    b.t.app
-        .store
-        .run_blocking(|c| {
-            users::insert(
-                c,
-                &acme(),
-                &users::NewUser {
-                    id: None,
-                    profile: users::UserProfile {
-                        email: Email::parse("bob@acme.test"),
-                        display_name: "Bob".into(),
-                        department_id: Some("sales".into()),
-                        ..Default::default()
-                    },
-                    status: users::UserStatus::Active,
-                    password_hash: None,
-                    must_change_password: false,
-                },
-                now,
-            )
-        })
-        .unwrap();
+    b.add_user_by_email("bob@acme.test", "Bob");
     let page = code_page(&b).await;
     let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
     let alices = latest_code(&b, "alice@acme.test");
