@@ -86,7 +86,7 @@ pub fn find(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<Option<App>,
         .filter(a::tenant_id.eq(tenant.as_str()))
         .filter(a::id.eq(id))
         .select((a::id, a::name, a::description))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((id, name, description)) = row else {
         return Ok(None);

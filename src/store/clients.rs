@@ -184,7 +184,7 @@ pub fn find(
         .filter(c::tenant_id.eq(tenant.as_str()))
         .filter(c::client_id.eq(client_id))
         .select(Row::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(Client::from))
 }

@@ -20,7 +20,7 @@ pub fn find(
         .filter(k::user_id.eq(user_id))
         .filter(k::client_id.eq(client_id))
         .select(k::scope)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

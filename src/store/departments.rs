@@ -40,7 +40,7 @@ pub fn find(
         .filter(d::tenant_id.eq(tenant.as_str()))
         .filter(d::id.eq(id))
         .select((d::id, d::parent_id, d::name))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(|(id, parent_id, name)| Department {
         id,

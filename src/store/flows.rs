@@ -86,7 +86,7 @@ pub fn find(
         .filter(f::completed_at.is_null())
         .filter(f::expires_at.gt(now.0))
         .select(Row::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(Flow::from))
 }

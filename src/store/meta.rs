@@ -11,7 +11,7 @@ pub fn get(conn: &mut Conn, key: &str) -> Result<Option<String>, StoreError> {
     Ok(meta::table
         .filter(meta::key.eq(key))
         .select(meta::value)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -2,6 +2,10 @@
 //! scheme); every call goes through [`Store::run`] on the blocking pool so async handlers never
 //! wait on the database. One module per aggregate, each a set of free functions over `&mut Conn`
 //! that take the tenant first, so no query can read across tenants.
+//!
+//! Lookups by a unique key end in `get_result`, not `first`: `first` appends `LIMIT ?`, and SQLite
+//! treats a bound LIMIT as a planner input, so it re-prepares such a statement on every run
+//! instead of reusing the cached one.
 
 pub mod agreements;
 pub mod apps;

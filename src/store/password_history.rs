@@ -25,7 +25,7 @@ pub fn recent(
         .filter(u::tenant_id.eq(tenant.as_str()))
         .filter(u::id.eq(user_id))
         .select(u::password_hash)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let mut hashes: Vec<String> = current.flatten().into_iter().collect();
     let previous: Vec<String> = h::table
@@ -54,7 +54,7 @@ pub fn replace(
             .filter(u::tenant_id.eq(tenant.as_str()))
             .filter(u::id.eq(user_id))
             .select(u::password_hash)
-            .first(c)
+            .get_result(c)
             .optional()?;
         if let (Some(old), true) = (old.flatten(), keep > 0) {
             diesel::insert_into(h::table)

@@ -183,7 +183,7 @@ fn not_rotated(
         .filter(r::client_id.eq(client_id))
         .filter(r::rotated_at.is_not_null())
         .select(r::family_id)
-        .first(c)
+        .get_result(c)
         .optional()?;
     match reused {
         Some(family_id) => {
@@ -291,7 +291,7 @@ pub fn find_active(
             r::expires_at,
             r::family_expires_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(grant))
 }
@@ -309,7 +309,7 @@ pub fn family_of(
         .filter(r::tenant_id.eq(tenant.as_str()))
         .filter(r::client_id.eq(client_id))
         .select(r::family_id)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

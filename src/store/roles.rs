@@ -41,7 +41,7 @@ pub fn find(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<Option<Role>
         .filter(r::tenant_id.eq(tenant.as_str()))
         .filter(r::id.eq(id))
         .select((r::id, r::app_id, r::name, r::description))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(into_role))
 }

@@ -162,7 +162,10 @@ pub fn touch(
             .filter(s::idle_expires_at.gt(now.0))
             .filter(s::absolute_expires_at.gt(now.0))
     };
-    let row: Option<Row> = live().select(Row::as_select()).first(conn).optional()?;
+    let row: Option<Row> = live()
+        .select(Row::as_select())
+        .get_result(conn)
+        .optional()?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -256,7 +259,7 @@ pub fn find_by_sid(
         .filter(s::idle_expires_at.gt(now.0))
         .filter(s::absolute_expires_at.gt(now.0))
         .select(Row::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(Session::from))
 }

@@ -129,7 +129,7 @@ pub fn find(conn: &mut Conn, id: &TenantId) -> Result<Option<Tenant>, StoreError
     let row: Option<Row> = t::table
         .find(id.as_str())
         .select(Row::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     match row {
         Some(r) => {

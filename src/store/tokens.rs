@@ -90,7 +90,7 @@ pub fn find_consumed(
         .filter(t::kind.eq(kind))
         .filter(t::consumed_at.is_not_null())
         .select(t::payload)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(payload.map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)))
 }

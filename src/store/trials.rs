@@ -99,7 +99,7 @@ pub fn find(conn: &mut Conn, id: &str) -> Result<Option<Application>, StoreError
     let row: Option<Row> = a::table
         .filter(a::id.eq(id))
         .select(columns!())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(from_row))
 }

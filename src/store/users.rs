@@ -220,7 +220,7 @@ pub fn find(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<Option<User>
     let row: Option<Row> = scoped(tenant)
         .filter(u::id.eq(id))
         .select(Row::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.map(|r| r.into_user(tenant)))
 }
@@ -236,7 +236,7 @@ pub fn find_by_login(
         Login::Email(x) => scoped(tenant).filter(u::email.eq(x.as_str())),
         Login::Phone(x) => scoped(tenant).filter(u::phone.eq(x.as_str())),
     };
-    let row: Option<Row> = query.select(Row::as_select()).first(conn).optional()?;
+    let row: Option<Row> = query.select(Row::as_select()).get_result(conn).optional()?;
     Ok(row.map(|r| r.into_user(tenant)))
 }
 
@@ -252,7 +252,7 @@ pub fn find_for_sign_in(
         Login::Email(x) => scoped(tenant).filter(u::email.eq(x.as_str())),
         Login::Phone(x) => scoped(tenant).filter(u::phone.eq(x.as_str())),
     };
-    let row: Option<Row> = query.select(Row::as_select()).first(conn).optional()?;
+    let row: Option<Row> = query.select(Row::as_select()).get_result(conn).optional()?;
     Ok(row.map(|r| {
         let hash = r.password_hash.clone();
         (r.into_user(tenant), hash)

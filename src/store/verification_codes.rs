@@ -77,7 +77,7 @@ pub fn find_live(
         .filter(v::expires_at.gt(now.0))
         .filter(v::attempts.lt(max_attempts))
         .select((v::id, v::destination, v::user_id, v::context, v::code_hash))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.and_then(candidate))
 }
@@ -126,7 +126,7 @@ pub fn recent(
     let last: Option<i64> = scoped()
         .filter(v::destination.eq(destination))
         .select(diesel::dsl::max(v::created_at))
-        .first(conn)?;
+        .get_result(conn)?;
     let for_destination: i64 = scoped()
         .filter(v::destination.eq(destination))
         .count()
