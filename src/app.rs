@@ -26,6 +26,15 @@ use crate::web::Templates;
 /// once; changes made on another node are seen within this many seconds.
 pub const CACHE_TTL_SECS: i64 = 10;
 
+/// The documents [`App::document`] keeps, each built from a tenant's keyring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Document {
+    /// OpenID Connect Discovery.
+    Discovery,
+    /// The SAML IdP metadata.
+    SamlMetadata,
+}
+
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
 
@@ -63,8 +72,8 @@ pub struct Inner {
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
     keyrings: TtlCache<TenantId, Arc<Keyring>>,
     clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
-    /// Discovery documents by issuer, serialized once.
-    discovery: TtlCache<String, bytes::Bytes>,
+    /// Documents built from the keyring (discovery, SAML metadata) by issuer, serialized once.
+    documents: TtlCache<(String, Document), bytes::Bytes>,
     /// Users as protocols see them (account, department path, roles), by (tenant, user id), so
     /// UserInfo, refresh grants and single sign-on cost no query for a user seen recently.
     subjects: TtlCache<(TenantId, String), Option<Arc<Subject>>>,
@@ -154,7 +163,7 @@ impl App {
             hosts: TtlCache::default(),
             keyrings: TtlCache::default(),
             clients: TtlCache::default(),
-            discovery: TtlCache::default(),
+            documents: TtlCache::default(),
             client_jwks: TtlCache::default(),
             recorded_session_clients: TtlCache::default(),
             subjects: TtlCache::default(),
@@ -265,20 +274,22 @@ impl App {
         Ok(ring)
     }
 
-    /// The discovery document for `issuer`, built by `build` at most once per TTL.
-    pub async fn discovery_document(
+    /// The `which` document for `issuer`, built by `build` at most once per TTL.
+    pub async fn document(
         &self,
         tenant: &TenantId,
         issuer: &str,
-        build: impl FnOnce(&Keyring) -> serde_json::Value,
+        which: Document,
+        build: impl FnOnce(&Keyring) -> bytes::Bytes,
     ) -> Result<bytes::Bytes, KeyError> {
         let now = self.now();
-        if let Some(hit) = self.discovery.get(&issuer.to_string(), now) {
+        let key = (issuer.to_string(), which);
+        if let Some(hit) = self.documents.get(&key, now) {
             return Ok(hit);
         }
         let ring = self.keyring(tenant).await?;
-        let bytes = bytes::Bytes::from(build(&ring).to_string());
-        self.discovery.put(issuer.to_string(), bytes.clone(), now);
+        let bytes = build(&ring);
+        self.documents.put(key, bytes.clone(), now);
         Ok(bytes)
     }
 
@@ -288,7 +299,7 @@ impl App {
         self.hosts.clear();
         self.keyrings.clear();
         self.clients.clear();
-        self.discovery.clear();
+        self.documents.clear();
         self.client_jwks.clear();
         self.subjects.clear();
         self.apps.clear();

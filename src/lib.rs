@@ -19,6 +19,7 @@ pub mod notify;
 pub mod oidc;
 pub mod ops;
 pub mod router;
+pub mod saml;
 pub mod selfservice;
 pub mod server;
 pub mod store;

@@ -32,6 +32,7 @@ fn tenant_routes() -> Router<App> {
         .merge(selfservice::routes())
         .merge(trial::routes())
         .merge(crate::admin::api::routes())
+        .merge(crate::saml::routes())
 }
 
 pub fn build(app: App) -> Router {

@@ -15,10 +15,11 @@ use crate::app::CACHE_TTL_SECS;
 use crate::bootstrap::{self, Opened};
 use crate::clock::{SharedClock, UnixTime};
 use crate::config::Config;
-use crate::crypto::keys::{self, Alg, RotationPolicy};
+use crate::crypto::keys::{self, Alg, KeyKind, RotationPolicy};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::{DigestKey, generate_password};
 use crate::oidc::discovery::JWKS_MAX_AGE_SECS;
+use crate::saml;
 use crate::store::apps::Channel;
 use crate::store::tenants::{self, TenantSpec};
 use crate::store::users::{self, NewUser, User, UserProfile, UserStatus};
@@ -142,9 +143,9 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
         }
         Command::Keys(KeysCommand::Rotate { tenant, alg, force }) => {
             let tid = tenant_of(&store, &tenant)?;
-            let algs: Vec<Alg> = match alg {
+            let kinds: Vec<KeyKind> = match alg {
                 Some(a) => vec![a.parse()?],
-                None => Alg::ALL.to_vec(),
+                None => Alg::ALL.into_iter().map(KeyKind::Jws).collect(),
             };
             let longest = store
                 .run_blocking(|c| clients::max_token_lifetime(c, &tid))?
@@ -153,22 +154,23 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 .max(config.tokens.id_token_lifetime);
             // Allow for clock skew at the relying parties.
             let grace = longest + 300;
-            for alg in algs {
+            for kind in kinds {
+                // The longest an SP or a node may hold the old key set.
+                let cached = match kind {
+                    KeyKind::Jws(_) => JWKS_MAX_AGE_SECS,
+                    KeyKind::Saml => saml::metadata::CACHE_DURATION_SECS,
+                };
                 let policy = RotationPolicy {
                     rsa_bits: 2048,
                     retire_grace: grace,
-                    min_next_age: if force {
-                        0
-                    } else {
-                        JWKS_MAX_AGE_SECS + CACHE_TTL_SECS
-                    },
+                    min_next_age: if force { 0 } else { cached + CACHE_TTL_SECS },
                 };
                 let r = store
-                    .run_blocking(|c| Ok(keys::rotate(c, &master, &tid, alg, &policy, now)?))?;
+                    .run_blocking(|c| Ok(keys::rotate(c, &master, &tid, kind, &policy, now)?))?;
                 store.run_blocking(|c| record(c, &tid, "keys.rotate", &r.activated, now))?;
                 println!(
                     "{}: now signing with {}; published next {}{}",
-                    r.alg,
+                    r.kind,
                     r.activated,
                     r.next,
                     match (&r.retired, r.retired_published_until) {

@@ -247,7 +247,9 @@ pub enum KeysCommand {
     Rotate {
         #[command(flatten)]
         tenant: TenantArg,
-        /// Only this algorithm (RS256, ES256, EdDSA); all by default.
+        /// Only this kind: RS256, PS256, ES256, EdDSA, or SAML (the SAML signing certificate).
+        /// Without it, every JWS algorithm; the SAML key only when named, since SPs that do not
+        /// refresh the IdP's metadata must be given the new certificate by hand.
         #[arg(long)]
         alg: Option<String>,
         /// Rotate even if the next key was published too recently for every relying party to

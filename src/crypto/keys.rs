@@ -3,23 +3,29 @@
 //! Each algorithm has one `active` key that signs, one `next` key that is published but does not
 //! sign yet (so relying parties have it cached before the first token it signs), and `retired`
 //! keys that stay published until every token they signed has expired.
+//!
+//! The tenant's SAML signing key lives in the same table and rotation as kind `SAML`: an RSA key
+//! whose stored public JWK carries its self-signed certificate (`x5c`). It is published in the SAML
+//! metadata, never in the JWKS.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, PS256, RS256};
 use josekit::jwt::JwtPayload;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::CryptoError;
 use super::master::MasterKey;
+use super::{CryptoError, cert};
 use crate::clock::UnixTime;
 use crate::store::keys::{KeyState, NewSigningKey, StoredKey};
 use crate::store::{Conn, StoreError, keys as key_store, tx};
@@ -69,16 +75,72 @@ impl FromStr for Alg {
     }
 }
 
-/// A freshly generated key pair: the public JWK (with `kid`, `alg`, `use`) and the private key as
-/// PKCS#8 PEM, wiped from memory when dropped.
+/// What a stored key signs: JWTs with one JWS algorithm, or SAML messages (RSA-SHA256, with a
+/// certificate for the metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    Jws(Alg),
+    Saml,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 5] = [
+        KeyKind::Jws(Alg::RS256),
+        KeyKind::Jws(Alg::PS256),
+        KeyKind::Jws(Alg::ES256),
+        KeyKind::Jws(Alg::EdDSA),
+        KeyKind::Saml,
+    ];
+
+    /// The `alg` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Jws(alg) => alg.as_str(),
+            KeyKind::Saml => "SAML",
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyKind {
+    type Err = CryptoError;
+    fn from_str(s: &str) -> Result<KeyKind, CryptoError> {
+        if s.eq_ignore_ascii_case("saml") {
+            return Ok(KeyKind::Saml);
+        }
+        Alg::from_str(s).map(KeyKind::Jws).map_err(|_| {
+            CryptoError::Key(format!(
+                "unknown key kind '{s}' (use RS256, PS256, ES256, EdDSA or SAML)"
+            ))
+        })
+    }
+}
+
+/// A freshly generated key pair: the public JWK (with `kid`, `alg`, `use`, and for SAML the
+/// certificate as `x5c`) and the private key as PKCS#8 PEM, wiped from memory when dropped.
 pub struct GeneratedKey {
     pub kid: String,
-    pub alg: Alg,
+    pub kind: KeyKind,
     pub public_jwk: Value,
     pub private_pem: Zeroizing<Vec<u8>>,
 }
 
-pub fn generate(alg: Alg, rsa_bits: u32) -> Result<GeneratedKey, CryptoError> {
+/// Generates a key of `kind`; `tenant` and `now` name and date a SAML key's certificate.
+pub fn generate(
+    kind: KeyKind,
+    rsa_bits: u32,
+    tenant: &TenantId,
+    now: UnixTime,
+) -> Result<GeneratedKey, CryptoError> {
+    let alg = match kind {
+        KeyKind::Jws(alg) => alg,
+        KeyKind::Saml => return generate_saml(rsa_bits, tenant, now),
+    };
     let (jwk, pem) = match alg {
         Alg::RS256 => {
             let kp = RS256.generate_key_pair(rsa_bits.max(2048))?;
@@ -98,16 +160,45 @@ pub fn generate(alg: Alg, rsa_bits: u32) -> Result<GeneratedKey, CryptoError> {
             (kp.to_jwk_public_key(), kp.to_pem_private_key())
         }
     };
-    let kid = thumbprint(&jwk)?;
+    published(KeyKind::Jws(alg), &jwk, pem, None)
+}
+
+fn generate_saml(
+    rsa_bits: u32,
+    tenant: &TenantId,
+    now: UnixTime,
+) -> Result<GeneratedKey, CryptoError> {
+    let key = PKey::from_rsa(Rsa::generate(rsa_bits.max(2048))?)?;
+    let certificate = cert::self_signed(&key, &format!("Sesame SAML {tenant}"), now)?;
+    let pem = key.private_key_to_pem_pkcs8()?;
+    let jwk = RS256.key_pair_from_pem(&pem)?.to_jwk_public_key();
+    published(KeyKind::Saml, &jwk, pem, Some(&certificate))
+}
+
+fn published(
+    kind: KeyKind,
+    jwk: &Jwk,
+    pem: Vec<u8>,
+    certificate: Option<&[u8]>,
+) -> Result<GeneratedKey, CryptoError> {
+    let pem = Zeroizing::new(pem);
+    let kid = thumbprint(jwk)?;
     let mut public = jwk.as_ref().clone();
     public.insert("kid".into(), json!(kid));
+    let alg = match kind {
+        KeyKind::Jws(alg) => alg,
+        KeyKind::Saml => Alg::RS256,
+    };
     public.insert("alg".into(), json!(alg.as_str()));
     public.insert("use".into(), json!("sig"));
+    if let Some(der) = certificate {
+        public.insert("x5c".into(), json!([STANDARD.encode(der)]));
+    }
     Ok(GeneratedKey {
         kid,
-        alg,
+        kind,
         public_jwk: Value::Object(public),
-        private_pem: Zeroizing::new(pem),
+        private_pem: pem,
     })
 }
 
@@ -133,6 +224,18 @@ pub fn thumbprint(jwk: &Jwk) -> Result<String, CryptoError> {
     }
     let text = serde_json::to_string(&canonical).map_err(|e| CryptoError::Key(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes())))
+}
+
+/// The certificate a SAML key's stored JWK carries in `x5c`.
+fn certificate_of(public_jwk: &str) -> Result<Vec<u8>, CryptoError> {
+    let jwk: Value =
+        serde_json::from_str(public_jwk).map_err(|e| CryptoError::Key(e.to_string()))?;
+    let b64 = jwk["x5c"][0]
+        .as_str()
+        .ok_or_else(|| CryptoError::Key("a stored SAML key has no certificate".into()))?;
+    STANDARD
+        .decode(b64)
+        .map_err(|e| CryptoError::Key(format!("a stored SAML certificate: {e}")))
 }
 
 fn aad(tenant: &TenantId, kid: &str) -> Vec<u8> {
@@ -178,6 +281,32 @@ impl fmt::Debug for ActiveKey {
     }
 }
 
+/// The active SAML signing key, parsed once.
+pub struct SamlKey {
+    pub kid: String,
+    pub key: PKey<Private>,
+    /// The same key as PKCS#8 DER, the form xmlsec takes.
+    pub private_der: Zeroizing<Vec<u8>>,
+    /// Its certificate (DER), for the signature's `KeyInfo`.
+    pub certificate: Vec<u8>,
+}
+
+impl fmt::Debug for SamlKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SamlKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A SAML signing certificate the metadata publishes.
+#[derive(Debug, Clone)]
+pub struct SamlCertificate {
+    pub kid: String,
+    pub state: KeyState,
+    pub der: Vec<u8>,
+}
+
 /// A tenant's keys as the hot path needs them: signers already parsed and the JWKS document
 /// already built, so neither costs a key parse or a query per request.
 #[derive(Debug)]
@@ -188,6 +317,9 @@ pub struct Keyring {
     jwks_json: bytes::Bytes,
     /// Every published key by `kid`, parsed once, to verify tokens Sesame itself issued.
     verifiers: Vec<(String, Box<dyn JwsVerifier>)>,
+    saml_key: Option<SamlKey>,
+    /// Active first, then the next, then retired ones still published.
+    saml_certificates: Vec<SamlCertificate>,
 }
 
 impl Keyring {
@@ -201,7 +333,29 @@ impl Keyring {
         let mut active = Vec::new();
         let mut published = Vec::new();
         let mut verifiers = Vec::new();
+        let mut saml_key = None;
+        let mut saml_certificates = Vec::new();
         for key in stored {
+            if KeyKind::from_str(&key.alg)? == KeyKind::Saml {
+                if key.is_published(now) {
+                    saml_certificates.push(SamlCertificate {
+                        kid: key.kid.clone(),
+                        state: key.state,
+                        der: certificate_of(&key.public_jwk)?,
+                    });
+                }
+                if key.state == KeyState::Active {
+                    let pem = master.decrypt(&key.private_key, &aad(tenant, &key.kid))?;
+                    let private = PKey::private_key_from_pem(&pem)?;
+                    saml_key = Some(SamlKey {
+                        kid: key.kid.clone(),
+                        private_der: Zeroizing::new(private.private_key_to_pkcs8()?),
+                        key: private,
+                        certificate: certificate_of(&key.public_jwk)?,
+                    });
+                }
+                continue;
+            }
             if key.is_published(now) {
                 let jwk: Value = serde_json::from_str(&key.public_jwk)
                     .map_err(|e| CryptoError::Key(e.to_string()))?;
@@ -220,7 +374,14 @@ impl Keyring {
             }
         }
         active.sort_by_key(|k| k.alg);
+        saml_certificates.sort_by_key(|c| match c.state {
+            KeyState::Active => 0,
+            KeyState::Next => 1,
+            KeyState::Retired => 2,
+        });
         Ok(Keyring {
+            saml_key,
+            saml_certificates,
             active,
             jwks_json: bytes::Bytes::from(json!({ "keys": &published }).to_string()),
             jwks: json!({ "keys": published }),
@@ -240,6 +401,15 @@ impl Keyring {
         })
         .ok()?;
         (header.token_type() == Some(typ)).then(|| payload.claims_set().clone())
+    }
+
+    /// The key that signs SAML messages, if the tenant has one.
+    pub fn saml_key(&self) -> Option<&SamlKey> {
+        self.saml_key.as_ref()
+    }
+
+    pub fn saml_certificates(&self) -> &[SamlCertificate] {
+        &self.saml_certificates
     }
 
     pub fn jwks(&self) -> &Value {
@@ -283,11 +453,11 @@ impl Keyring {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
-        "the next {alg} key was published at {published_at}; relying parties may not have fetched it \
+        "the next {kind} key was published at {published_at}; relying parties may not have fetched it \
          yet. Rotate after {ready_at}, or force it if the active key is compromised"
     )]
     NextKeyTooNew {
-        alg: Alg,
+        kind: KeyKind,
         published_at: UnixTime,
         ready_at: UnixTime,
     },
@@ -322,7 +492,7 @@ fn seal(
 ) -> Result<NewSigningKey, CryptoError> {
     Ok(NewSigningKey {
         kid: key.kid.clone(),
-        alg: key.alg.as_str().to_string(),
+        alg: key.kind.as_str().to_string(),
         state,
         public_jwk: key.public_jwk.to_string(),
         private_key: master.encrypt(&key.private_pem, &aad(tenant, &key.kid))?,
@@ -330,7 +500,7 @@ fn seal(
     })
 }
 
-/// Gives every algorithm an active and a next key; returns how many keys it generated.
+/// Gives every kind of key an active and a next key; returns how many keys it generated.
 pub fn ensure(
     conn: &mut Conn,
     master: &MasterKey,
@@ -340,13 +510,14 @@ pub fn ensure(
 ) -> Result<usize, KeyError> {
     let existing = key_store::list(conn, tenant)?;
     let mut wanted = Vec::new();
-    for alg in Alg::ALL {
+    for kind in KeyKind::ALL {
         for state in [KeyState::Active, KeyState::Next] {
             if !existing
                 .iter()
-                .any(|k| k.alg == alg.as_str() && k.state == state)
+                .any(|k| k.alg == kind.as_str() && k.state == state)
             {
-                wanted.push(seal(master, tenant, &generate(alg, rsa_bits)?, state, now)?);
+                let key = generate(kind, rsa_bits, tenant, now)?;
+                wanted.push(seal(master, tenant, &key, state, now)?);
             }
         }
     }
@@ -376,7 +547,7 @@ pub struct RotationPolicy {
 /// What a rotation did, for the CLI.
 #[derive(Debug, Clone)]
 pub struct Rotation {
-    pub alg: Alg,
+    pub kind: KeyKind,
     pub activated: String,
     pub retired: Option<String>,
     pub next: String,
@@ -390,7 +561,7 @@ pub fn rotate(
     conn: &mut Conn,
     master: &MasterKey,
     tenant: &TenantId,
-    alg: Alg,
+    kind: KeyKind,
     policy: &RotationPolicy,
     now: UnixTime,
 ) -> Result<Rotation, KeyError> {
@@ -403,14 +574,14 @@ pub fn rotate(
     let next_key = seal(
         master,
         tenant,
-        &generate(alg, rsa_bits)?,
+        &generate(kind, rsa_bits, tenant, now)?,
         KeyState::Next,
         now,
     )?;
     let spare_active = seal(
         master,
         tenant,
-        &generate(alg, rsa_bits)?,
+        &generate(kind, rsa_bits, tenant, now)?,
         KeyState::Active,
         now,
     )?;
@@ -420,15 +591,15 @@ pub fn rotate(
         let keys = key_store::list(c, tenant)?;
         let old_active = keys
             .iter()
-            .find(|k| k.alg == alg.as_str() && k.state == KeyState::Active);
+            .find(|k| k.alg == kind.as_str() && k.state == KeyState::Active);
         let old_next = keys
             .iter()
-            .find(|k| k.alg == alg.as_str() && k.state == KeyState::Next);
+            .find(|k| k.alg == kind.as_str() && k.state == KeyState::Next);
         if let Some(next) = old_next
             && now.0 - next.created_at.0 < min_next_age
         {
             return Err(KeyError::NextKeyTooNew {
-                alg,
+                kind,
                 published_at: next.created_at,
                 ready_at: next.created_at.plus(min_next_age),
             });
@@ -454,7 +625,7 @@ pub fn rotate(
         };
         key_store::insert(c, tenant, &next_key, now)?;
         Ok(Rotation {
-            alg,
+            kind,
             activated,
             retired,
             next: next_key.kid.clone(),
@@ -494,10 +665,10 @@ mod tests {
         let tenant = TenantId::parse("acme").unwrap();
         let master = MasterKey::generate();
         let now = UnixTime(1_700_000_000);
-        let stored: Vec<StoredKey> = Alg::ALL
+        let stored: Vec<StoredKey> = KeyKind::ALL
             .iter()
-            .map(|alg| {
-                let key = generate(*alg, 2048).unwrap();
+            .map(|kind| {
+                let key = generate(*kind, 2048, &tenant, now).unwrap();
                 let sealed = seal(&master, &tenant, &key, KeyState::Active, now).unwrap();
                 StoredKey::from_new(sealed, now)
             })
@@ -505,8 +676,14 @@ mod tests {
         let ring = Keyring::load(&tenant, &stored, &master, now).unwrap();
         assert_eq!(
             ring.jwks()["keys"].as_array().unwrap().len(),
-            Alg::ALL.len()
+            Alg::ALL.len(),
+            "the SAML key is published in the SAML metadata, not in the JWKS"
         );
+        let saml = ring.saml_key().expect("a SAML signing key");
+        let cert = openssl::x509::X509::from_der(&saml.certificate).unwrap();
+        assert!(cert.public_key().unwrap().public_eq(&saml.key));
+        assert_eq!(ring.saml_certificates().len(), 1);
+        assert_eq!(ring.saml_certificates()[0].der, saml.certificate);
         for alg in Alg::ALL {
             let mut claims = Map::new();
             claims.insert("sub".into(), json!("alice"));

@@ -1,7 +1,8 @@
 //! Key material and secrets: the master key that encrypts signing keys at rest, the signing keys
-//! themselves (generation, rotation, JWKS, JWS), argon2 password hashing, and random secrets with
+//! themselves (generation, rotation, JWKS, JWS, the SAML certificate), argon2 password hashing, and random secrets with
 //! their hashes.
 
+pub mod cert;
 pub mod keys;
 pub mod master;
 pub mod password;
@@ -20,6 +21,12 @@ pub enum CryptoError {
     Key(String),
     #[error("password hashing failed: {0}")]
     Password(String),
+}
+
+impl From<openssl::error::ErrorStack> for CryptoError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        CryptoError::Key(e.to_string())
+    }
 }
 
 impl From<josekit::JoseError> for CryptoError {

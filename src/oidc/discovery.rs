@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::reply::ResponseMode;
 use super::request::USER_SCOPES;
-use crate::app::App;
+use crate::app::{App, Document};
 use crate::crypto::keys::Alg;
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
@@ -68,8 +68,8 @@ pub async fn configuration(
 ) -> Result<Response, PageError> {
     let issuer = tenant.issuer.clone();
     let body = app
-        .discovery_document(tenant.id(), &tenant.issuer, |ring| {
-            metadata(&issuer, &ring.algorithms())
+        .document(tenant.id(), &tenant.issuer, Document::Discovery, |ring| {
+            bytes::Bytes::from(metadata(&issuer, &ring.algorithms()).to_string())
         })
         .await?;
     let mut response = body.into_response();

@@ -257,12 +257,12 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
     let keys = e.ok(&["keys", "list", "-t", "acme"]);
     assert_eq!(
         keys.lines().filter(|l| l.contains(" active ")).count(),
-        4,
+        5,
         "{keys}"
     );
     assert_eq!(
         keys.lines().filter(|l| l.contains(" next ")).count(),
-        4,
+        5,
         "{keys}"
     );
     let err = e.fails(&["keys", "rotate", "-t", "acme", "--alg", "ES256"]);
@@ -275,11 +275,23 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
         out.contains("ES256: now signing with") && out.contains("stays published until"),
         "{out}"
     );
+    // Without --alg every JWS algorithm; the SAML certificate only when named, with the same guard.
+    let all = e.ok(&["keys", "rotate", "-t", "acme", "--force"]);
+    assert_eq!(all.lines().count(), 4, "{all}");
+    assert!(!all.contains("SAML"), "{all}");
+    let err = e.fails(&["keys", "rotate", "-t", "acme", "--alg", "saml"]);
+    assert!(err.contains("next SAML key"), "{err}");
+    let out = e.ok(&["keys", "rotate", "-t", "acme", "--alg", "saml", "--force"]);
+    assert!(out.contains("SAML: now signing with"), "{out}");
     let keys = e.ok(&["keys", "list", "-t", "acme"]);
     assert_eq!(
         keys.lines().filter(|l| l.contains(" retired ")).count(),
-        1,
+        6,
         "{keys}"
+    );
+    assert!(
+        e.fails(&["keys", "rotate", "-t", "acme", "--alg", "HS256"])
+            .contains("unknown key kind 'HS256'")
     );
     assert!(
         e.fails(&["keys", "list", "-t", "nosuch"])

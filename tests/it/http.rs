@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Map, json};
-use sesame::crypto::keys::Alg;
+use sesame::crypto::keys::{Alg, KeyKind};
 use sesame::tenant::TenantId;
 
 use crate::support::{TestApp, TestDb, TestServer, both_backends};
@@ -527,27 +527,7 @@ async fn another_nodes_key_rotation_is_served_within_the_cache_ttl() {
     let t = TestApp::new(TestDb::sqlite()).await;
     let before = t.get("/t/default/jwks").await.json();
     // Rotate behind this node's back, as another node would.
-    let (master, now) = (t.app.master.clone(), t.app.now());
-    let rotation = t
-        .app
-        .store
-        .run(move |c| {
-            let forced = sesame::crypto::keys::RotationPolicy {
-                rsa_bits: 2048,
-                retire_grace: 600,
-                min_next_age: 0,
-            };
-            Ok(sesame::crypto::keys::rotate(
-                c,
-                &master,
-                &TenantId::default_tenant(),
-                Alg::ES256,
-                &forced,
-                now,
-            )?)
-        })
-        .await
-        .unwrap();
+    let rotation = t.rotate_now(KeyKind::Jws(Alg::ES256)).await;
     assert_eq!(
         t.get("/t/default/jwks").await.json(),
         before,

@@ -22,6 +22,7 @@ mod outage;
 mod policy;
 mod remember;
 mod reset;
+mod saml;
 mod sessions;
 mod smtp_sink;
 mod store;

@@ -1,7 +1,7 @@
 //! Storage: the same suite on SQLite and (when configured) PostgreSQL.
 
 use sesame::account::{Email, Login, Phone, Username};
-use sesame::crypto::keys::{self, Alg};
+use sesame::crypto::keys::{self, Alg, KeyKind};
 use sesame::crypto::master::MasterKey;
 use sesame::crypto::secret::TokenHash;
 use sesame::store::keys::KeyState;
@@ -287,7 +287,10 @@ both_backends!(
         let generated = store
             .run_blocking(|c| Ok(keys::ensure(c, &master, &acme, 2048, T0)?))
             .unwrap();
-        assert_eq!(generated, 8, "active + next for RS256, PS256, ES256, EdDSA");
+        assert_eq!(
+            generated, 10,
+            "active + next for RS256, PS256, ES256, EdDSA and SAML"
+        );
         let before = store.run_blocking(|c| key_store::list(c, &acme)).unwrap();
         let next_rs = before
             .iter()
@@ -314,7 +317,7 @@ both_backends!(
                     c,
                     &master,
                     &acme,
-                    Alg::RS256,
+                    KeyKind::Jws(Alg::RS256),
                     &policy,
                     T0.plus(10),
                 )?)
@@ -326,7 +329,7 @@ both_backends!(
                 .run_blocking(|c| key_store::list(c, &acme))
                 .unwrap()
                 .len(),
-            8
+            10
         );
 
         let r = store
@@ -335,7 +338,7 @@ both_backends!(
                     c,
                     &master,
                     &acme,
-                    Alg::RS256,
+                    KeyKind::Jws(Alg::RS256),
                     &policy,
                     T0.plus(400),
                 )?)
@@ -379,7 +382,7 @@ both_backends!(
                     c,
                     &master,
                     &acme,
-                    Alg::RS256,
+                    KeyKind::Jws(Alg::RS256),
                     &policy,
                     T0.plus(1100),
                 )?)

@@ -186,6 +186,34 @@ impl TestApp {
         }
     }
 
+    /// Rotates the default tenant's `kind` key at once, behind the node's caches, as another node
+    /// (or the CLI with `--force`) would.
+    pub async fn rotate_now(
+        &self,
+        kind: sesame::crypto::keys::KeyKind,
+    ) -> sesame::crypto::keys::Rotation {
+        let (master, now) = (self.app.master.clone(), self.app.now());
+        self.app
+            .store
+            .run(move |c| {
+                let forced = sesame::crypto::keys::RotationPolicy {
+                    rsa_bits: 2048,
+                    retire_grace: 600,
+                    min_next_age: 0,
+                };
+                Ok(sesame::crypto::keys::rotate(
+                    c,
+                    &master,
+                    &sesame::tenant::TenantId::default_tenant(),
+                    kind,
+                    &forced,
+                    now,
+                )?)
+            })
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, uri: &str) -> TestResponse {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
             .await
