@@ -120,6 +120,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
         }
         Command::User(cmd) => user(cmd, &store, &hasher, now)?,
         Command::Client(cmd) => client(cmd, &store, &client_secrets, now)?,
+        Command::Sp(cmd) => super::sp::run(cmd, &store, now)?,
         Command::Keys(KeysCommand::List { tenant }) => {
             let tid = tenant_of(&store, &tenant)?;
             println!(
@@ -227,7 +228,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
     Ok(())
 }
 
-fn record(
+pub(super) fn record(
     c: &mut Conn,
     tenant: &TenantId,
     action: &str,
@@ -245,7 +246,7 @@ fn record(
     audit::record(c, tenant, &event, now)
 }
 
-fn tenant_of(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
+pub(super) fn tenant_of(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
     let tid = TenantId::parse(&arg.tenant)
         .ok_or_else(|| anyhow!("'{}' is not a tenant id", arg.tenant))?;
     if store.run_blocking(|c| tenants::find(c, &tid))?.is_none() {

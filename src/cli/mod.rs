@@ -3,6 +3,7 @@
 
 mod admin;
 mod serve;
+mod sp;
 mod trial;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Manage signing keys of a tenant.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage SAML service providers of a tenant.
+    #[command(subcommand)]
+    Sp(SpCommand),
     /// Show the tenant's audit log, newest first.
     Audit {
         #[command(flatten)]
@@ -233,6 +237,73 @@ pub enum ClientCommand {
         #[command(flatten)]
         tenant: TenantArg,
         client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum SpCommand {
+    /// Register a SAML service provider, or replace its registration: from its metadata file,
+    /// from fields, or both (fields override the metadata).
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// A short id: 1-64 letters, digits, '-' or '_' (used in /saml/launch/{id}).
+        id: String,
+        /// The SP's metadata, an XML file.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        #[arg(long)]
+        entity_id: Option<String>,
+        /// An assertion consumer service URL (HTTP-POST binding; repeatable, the first is the
+        /// default).
+        #[arg(long = "acs")]
+        acs: Vec<String>,
+        /// The SP's single logout URL (HTTP-Redirect binding).
+        #[arg(long)]
+        slo: Option<String>,
+        /// The certificate the SP signs its requests with (PEM or DER file).
+        #[arg(long)]
+        signing_cert: Option<PathBuf>,
+        /// Encrypt assertions for the SP with this certificate (PEM or DER file).
+        #[arg(long)]
+        encryption_cert: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        /// The app whose access scope decides who may sign in to the SP.
+        #[arg(long)]
+        app: Option<String>,
+        /// The NameID: email (default), username, persistent or transient.
+        #[arg(long)]
+        name_id: Option<String>,
+        /// An attribute to send, NAME=SOURCE (repeatable); SOURCE is one of email, username,
+        /// display_name, phone, employee_no, department, roles, user_id.
+        #[arg(long = "attribute")]
+        attributes: Vec<String>,
+        /// Refuse AuthnRequests not signed with the SP's signing certificate.
+        #[arg(long)]
+        require_signed_requests: bool,
+        /// Allow IdP-initiated sign-in (the "More Apps" tile) to this SP.
+        #[arg(long)]
+        idp_initiated: bool,
+        /// What to sign: assertion (default), response or both.
+        #[arg(long)]
+        sign: Option<String>,
+        /// Assertion encryption: aes256-gcm (default) or aes128-cbc.
+        #[arg(long)]
+        encryption: Option<String>,
+    },
+    /// List service providers.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Remove a service provider.
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
     },
 }
 

@@ -4,6 +4,7 @@
 //! echoing a fragment of an incoming message.
 
 pub mod metadata;
+pub mod registry;
 pub mod xml;
 
 use axum::Router;

@@ -25,6 +25,7 @@ pub mod password_history;
 pub mod refresh;
 pub mod roles;
 pub mod schema;
+pub mod service_providers;
 pub mod sessions;
 pub mod subjects;
 pub mod tenants;
@@ -133,6 +134,14 @@ fn describe_unique_violation(message: &str, constraint: Option<&str>) -> String 
         ),
         ("roles", "a role with this id already exists in this tenant"),
         ("apps", "an app with this id already exists in this tenant"),
+        (
+            "saml_service_providers_entity",
+            "another service provider of this tenant has this entityID",
+        ),
+        (
+            "saml_service_providers.entity_id",
+            "another service provider of this tenant has this entityID",
+        ),
     ] {
         if haystack.contains(needle) {
             return what.to_string();

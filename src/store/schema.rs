@@ -339,5 +339,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    saml_service_providers (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        entity_id -> Text,
+        name -> Text,
+        app_id -> Nullable<Text>,
+        settings -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
 diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

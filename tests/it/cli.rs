@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-struct Env {
-    dir: tempfile::TempDir,
+/// A data folder of its own, and the `sesame` binary run in it.
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -47,7 +48,7 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -57,7 +58,7 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn fails(&self, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             !out.status.success(),
@@ -85,6 +86,9 @@ fn every_command_has_help() {
         vec!["client", "remove", "--help"],
         vec!["keys", "rotate", "--help"],
         vec!["keys", "list", "--help"],
+        vec!["sp", "add", "--help"],
+        vec!["sp", "list", "--help"],
+        vec!["sp", "remove", "--help"],
         vec!["import", "--help"],
         vec!["audit", "--help"],
     ] {

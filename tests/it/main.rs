@@ -8,7 +8,7 @@ mod admin_api;
 mod agreement;
 mod alerts;
 mod browser;
-mod cli;
+pub(crate) mod cli;
 mod client_auth;
 mod codes;
 mod http;

@@ -90,3 +90,190 @@ async fn a_saml_rotation_signs_with_the_published_next_certificate() {
             .all(|k| k.get("x5c").is_none())
     );
 }
+
+const SP_METADATA: &str = r#"<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://marketing.example.com/saml">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="true">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>CERT</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://marketing.example.com/saml/slo"/>
+    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://marketing.example.com/saml/acs" index="0" isDefault="true"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#;
+
+/// A throwaway certificate, base64 DER, for an SP's metadata.
+fn sp_certificate() -> String {
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let der = sesame::crypto::cert::self_signed(
+        &key,
+        "marketing",
+        sesame::clock::UnixTime(1_700_000_000),
+    )
+    .unwrap();
+    STANDARD.encode(der)
+}
+
+#[test]
+fn service_providers_are_registered_from_metadata_or_fields_and_removed() {
+    let e = crate::cli::Env::new();
+    e.ok(&["tenant", "add", "acme"]);
+    let file = e.dir.path().join("sp.xml");
+    std::fs::write(&file, SP_METADATA.replace("CERT", &sp_certificate())).unwrap();
+    let file = file.to_str().unwrap();
+    let out = e.ok(&["sp", "add", "-t", "acme", "marketing", "--metadata", file]);
+    assert!(
+        out.contains("registered SP 'marketing'")
+            && out.contains("https://marketing.example.com/saml/acs"),
+        "{out}"
+    );
+    let list = e.ok(&["sp", "list", "-t", "acme"]);
+    assert!(
+        list.contains("marketing")
+            && list.contains("persistent")
+            && list.contains("required")
+            && list.contains("https://marketing.example.com/saml"),
+        "{list}"
+    );
+    // Fields override the metadata; saving again replaces the registration.
+    e.ok(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "marketing",
+        "--metadata",
+        file,
+        "--name-id",
+        "email",
+        "--attribute",
+        "mail=email",
+        "--attribute",
+        "groups=roles",
+    ]);
+    let list = e.ok(&["sp", "list", "-t", "acme"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(" email "), "{list}");
+    // Another SP with the same entityID is a conflict.
+    let err = e.fails(&["sp", "add", "-t", "acme", "copy", "--metadata", file]);
+    assert!(err.contains("has this entityID"), "{err}");
+    // By fields, with the mistakes an operator makes.
+    let err = e.fails(&["sp", "add", "-t", "acme", "crm", "--entity-id", "urn:crm"]);
+    assert!(err.contains("HTTP-POST"), "{err}");
+    let err = e.fails(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "crm",
+        "--entity-id",
+        "urn:crm",
+        "--acs",
+        "http://crm.example.com/acs",
+    ]);
+    assert!(err.contains("use https"), "{err}");
+    let err = e.fails(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "crm",
+        "--entity-id",
+        "urn:crm",
+        "--acs",
+        "https://crm.example.com/acs",
+        "--attribute",
+        "x=password_hash",
+    ]);
+    assert!(err.contains("one of email"), "{err}");
+    let err = e.fails(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "crm",
+        "--entity-id",
+        "urn:crm",
+        "--acs",
+        "https://crm.example.com/acs",
+        "--app",
+        "nosuch",
+    ]);
+    assert!(err.contains("no app 'nosuch'"), "{err}");
+    e.ok(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "crm",
+        "--entity-id",
+        "urn:crm",
+        "--acs",
+        "https://crm.example.com/acs",
+        "--idp-initiated",
+    ]);
+    let hostile = e.dir.path().join("xxe.xml");
+    std::fs::write(
+        &hostile,
+        r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="&e;"/>"#,
+    )
+    .unwrap();
+    let err = e.fails(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "evil",
+        "--metadata",
+        hostile.to_str().unwrap(),
+    ]);
+    assert!(err.contains("document type declaration"), "{err}");
+    assert!(e.ok(&["audit", "-t", "acme"]).contains("sp.save"));
+    e.ok(&["sp", "remove", "-t", "acme", "marketing"]);
+    assert!(
+        e.fails(&["sp", "remove", "-t", "acme", "marketing"])
+            .contains("no SP 'marketing'")
+    );
+    let list = e.ok(&["sp", "list", "-t", "acme"]);
+    assert!(
+        list.contains("crm") && !list.contains("marketing"),
+        "{list}"
+    );
+}
+
+both_backends!(a_registration_round_trips_and_is_found_by_entity_id, |db| {
+    use sesame::store::service_providers::{self as sps, ServiceProvider};
+    let app = TestApp::new(db).await;
+    let store = app.app.store.clone();
+    let tenant = TenantId::default_tenant();
+    let (entity_id, settings) =
+        sesame::saml::registry::from_metadata(&SP_METADATA.replace("CERT", &sp_certificate()))
+            .unwrap();
+    let sp = ServiceProvider {
+        id: "marketing".into(),
+        entity_id: entity_id.clone(),
+        name: "Marketing".into(),
+        app_id: None,
+        settings,
+    };
+    let t = sesame::clock::UnixTime(1_700_000_000);
+    store
+        .run_blocking(|c| sps::save(c, &tenant, &sp, t))
+        .unwrap();
+    let found = store
+        .run_blocking(|c| sps::find_by_entity_id(c, &tenant, &entity_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, sp);
+    assert!(
+        store
+            .run_blocking(|c| sps::find_by_entity_id(c, &tenant, "urn:other"))
+            .unwrap()
+            .is_none()
+    );
+    let mut copy = sp.clone();
+    copy.id = "copy".into();
+    let err = store
+        .run_blocking(|c| sps::save(c, &tenant, &copy, t))
+        .unwrap_err();
+    assert!(err.to_string().contains("has this entityID"), "{err}");
+});

@@ -1,0 +1,340 @@
+//! Registering a service provider, from its metadata (SAML Metadata §2.4.4, `SPSSODescriptor`) or
+//! from fields, checked so that whatever is stored can be served: an entityID, at least one
+//! HTTP-POST assertion consumer service at an https URL (http only on loopback), certificates
+//! that parse.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use samael::metadata::{EntityDescriptor, SpSsoDescriptor};
+
+use super::{BINDING_POST, BINDING_REDIRECT, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT};
+use crate::store::service_providers::{Endpoint, NameIdSource, ServiceProvider, SpSettings};
+
+/// Metadata larger than this is refused before parsing; real SP metadata is a few kilobytes.
+pub const MAX_METADATA_BYTES: usize = 256 * 1024;
+const MAX_ENTITY_ID: usize = 1024;
+const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RegistryError(pub String);
+
+fn invalid(msg: impl Into<String>) -> RegistryError {
+    RegistryError(msg.into())
+}
+
+/// Refuses what no SAML message or metadata needs and every XML attack uses: a document type
+/// declaration (external entities, entity expansion). Checked before any parser sees the text.
+pub fn refuse_dtd(xml: &str) -> Result<(), RegistryError> {
+    let upper = xml.to_ascii_uppercase();
+    if upper.contains("<!DOCTYPE") || upper.contains("<!ENTITY") {
+        return Err(invalid(
+            "the XML has a document type declaration, which SAML documents never need: refused",
+        ));
+    }
+    Ok(())
+}
+
+/// The entityID and settings an SP's metadata describes. `id` and `name` are the caller's.
+pub fn from_metadata(xml: &str) -> Result<(String, SpSettings), RegistryError> {
+    if xml.len() > MAX_METADATA_BYTES {
+        return Err(invalid(format!(
+            "the metadata is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    refuse_dtd(xml)?;
+    let entity: EntityDescriptor = xml
+        .parse()
+        .map_err(|e| invalid(format!("the metadata is not a SAML EntityDescriptor: {e}")))?;
+    let entity_id = entity
+        .entity_id
+        .clone()
+        .ok_or_else(|| invalid("the metadata has no entityID"))?;
+    let sp = entity
+        .sp_sso_descriptors
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|d| {
+            d.protocol_support_enumeration
+                .as_deref()
+                .is_some_and(|p| p.split_whitespace().any(|p| p == PROTOCOL))
+        })
+        .ok_or_else(|| invalid("the metadata has no SAML 2.0 SPSSODescriptor"))?;
+    let settings = settings_of(sp)?;
+    Ok((entity_id, settings))
+}
+
+fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
+    let acs = sp
+        .assertion_consumer_services
+        .iter()
+        .filter(|e| e.binding == BINDING_POST)
+        .map(|e| Endpoint {
+            url: e.location.clone(),
+            binding: e.binding.clone(),
+            index: u32::try_from(e.index).ok(),
+            is_default: e.is_default.unwrap_or(false),
+        })
+        .collect();
+    let slos = sp.single_logout_services.as_deref().unwrap_or_default();
+    let slo = [BINDING_REDIRECT, BINDING_POST].iter().find_map(|binding| {
+        slos.iter()
+            .find(|e| e.binding == *binding)
+            .map(|e| Endpoint {
+                url: e.location.clone(),
+                binding: e.binding.clone(),
+                index: None,
+                is_default: false,
+            })
+    });
+    let mut signing = Vec::new();
+    let mut encryption = None;
+    for key in sp.key_descriptors.as_deref().unwrap_or_default() {
+        let Some(data) = &key.key_info.x509_data else {
+            continue;
+        };
+        for cert in &data.certificates {
+            let b64: String = cert.split_whitespace().collect();
+            match key.key_use.as_deref() {
+                Some("signing") => signing.push(b64),
+                Some("encryption") => encryption = encryption.or(Some(b64)),
+                // Without `use`, a key serves both (SAML Metadata §2.4.1.1).
+                _ => {
+                    encryption = encryption.or(Some(b64.clone()));
+                    signing.push(b64);
+                }
+            }
+        }
+    }
+    let name_id = sp
+        .name_id_formats
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find_map(|f| match f.trim() {
+            NAMEID_EMAIL => Some(NameIdSource::Email),
+            NAMEID_PERSISTENT => Some(NameIdSource::Persistent),
+            NAMEID_TRANSIENT => Some(NameIdSource::Transient),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(SpSettings {
+        acs,
+        slo,
+        signing_certificates: signing,
+        encryption_certificate: encryption,
+        name_id,
+        want_requests_signed: sp.authn_requests_signed.unwrap_or(false),
+        ..SpSettings::default()
+    })
+}
+
+/// The user fields an attribute can carry.
+pub const ATTRIBUTE_SOURCES: [&str; 8] = [
+    "email",
+    "username",
+    "display_name",
+    "phone",
+    "employee_no",
+    "department",
+    "roles",
+    "user_id",
+];
+
+/// A certificate given as PEM or DER, checked, as the base64 DER a registration keeps.
+pub fn certificate(bytes: &[u8]) -> Result<String, RegistryError> {
+    let cert = if bytes.starts_with(b"-----BEGIN") {
+        openssl::x509::X509::from_pem(bytes)
+    } else {
+        openssl::x509::X509::from_der(bytes)
+    }
+    .map_err(|_| invalid("not an X.509 certificate (PEM or DER)"))?;
+    let der = cert
+        .to_der()
+        .map_err(|e| invalid(format!("certificate: {e}")))?;
+    Ok(STANDARD.encode(der))
+}
+
+/// Checks a registration before it is stored; the messages name the field and the fix.
+pub fn check(sp: &ServiceProvider) -> Result<(), RegistryError> {
+    if sp.id.is_empty()
+        || sp.id.len() > 64
+        || !sp
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(format!(
+            "SP id '{}': use 1-64 letters, digits, '-' or '_' (it appears in /saml/launch/{{id}})",
+            sp.id
+        )));
+    }
+    if sp.entity_id.trim().is_empty() || sp.entity_id.len() > MAX_ENTITY_ID {
+        return Err(invalid(format!(
+            "entityID: give the SP's entityID (1-{MAX_ENTITY_ID} characters)"
+        )));
+    }
+    let s = &sp.settings;
+    if s.acs.is_empty() {
+        return Err(invalid(
+            "no assertion consumer service with the HTTP-POST binding: Sesame sends Responses \
+             by HTTP-POST, so the SP must offer one",
+        ));
+    }
+    for e in s.acs.iter().chain(s.slo.iter()) {
+        crate::oidc::redirect::check_registrable(&e.url)
+            .and_then(|()| {
+                if e.url.starts_with("https://") || e.url.starts_with("http://") {
+                    Ok(())
+                } else {
+                    Err(format!("'{}' is not an http(s) URL", e.url))
+                }
+            })
+            .map_err(|e| invalid(format!("SP endpoint: {e}")))?;
+    }
+    for (what, b64) in s
+        .signing_certificates
+        .iter()
+        .map(|c| ("signing", c))
+        .chain(s.encryption_certificate.iter().map(|c| ("encryption", c)))
+    {
+        let der = STANDARD
+            .decode(b64)
+            .map_err(|_| invalid(format!("the {what} certificate is not base64")))?;
+        openssl::x509::X509::from_der(&der).map_err(|_| {
+            invalid(format!(
+                "the {what} certificate is not an X.509 certificate"
+            ))
+        })?;
+    }
+    for a in &s.attributes {
+        if a.name.is_empty() || !ATTRIBUTE_SOURCES.contains(&a.source.as_str()) {
+            return Err(invalid(format!(
+                "attribute '{}={}': give a name and one of {}",
+                a.name,
+                a.source,
+                ATTRIBUTE_SOURCES.join(", ")
+            )));
+        }
+    }
+    if s.want_requests_signed && s.signing_certificates.is_empty() {
+        return Err(invalid(
+            "signed AuthnRequests are required but the SP has no signing certificate",
+        ));
+    }
+    if let Some(l) = s.assertion_lifetime
+        && !(30..=3600).contains(&l)
+    {
+        return Err(invalid(
+            "assertion_lifetime: give 30 to 3600 seconds (the default is 300)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SP: &str = r#"<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://marketing.example.com/saml">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="false" WantAssertionsSigned="true">
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://marketing.example.com/saml/slo-post"/>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://marketing.example.com/saml/slo"/>
+    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="https://marketing.example.com/saml/art" index="0"/>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://marketing.example.com/saml/acs" index="1" isDefault="true"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#;
+
+    #[test]
+    fn metadata_gives_the_entity_id_the_post_acs_and_the_slo() {
+        let (entity_id, s) = from_metadata(SP).unwrap();
+        assert_eq!(entity_id, "https://marketing.example.com/saml");
+        assert_eq!(
+            s.acs,
+            [Endpoint {
+                url: "https://marketing.example.com/saml/acs".into(),
+                binding: BINDING_POST.into(),
+                index: Some(1),
+                is_default: true,
+            }],
+            "only HTTP-POST consumers: Sesame answers by POST"
+        );
+        assert_eq!(
+            s.slo.unwrap().url,
+            "https://marketing.example.com/saml/slo",
+            "Redirect preferred for logout"
+        );
+        assert_eq!(s.name_id, NameIdSource::Persistent);
+        assert!(!s.want_requests_signed);
+    }
+
+    #[test]
+    fn hostile_or_useless_metadata_is_refused() {
+        let xxe = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="&e;"/>"#;
+        assert!(from_metadata(xxe).unwrap_err().0.contains("document type"));
+        let laughs =
+            r#"<!doctype lolz [<!entity lol "lol"><!entity lol2 "&lol;&lol;">]><x>&lol2;</x>"#;
+        assert!(
+            from_metadata(laughs)
+                .unwrap_err()
+                .0
+                .contains("document type")
+        );
+        assert!(
+            from_metadata("not xml")
+                .unwrap_err()
+                .0
+                .contains("EntityDescriptor")
+        );
+        let big = format!("{SP}{}", " ".repeat(MAX_METADATA_BYTES));
+        assert!(from_metadata(&big).unwrap_err().0.contains("larger"));
+        let idp_only = SP.replace("SPSSODescriptor", "IDPSSODescriptor");
+        assert!(from_metadata(&idp_only).is_err());
+    }
+
+    fn sp(settings: SpSettings) -> ServiceProvider {
+        ServiceProvider {
+            id: "marketing".into(),
+            entity_id: "https://marketing.example.com/saml".into(),
+            name: "Marketing".into(),
+            app_id: None,
+            settings,
+        }
+    }
+
+    #[test]
+    fn a_registration_must_be_servable() {
+        let (_, settings) = from_metadata(SP).unwrap();
+        check(&sp(settings.clone())).unwrap();
+        let mut bad = sp(settings.clone());
+        bad.id = "has space".into();
+        assert!(check(&bad).unwrap_err().0.contains("SP id"));
+        let mut bad = sp(settings.clone());
+        bad.settings.acs.clear();
+        assert!(check(&bad).unwrap_err().0.contains("HTTP-POST"));
+        for url in [
+            "http://marketing.example.com/acs",
+            "javascript:alert(1)",
+            "https://x.example.com/acs#frag",
+            "com.example.app:/acs",
+        ] {
+            let mut bad = sp(settings.clone());
+            bad.settings.acs[0].url = url.into();
+            assert!(check(&bad).is_err(), "{url}");
+        }
+        let mut bad = sp(settings.clone());
+        bad.settings.signing_certificates = vec!["bm90IGEgY2VydA==".into()];
+        assert!(check(&bad).unwrap_err().0.contains("X.509"));
+        let mut bad = sp(settings);
+        bad.settings.want_requests_signed = true;
+        assert!(
+            check(&bad)
+                .unwrap_err()
+                .0
+                .contains("no signing certificate")
+        );
+    }
+}
