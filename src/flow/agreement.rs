@@ -150,5 +150,9 @@ pub async fn submit(
             true => crate::oidc::authorize::resume(&app, &tenant, &headers, &flow, &session).await,
             false => crate::oidc::authorize::decline(&app, &flow),
         },
+        Protocol::Saml => match accept {
+            true => crate::saml::sso::resume(&app, &tenant, &headers, &flow, &session).await,
+            false => crate::saml::sso::decline(&app, &tenant, &headers, &flow).await,
+        },
     }
 }

@@ -227,6 +227,9 @@ pub async fn finish(
             Protocol::Oidc => {
                 crate::oidc::authorize::resume(app, tenant, headers, &flow, &session).await?
             }
+            Protocol::Saml => {
+                crate::saml::sso::resume(app, tenant, headers, &flow, &session).await?
+            }
         }
     } else {
         // A second tab or a double submit: the user is signed in, but this flow answered already.
@@ -267,4 +270,52 @@ async fn legal(
     };
     let locale = language::locale(&tenant, &headers, &[]);
     message(&app, locale, StatusCode::OK, &title, &text, None)
+}
+
+/// Stores a login flow for `protocol` that resumes with `resume` once `needs` are met, starting
+/// from `progress` when part of it is done already; returns the flow's id.
+pub async fn store(
+    app: &App,
+    tenant: &TenantCtx,
+    protocol: Protocol,
+    needs: &state::Requirements,
+    resume: serde_json::Value,
+    progress: Option<&state::Progress>,
+) -> Result<String, PageError> {
+    let id = crate::crypto::secret::random_token(32);
+    let now = app.now();
+    let expires_at = now.plus(app.config.session.login_flow_lifetime);
+    let request = LoginFlow::request_json(needs, resume);
+    let state = progress.map(|p| serde_json::to_value(p).unwrap_or_default());
+    let user_id = progress.and_then(|p| p.user_id.clone());
+    let (t, fid) = (tenant.id().clone(), id.clone());
+    app.store
+        .run(move |c| {
+            flows::create(c, &t, &fid, protocol.as_str(), &request, expires_at, now)?;
+            if let Some(state) = state {
+                flows::save(c, &t, &fid, 0, &state, user_id.as_deref(), now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(id)
+}
+
+/// The redirect to the sign-in page of flow `id`, giving the browser its id cookie if it has
+/// none yet.
+pub fn to_sign_in(app: &App, tenant: &TenantCtx, headers: &HeaderMap, id: &str) -> Response {
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+    let (_, set_cookie) = session::browser(app, headers);
+    let location = format!("{}/login?flow={id}", login::tenant_path(tenant));
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(set) = set_cookie {
+        h.append(header::SET_COOKIE, set);
+    }
+    response
 }

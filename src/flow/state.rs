@@ -15,6 +15,8 @@ use crate::store::sessions::Session;
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Oidc,
+    /// A SAML AuthnRequest.
+    Saml,
     /// Signing in to the user's own account page.
     Account,
 }
@@ -23,6 +25,7 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Oidc => "oidc",
+            Protocol::Saml => "saml",
             Protocol::Account => "account",
         }
     }
@@ -30,6 +33,7 @@ impl Protocol {
     pub fn parse(s: &str) -> Option<Protocol> {
         match s {
             "oidc" => Some(Protocol::Oidc),
+            "saml" => Some(Protocol::Saml),
             "account" => Some(Protocol::Account),
             _ => None,
         }

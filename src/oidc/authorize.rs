@@ -7,8 +7,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::code::{self, CodeGrant};
 use super::consent;
@@ -16,7 +16,6 @@ use super::form::OAuthForm;
 use super::request::{self, AuthorizeError, AuthorizeRequest, ResponseType};
 use super::scope::Scope;
 use crate::app::App;
-use crate::crypto::secret::random_token;
 use crate::flow::state::{
     Awaiting, LoginFlow, Progress, Protocol, Requirements, session_satisfies,
 };
@@ -24,7 +23,7 @@ use crate::flow::{self, access, login, session};
 use crate::i18n::{Locale, Text};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
-use crate::store::{audit, consents, flows};
+use crate::store::{audit, consents};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 
@@ -175,31 +174,8 @@ pub async fn store_flow(
     needs: Requirements,
     progress: Option<&crate::flow::state::Progress>,
 ) -> Result<String, PageError> {
-    let id = random_token(32);
-    let now = app.now();
-    let expires_at = now.plus(app.config.session.login_flow_lifetime);
-    let request = LoginFlow::request_json(&needs, serde_json::to_value(req).unwrap_or_default());
-    let state = progress.map(|p| serde_json::to_value(p).unwrap_or_default());
-    let user_id = progress.and_then(|p| p.user_id.clone());
-    let (t, fid) = (tenant.id().clone(), id.clone());
-    app.store
-        .run(move |c| {
-            flows::create(
-                c,
-                &t,
-                &fid,
-                Protocol::Oidc.as_str(),
-                &request,
-                expires_at,
-                now,
-            )?;
-            if let Some(state) = state {
-                flows::save(c, &t, &fid, 0, &state, user_id.as_deref(), now)?;
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(id)
+    let resume = serde_json::to_value(req).unwrap_or_default();
+    flow::store(app, tenant, Protocol::Oidc, &needs, resume, progress).await
 }
 
 async fn start_flow(
@@ -210,18 +186,7 @@ async fn start_flow(
     needs: Requirements,
 ) -> Result<Response, PageError> {
     let id = store_flow(app, tenant, req, needs, None).await?;
-    let (_, set_cookie) = session::browser(app, headers);
-    let location = format!("{}/login?flow={id}", login::tenant_path(tenant));
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        headers.insert(header::LOCATION, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(set) = set_cookie {
-        headers.append(header::SET_COOKIE, set);
-    }
-    Ok(response)
+    Ok(flow::to_sign_in(app, tenant, headers, &id))
 }
 
 /// What the user already decided in this request, so [`answer`] does not ask twice.

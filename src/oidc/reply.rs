@@ -5,10 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::redirect::RedirectUri;
 use crate::web::Templates;
@@ -46,9 +43,6 @@ pub struct Reply {
     #[serde(default)]
     pub lang: Option<String>,
 }
-
-/// The one script of the form_post page, allowed by its hash in the page's CSP.
-const AUTO_SUBMIT: &str = "document.forms[0].submit();";
 
 impl Reply {
     pub fn new(to: RedirectUri, mode: ResponseMode, state: Option<String>, iss: &str) -> Reply {
@@ -139,26 +133,8 @@ impl Reply {
             .as_deref()
             .and_then(crate::i18n::Locale::from_tag)
             .unwrap_or(crate::i18n::FALLBACK);
-        let html = templates.render_in(
-            "form_post.html",
-            locale,
-            minijinja::context! { action => &self.redirect_uri, params => all, script => AUTO_SUBMIT },
-        );
-        let Ok(html) = html else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        };
-        let script_hash = STANDARD.encode(Sha256::digest(AUTO_SUBMIT.as_bytes()));
-        let target = crate::web::csp_source(&self.redirect_uri).unwrap_or_default();
-        let mut response = (StatusCode::OK, html).into_response();
-        if let Ok(csp) = HeaderValue::from_str(&format!(
-            "default-src 'none'; script-src 'sha256-{script_hash}'; form-action {target}; \
-             frame-ancestors 'none'; base-uri 'none'"
-        )) {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, csp);
-        }
-        response
+        let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        crate::web::auto_post(templates, locale, &self.redirect_uri, &pairs)
     }
 }
 

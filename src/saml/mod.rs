@@ -1,10 +1,15 @@
-//! SAML 2.0 identity provider: the IdP metadata per tenant, and (as it lands) the SP registry,
-//! Web Browser SSO, IdP-initiated launch and Single Logout. XML signatures go through samael's
+//! SAML 2.0 identity provider: the IdP metadata per tenant, the SP registry and Web Browser SSO;
+//! IdP-initiated launch and Single Logout join them. XML signatures go through samael's
 //! xmlsec binding; documents Sesame writes itself are built from escaped strings, never by
 //! echoing a fragment of an incoming message.
 
 pub mod metadata;
+pub mod nameid;
 pub mod registry;
+pub mod request;
+pub mod response;
+pub mod signature;
+pub mod sso;
 pub mod xml;
 
 use axum::Router;
@@ -12,6 +17,7 @@ use axum::routing::get;
 
 use crate::app::App;
 
+pub const PROTOCOL_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub const BINDING_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 pub const BINDING_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 
@@ -29,5 +35,7 @@ pub const NAMEID_FORMATS: [&str; 4] = [
 ];
 
 pub fn routes() -> Router<App> {
-    Router::new().route("/saml/metadata", get(metadata::metadata))
+    Router::new()
+        .route("/saml/metadata", get(metadata::metadata))
+        .route("/saml/sso", get(sso::redirect).post(sso::post))
 }

@@ -13,7 +13,6 @@ use crate::store::service_providers::{Endpoint, NameIdSource, ServiceProvider, S
 /// Metadata larger than this is refused before parsing; real SP metadata is a few kilobytes.
 pub const MAX_METADATA_BYTES: usize = 256 * 1024;
 const MAX_ENTITY_ID: usize = 1024;
-const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -58,7 +57,7 @@ pub fn from_metadata(xml: &str) -> Result<(String, SpSettings), RegistryError> {
         .find(|d| {
             d.protocol_support_enumeration
                 .as_deref()
-                .is_some_and(|p| p.split_whitespace().any(|p| p == PROTOCOL))
+                .is_some_and(|p| p.split_whitespace().any(|p| p == super::PROTOCOL_NS))
         })
         .ok_or_else(|| invalid("the metadata has no SAML 2.0 SPSSODescriptor"))?;
     let settings = settings_of(sp)?;

@@ -18,15 +18,14 @@ use minijinja::context;
 
 use crate::app::App;
 use crate::codes::Destination;
-use crate::crypto::secret::random_token;
 use crate::flow::password::{PasswordPolicy, Rule, rules_for_page};
-use crate::flow::state::{LoginFlow, Protocol, Requirements};
+use crate::flow::state::{Protocol, Requirements};
 use crate::flow::{alerts, cookies, language, login, session};
 use crate::i18n::{Locale, Text};
 use crate::oidc::form::OAuthForm;
 use crate::store::apps::Channel as AppChannel;
 use crate::store::sessions::Session;
-use crate::store::{flows, sessions as session_store, users};
+use crate::store::{sessions as session_store, users};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 use crate::web::{self, ClientInfo};
@@ -216,33 +215,16 @@ async fn sign_in_first(
         ui_locales: Vec::new(),
         return_to: format!("{}/account", tenant.issuer),
     };
-    let id = random_token(32);
-    let now = app.now();
-    let expires_at = now.plus(app.config.session.login_flow_lifetime);
-    let request = LoginFlow::request_json(&needs, serde_json::json!({}));
-    let (t, fid) = (tenant.id().clone(), id.clone());
-    app.store
-        .run(move |c| {
-            flows::create(
-                c,
-                &t,
-                &fid,
-                Protocol::Account.as_str(),
-                &request,
-                expires_at,
-                now,
-            )
-        })
-        .await?;
-    let (_, set_cookie) = session::browser(app, headers);
-    let mut response = redirect(&format!("{}/login?flow={id}", login::tenant_path(tenant)));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(set) = set_cookie {
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    Ok(response)
+    let id = crate::flow::store(
+        app,
+        tenant,
+        Protocol::Account,
+        &needs,
+        serde_json::json!({}),
+        None,
+    )
+    .await?;
+    Ok(crate::flow::to_sign_in(app, tenant, headers, &id))
 }
 
 /// A moment as the page shows it.

@@ -352,5 +352,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    session_service_providers (tenant_id, sid, sp_id) {
+        tenant_id -> Text,
+        sid -> Text,
+        sp_id -> Text,
+        name_id -> Text,
+        name_id_format -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(roles, user_roles);
 diesel::allow_tables_to_appear_in_same_query!(session_clients, oidc_clients);

@@ -235,3 +235,60 @@ pub fn remove(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<bool, Stor
     .execute(conn)?;
     Ok(n > 0)
 }
+
+/// What an SP was told about a session's user, for Single Logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSp {
+    pub sp_id: String,
+    pub name_id: String,
+    pub name_id_format: String,
+}
+
+/// Records that session `sid` signed in to `sp` as `name_id`; the first NameID given stays (a
+/// transient one is only replaced by signing in again after logout).
+pub fn add_to_session(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    sp: &SessionSp,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    use super::schema::session_service_providers as ssp;
+    let inserted = diesel::insert_into(ssp::table)
+        .values((
+            ssp::tenant_id.eq(tenant.as_str()),
+            ssp::sid.eq(sid),
+            ssp::sp_id.eq(&sp.sp_id),
+            ssp::name_id.eq(&sp.name_id),
+            ssp::name_id_format.eq(&sp.name_id_format),
+            ssp::created_at.eq(now.0),
+        ))
+        .execute(conn);
+    match inserted.map_err(StoreError::from) {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The SPs session `sid` signed in to, by SP id.
+pub fn of_session(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+) -> Result<Vec<SessionSp>, StoreError> {
+    use super::schema::session_service_providers as ssp;
+    let rows: Vec<(String, String, String)> = ssp::table
+        .filter(ssp::tenant_id.eq(tenant.as_str()))
+        .filter(ssp::sid.eq(sid))
+        .order(ssp::sp_id.asc())
+        .select((ssp::sp_id, ssp::name_id, ssp::name_id_format))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(sp_id, name_id, name_id_format)| SessionSp {
+            sp_id,
+            name_id,
+            name_id_format,
+        })
+        .collect())
+}

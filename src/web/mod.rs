@@ -11,7 +11,10 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use minijinja::Environment;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use crate::i18n::{Catalogs, Locale, Text};
@@ -121,6 +124,41 @@ impl Templates {
     pub fn text(&self, text: &Text, locale: Locale) -> minijinja::Value {
         text.render(&self.catalogs, locale)
     }
+}
+
+/// The one script of the auto-submitting page, allowed by its hash in the page's CSP.
+const AUTO_SUBMIT: &str = "document.forms[0].submit();";
+
+/// A page that POSTs `params` to `action` by itself (OAuth `form_post`, the SAML HTTP-POST
+/// binding). Without JavaScript the user presses its button. Its CSP allows the one script by
+/// hash and form submission to `action`'s origin only.
+pub fn auto_post(
+    templates: &Templates,
+    locale: Locale,
+    action: &str,
+    params: &[(&str, &str)],
+) -> Response {
+    let html = templates.render_in(
+        "form_post.html",
+        locale,
+        minijinja::context! { action => action, params => params, script => AUTO_SUBMIT },
+    );
+    let Ok(html) = html else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let script_hash = STANDARD.encode(Sha256::digest(AUTO_SUBMIT.as_bytes()));
+    let target = csp_source(action).unwrap_or_default();
+    let mut response = (StatusCode::OK, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Ok(csp) = HeaderValue::from_str(&format!(
+        "default-src 'none'; script-src 'sha256-{script_hash}'; form-action {target}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// A page as a response with `status`, never cached (it may carry a CSRF token or a user's data),

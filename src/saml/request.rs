@@ -1,0 +1,264 @@
+//! The AuthnRequest an SP sends (SAML Core §3.4.1) in either binding, decoded with hard limits
+//! and checked against the SP's registration (SAML Profiles §4.1.4.1). Pure functions: the
+//! handlers in `sso` do the lookups, the signature and the replay check.
+
+use std::io::Read;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use samael::schema::AuthnRequest;
+
+use super::registry::refuse_dtd;
+use super::{BINDING_POST, NAMEID_UNSPECIFIED, PROTOCOL_NS};
+use crate::clock::UnixTime;
+use crate::store::service_providers::ServiceProvider;
+
+/// A request's base64 text, and its XML once decoded or inflated, are refused beyond this.
+pub const MAX_BYTES: usize = 64 * 1024;
+/// SAML Bindings §3.4.3 and §3.5.3: RelayState MUST NOT exceed 80 bytes.
+pub const MAX_RELAY_STATE: usize = 80;
+/// How old a request's IssueInstant may be, and how far ahead of our clock.
+pub const MAX_AGE: i64 = 300;
+pub const CLOCK_SKEW: i64 = 60;
+
+/// Why a request is refused. Until the SP and its consumer URL are established nothing can be
+/// sent back, so these are shown to the user as a page; [`Status`] answers the SP instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the request is malformed: {0}")]
+    Malformed(String),
+    #[error("the request comes from an unknown service provider")]
+    UnknownSp,
+    #[error("the request names a consumer URL the service provider did not register")]
+    UnregisteredAcs,
+    #[error("the request's signature is missing or does not verify: {0}")]
+    Signature(String),
+    #[error("the request was already used")]
+    Replayed,
+    #[error("the request is too old or from the future (IssueInstant)")]
+    Stale,
+    #[error("RelayState is longer than 80 bytes")]
+    RelayStateTooLong,
+}
+
+fn malformed(msg: impl Into<String>) -> RequestError {
+    RequestError::Malformed(msg.into())
+}
+
+/// A refusal the SP is told of in a Response (SAML Core §3.2.2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The second-level status code, under `Requester` or `Responder`.
+    pub code: &'static str,
+    pub requester: bool,
+    pub message: &'static str,
+}
+
+pub const STATUS_PREFIX: &str = "urn:oasis:names:tc:SAML:2.0:status:";
+
+/// The XML of a Redirect-binding `SAMLRequest` (already URL-decoded): base64 of raw DEFLATE.
+pub fn inflate(encoded: &str) -> Result<String, RequestError> {
+    let compressed = decode_base64(encoded)?;
+    let mut xml = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed.as_slice())
+        .take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut xml)
+        .map_err(|_| malformed("SAMLRequest is not DEFLATE-compressed"))?;
+    if xml.len() > MAX_BYTES {
+        return Err(malformed("SAMLRequest is too large once inflated"));
+    }
+    String::from_utf8(xml).map_err(|_| malformed("SAMLRequest is not UTF-8"))
+}
+
+/// The XML of a POST-binding `SAMLRequest`: base64, possibly broken into lines.
+pub fn decode_post(encoded: &str) -> Result<String, RequestError> {
+    let xml = decode_base64(encoded)?;
+    String::from_utf8(xml).map_err(|_| malformed("SAMLRequest is not UTF-8"))
+}
+
+fn decode_base64(encoded: &str) -> Result<Vec<u8>, RequestError> {
+    if encoded.len() > MAX_BYTES {
+        return Err(malformed("SAMLRequest is too large"));
+    }
+    let text: String = encoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    STANDARD
+        .decode(text)
+        .map_err(|_| malformed("SAMLRequest is not base64"))
+}
+
+/// Parses `xml` as an AuthnRequest: no DTD, and the root must be `samlp:AuthnRequest`, so no other
+/// protocol message that happens to share its attributes is taken for one.
+pub fn parse(xml: &str) -> Result<AuthnRequest, RequestError> {
+    refuse_dtd(xml).map_err(|e| malformed(e.0))?;
+    let (ns, local) = root(xml)?;
+    if ns.as_deref() != Some(PROTOCOL_NS) || local != "AuthnRequest" {
+        return Err(malformed("the message is not a SAML 2.0 AuthnRequest"));
+    }
+    xml.parse()
+        .map_err(|e| malformed(format!("the AuthnRequest does not parse: {e}")))
+}
+
+/// The namespace and local name of the document's root element.
+pub fn root(xml: &str) -> Result<(Option<String>, String), RequestError> {
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    loop {
+        match reader.read_resolved_event() {
+            Ok((ns, Event::Start(e) | Event::Empty(e))) => {
+                let ns = match ns {
+                    ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into()),
+                    _ => None,
+                };
+                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                return Ok((ns, local));
+            }
+            Ok((_, Event::Eof)) => return Err(malformed("the message has no root element")),
+            Ok(_) => {}
+            Err(_) => return Err(malformed("the message is not well-formed XML")),
+        }
+    }
+}
+
+/// What an accepted request asks for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Accepted {
+    pub sp_id: String,
+    pub request_id: String,
+    /// The consumer URL the Response goes to.
+    pub acs: String,
+    pub relay_state: Option<String>,
+    pub force_authn: bool,
+    pub is_passive: bool,
+    /// Requested authentication context classes with `exact` (or no) comparison; empty when the SP
+    /// leaves it to the IdP.
+    pub requested_classes: Vec<String>,
+}
+
+/// Either a page for the user (nothing can be sent to the SP) or a status for the SP at `acs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Page(RequestError),
+    Status { acs: String, status: Status },
+}
+
+impl From<RequestError> for Refusal {
+    fn from(e: RequestError) -> Self {
+        Refusal::Page(e)
+    }
+}
+
+/// SAML Profiles §4.1.4.1 and Core §3.4.1: the consumer URL, the ID, freshness, the destination,
+/// the binding, the version and the NameID policy, in that order, so that a refusal is sent to the
+/// SP only once its consumer URL is known to be its own.
+pub fn check(
+    req: &AuthnRequest,
+    sp: &ServiceProvider,
+    sso_url: &str,
+    relay_state: Option<&str>,
+    now: UnixTime,
+) -> Result<Accepted, Refusal> {
+    let acs = consumer(req, sp)?;
+    if !is_xml_id(&req.id) {
+        return Err(malformed("the request's ID is not an XML ID").into());
+    }
+    let issued = req.issue_instant.timestamp();
+    if issued < now.0 - MAX_AGE || issued > now.0 + CLOCK_SKEW {
+        return Err(RequestError::Stale.into());
+    }
+    if req.destination.as_deref().is_some_and(|d| d != sso_url) {
+        return Err(malformed("the request's Destination is not this endpoint").into());
+    }
+    if relay_state.is_some_and(|r| r.len() > MAX_RELAY_STATE) {
+        return Err(RequestError::RelayStateTooLong.into());
+    }
+    let status = |code, message| Refusal::Status {
+        acs: acs.clone(),
+        status: Status {
+            code,
+            requester: true,
+            message,
+        },
+    };
+    if req.version != "2.0" {
+        return Err(status(
+            "RequestVersionDeprecated",
+            "only SAML 2.0 requests are supported",
+        ));
+    }
+    if req
+        .protocol_binding
+        .as_deref()
+        .is_some_and(|b| b != BINDING_POST)
+    {
+        return Err(status(
+            "UnsupportedBinding",
+            "responses are sent with the HTTP-POST binding only",
+        ));
+    }
+    let asked_format = req
+        .name_id_policy
+        .as_ref()
+        .and_then(|p| p.format.as_deref())
+        .filter(|f| *f != NAMEID_UNSPECIFIED);
+    if let Some(format) = asked_format
+        && format != super::nameid::format_of(sp.settings.name_id)
+    {
+        return Err(status(
+            "InvalidNameIDPolicy",
+            "this service provider is registered for another NameID format",
+        ));
+    }
+    let requested_classes = req
+        .requested_authn_context
+        .as_ref()
+        .and_then(|c| c.authn_context_class_refs.as_ref())
+        .map(|refs| refs.iter().filter_map(|r| r.value.clone()).collect())
+        .unwrap_or_default();
+    Ok(Accepted {
+        sp_id: sp.id.clone(),
+        request_id: req.id.clone(),
+        acs,
+        relay_state: relay_state.map(str::to_string),
+        force_authn: req.force_authn.unwrap_or(false),
+        is_passive: req.is_passive.unwrap_or(false),
+        requested_classes,
+    })
+}
+
+/// The registered consumer the request names by URL or index, or the SP's default one. A URL must
+/// match a registered one exactly (SAML Profiles §4.1.4.1).
+fn consumer(req: &AuthnRequest, sp: &ServiceProvider) -> Result<String, RequestError> {
+    let registered = &sp.settings.acs;
+    let found = match (
+        &req.assertion_consumer_service_url,
+        req.assertion_consumer_service_index,
+    ) {
+        (Some(url), _) => registered.iter().find(|e| e.url == *url),
+        (None, Some(index)) => registered.iter().find(|e| {
+            e.index
+                .is_some_and(|i| usize::try_from(i).ok() == Some(index))
+        }),
+        (None, None) => registered
+            .iter()
+            .find(|e| e.is_default)
+            .or(registered.first()),
+    };
+    found
+        .map(|e| e.url.clone())
+        .ok_or(RequestError::UnregisteredAcs)
+}
+
+/// An `xs:ID` as SPs write them: an NCName of reasonable length. Anything else is refused rather
+/// than echoed into the Response's `InResponseTo`.
+pub fn is_xml_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    id.len() <= 256
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}

@@ -1,0 +1,436 @@
+//! `GET|POST /t/{tenant}/saml/sso`: SP-initiated Web Browser SSO (SAML Profiles §4.1) in the
+//! HTTP-Redirect and HTTP-POST bindings, answered by HTTP-POST.
+//!
+//! A request is decoded, its SP looked up by `Issuer`, its signature verified (always when the SP
+//! requires it, and whenever one is present), checked against the registration, and its ID
+//! remembered so it cannot be replayed. Then, as for OpenID Connect, a live SSO session that
+//! satisfies it is answered at once and anything else becomes a login flow.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use samael::schema::AuthnRequest;
+
+use super::request::{self, Accepted, Refusal, RequestError, Status};
+use super::{nameid, response, signature};
+use crate::app::App;
+use crate::crypto::secret::DigestKey;
+use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
+use crate::flow::{self, access, login, session};
+use crate::i18n::Text;
+use crate::oidc::form::OAuthForm;
+use crate::store::apps::Channel;
+use crate::store::jtis;
+use crate::store::service_providers::{self as sps, ServiceProvider, SessionSp, Signed};
+use crate::store::sessions::Session;
+use crate::tenant::resolve::TenantCtx;
+use crate::web::error::PageError;
+
+/// How long an assertion is valid when the SP's registration does not say.
+pub const DEFAULT_ASSERTION_LIFETIME: i64 = 300;
+/// The authentication context of a password sign-in over TLS (SAML Authn Context §3.4.18).
+pub const CLASS_PASSWORD: &str =
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+/// A one-time code sent to the user's phone or mailbox, with no password.
+pub const CLASS_CODE: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileOneFactorUnregistered";
+const CLASS_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified";
+
+fn refused(e: &RequestError) -> PageError {
+    PageError::BadRequest(format!("The app's SAML request cannot be processed: {e}."))
+}
+
+/// `GET /t/{tenant}/saml/sso`: HTTP-Redirect binding.
+pub async fn redirect(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let query = query.unwrap_or_default();
+    let form = OAuthForm::parse(query.as_bytes())
+        .map_err(|e| refused(&RequestError::Malformed(e.to_string())))?;
+    let encoded = form
+        .get("SAMLRequest")
+        .ok_or_else(|| refused(&RequestError::Malformed("SAMLRequest is missing".into())))?;
+    let xml = request::inflate(encoded).map_err(|e| refused(&e))?;
+    let req = request::parse(&xml).map_err(|e| refused(&e))?;
+    let sp = service_provider(&app, &tenant, &req).await?;
+    if sp.settings.want_requests_signed || signature::redirect_is_signed(&query) {
+        signature::verify_redirect(&query, "SAMLRequest", &sp.settings.signing_certificates)
+            .map_err(|e| refused(&RequestError::Signature(e)))?;
+    }
+    proceed(&app, &tenant, &headers, &req, &sp, form.get("RelayState")).await
+}
+
+/// `POST /t/{tenant}/saml/sso`: HTTP-POST binding.
+pub async fn post(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form =
+        OAuthForm::parse(&body).map_err(|e| refused(&RequestError::Malformed(e.to_string())))?;
+    let encoded = form
+        .get("SAMLRequest")
+        .ok_or_else(|| refused(&RequestError::Malformed("SAMLRequest is missing".into())))?;
+    let xml = request::decode_post(encoded).map_err(|e| refused(&e))?;
+    let req = request::parse(&xml).map_err(|e| refused(&e))?;
+    let sp = service_provider(&app, &tenant, &req).await?;
+    let req = if sp.settings.want_requests_signed || has_signature(&req) {
+        // Only what the signature covers is read from here on.
+        let signed = signature::verify_post(&xml, &sp.settings.signing_certificates)
+            .map_err(|e| refused(&RequestError::Signature(e)))?;
+        let signed = request::parse(&signed).map_err(|e| refused(&e))?;
+        if issuer_of(&signed) != issuer_of(&req) {
+            return Err(refused(&RequestError::Signature(
+                "the signature does not cover the request's Issuer".into(),
+            )));
+        }
+        signed
+    } else {
+        req
+    };
+    proceed(&app, &tenant, &headers, &req, &sp, form.get("RelayState")).await
+}
+
+fn has_signature(req: &AuthnRequest) -> bool {
+    req.signature.is_some()
+}
+
+fn issuer_of(req: &AuthnRequest) -> Option<&str> {
+    req.issuer.as_ref().and_then(|i| i.value.as_deref())
+}
+
+async fn service_provider(
+    app: &App,
+    tenant: &TenantCtx,
+    req: &AuthnRequest,
+) -> Result<ServiceProvider, PageError> {
+    let issuer = issuer_of(req)
+        .map(str::trim)
+        .filter(|i| !i.is_empty() && i.len() <= 1024)
+        .ok_or_else(|| refused(&RequestError::UnknownSp))?
+        .to_string();
+    let t = tenant.id().clone();
+    app.store
+        .run(move |c| sps::find_by_entity_id(c, &t, &issuer))
+        .await?
+        .ok_or_else(|| refused(&RequestError::UnknownSp))
+}
+
+async fn proceed(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    req: &AuthnRequest,
+    sp: &ServiceProvider,
+    relay_state: Option<&str>,
+) -> Result<Response, PageError> {
+    let now = app.now();
+    let sso_url = format!("{}/saml/sso", tenant.issuer);
+    let accepted = match request::check(req, sp, &sso_url, relay_state, now) {
+        Ok(a) => a,
+        Err(Refusal::Page(e)) => return Err(refused(&e)),
+        Err(Refusal::Status { acs, status }) => {
+            return fail(
+                app,
+                tenant,
+                headers,
+                &acs,
+                Some(&req.id),
+                relay_state,
+                &status,
+            )
+            .await;
+        }
+    };
+    // SAML Profiles §4.1.4.5: a request ID is accepted once. Remembered past its freshness window.
+    let (t, issuer, id) = (
+        tenant.id().clone(),
+        format!("saml:{}", sp.id),
+        req.id.clone(),
+    );
+    let until = crate::clock::UnixTime(req.issue_instant.timestamp())
+        .plus(request::MAX_AGE + request::CLOCK_SKEW);
+    let fresh = app
+        .store
+        .run(move |c| jtis::remember(c, &t, &issuer, &id, until))
+        .await?;
+    if !fresh {
+        return Err(refused(&RequestError::Replayed));
+    }
+    if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
+        let locale = flow::language::locale(tenant, headers, &[]);
+        return flow::message(
+            app,
+            locale,
+            StatusCode::FORBIDDEN,
+            &Text::new("login.unavailable_title"),
+            &why,
+            None,
+        );
+    }
+    let needs = requirements(&accepted, sp);
+    match session::current(app, tenant.id(), headers).await? {
+        Some(s) if session_satisfies(&needs, &s, now) => {
+            answer(app, tenant, headers, &accepted, sp, &s).await
+        }
+        _ if accepted.is_passive => {
+            let status = Status {
+                code: "NoPassive",
+                requester: false,
+                message: "the user is not signed in",
+            };
+            fail(
+                app,
+                tenant,
+                headers,
+                &accepted.acs,
+                Some(&accepted.request_id),
+                relay_state,
+                &status,
+            )
+            .await
+        }
+        _ => start_flow(app, tenant, headers, &accepted, needs).await,
+    }
+}
+
+fn requirements(accepted: &Accepted, sp: &ServiceProvider) -> Requirements {
+    Requirements {
+        client_id: sp.id.clone(),
+        client_name: sp.name.clone(),
+        app_id: sp.app_id.clone(),
+        channel: Channel::Web,
+        force_login: accepted.force_authn,
+        max_age: None,
+        login_hint: None,
+        ui_locales: Vec::new(),
+        return_to: accepted.acs.clone(),
+    }
+}
+
+async fn start_flow(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    accepted: &Accepted,
+    needs: Requirements,
+) -> Result<Response, PageError> {
+    let resume = serde_json::to_value(accepted).unwrap_or_default();
+    let id = flow::store(app, tenant, Protocol::Saml, &needs, resume, None).await?;
+    Ok(flow::to_sign_in(app, tenant, headers, &id))
+}
+
+/// Continues a flow this module started, once the user has signed in.
+pub async fn resume(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    flow: &LoginFlow,
+    session: &Session,
+) -> Result<Response, PageError> {
+    let Ok(accepted) = serde_json::from_value::<Accepted>(flow.resume.clone()) else {
+        return flow::expired(app, flow::language::locale(tenant, headers, &[]));
+    };
+    let (t, id) = (tenant.id().clone(), accepted.sp_id.clone());
+    let Some(sp) = app.store.run(move |c| sps::find(c, &t, &id)).await? else {
+        return Err(PageError::Invalid(Text::new("error.app_gone")));
+    };
+    answer(app, tenant, headers, &accepted, &sp, session).await
+}
+
+/// The Response for a user who declined a step of the flow (a new agreement).
+pub async fn decline(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    flow: &LoginFlow,
+) -> Result<Response, PageError> {
+    let Ok(accepted) = serde_json::from_value::<Accepted>(flow.resume.clone()) else {
+        return flow::expired(app, flow::language::locale(tenant, headers, &[]));
+    };
+    let status = Status {
+        code: "RequestDenied",
+        requester: false,
+        message: "the user declined the tenant's agreement",
+    };
+    fail(
+        app,
+        tenant,
+        headers,
+        &accepted.acs,
+        Some(&accepted.request_id),
+        accepted.relay_state.as_deref(),
+        &status,
+    )
+    .await
+}
+
+/// The SAML class for how the session's user signed in.
+pub fn authn_class(session: &Session) -> &'static str {
+    if session.amr.iter().any(|m| m == "pwd") {
+        CLASS_PASSWORD
+    } else if session
+        .amr
+        .iter()
+        .any(|m| m == "otp" || m == "sms" || m == "email")
+    {
+        CLASS_CODE
+    } else {
+        CLASS_UNSPECIFIED
+    }
+}
+
+/// Answers `accepted` for the signed-in `session`: the user must still be allowed in and may use
+/// the SP's app, the requested authentication context must be met, then the assertion goes out.
+pub async fn answer(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    accepted: &Accepted,
+    sp: &ServiceProvider,
+    session: &Session,
+) -> Result<Response, PageError> {
+    let now = app.now();
+    let relay = accepted.relay_state.as_deref();
+    let irt = Some(accepted.request_id.as_str());
+    let subject = app.subject(tenant.id(), &session.user_id).await?;
+    let Some(subject) =
+        subject.filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)
+    else {
+        let status = Status {
+            code: "RequestDenied",
+            requester: false,
+            message: "the signed-in account can no longer sign in",
+        };
+        return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+    };
+    let app_record = match &sp.app_id {
+        Some(id) => app.app_record(tenant.id(), id).await?,
+        None => None,
+    };
+    if !access::may_use(app_record.as_deref(), Channel::Web, &subject) {
+        let locale = flow::language::locale(tenant, headers, &[]);
+        let text = Text::new("login.no_access_text").with(
+            "app",
+            app_record
+                .as_ref()
+                .map(|a| a.name.as_str())
+                .unwrap_or(&sp.name),
+        );
+        return flow::message(
+            app,
+            locale,
+            StatusCode::FORBIDDEN,
+            &Text::new("login.no_access_title"),
+            &text,
+            None,
+        );
+    }
+    let class = authn_class(session);
+    if !accepted.requested_classes.is_empty()
+        && !accepted
+            .requested_classes
+            .iter()
+            .any(|c| c == class || c == CLASS_UNSPECIFIED)
+    {
+        let status = Status {
+            code: "NoAuthnContext",
+            requester: false,
+            message: "the requested authentication context cannot be met",
+        };
+        return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+    }
+    let pseudonyms = DigestKey::new(app.master.derive("saml-persistent-nameid"));
+    let Some(name_id) = nameid::value(sp, &subject, &pseudonyms) else {
+        let status = Status {
+            code: "InvalidNameIDPolicy",
+            requester: false,
+            message: "the user has no value for the NameID this service provider uses",
+        };
+        return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+    };
+    let format = nameid::format_of(sp.settings.name_id);
+    let attributes = nameid::attributes(sp, &subject, sp.app_id.as_deref());
+    let ring = app.keyring(tenant.id()).await?;
+    let key = ring
+        .saml_key()
+        .ok_or_else(|| PageError::Internal("the tenant has no SAML signing key".into()))?;
+    let idp = super::metadata::entity_id(&tenant.issuer);
+    let statement = response::Statement {
+        idp_entity_id: &idp,
+        sp_entity_id: &sp.entity_id,
+        acs: &accepted.acs,
+        in_response_to: irt,
+        name_id_format: format,
+        name_id: &name_id,
+        session_index: &session.sid,
+        authn_instant: session.auth_time,
+        authn_class: class,
+        attributes: &attributes,
+        now,
+        lifetime: sp
+            .settings
+            .assertion_lifetime
+            .unwrap_or(DEFAULT_ASSERTION_LIFETIME),
+    };
+    let signing = response::Signing {
+        assertion: matches!(sp.settings.signed, Signed::Assertion | Signed::Both),
+        response: matches!(sp.settings.signed, Signed::Response | Signed::Both),
+    };
+    let xml = response::success(&statement, key, signing)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let record = SessionSp {
+        sp_id: sp.id.clone(),
+        name_id: name_id.clone(),
+        name_id_format: format.to_string(),
+    };
+    let (t, sid) = (tenant.id().clone(), session.sid.clone());
+    app.store
+        .run(move |c| sps::add_to_session(c, &t, &sid, &record, now))
+        .await?;
+    Ok(post_to(app, tenant, headers, &accepted.acs, &xml, relay))
+}
+
+/// A signed Response refusing the request, posted to the SP's consumer URL.
+async fn fail(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    acs: &str,
+    in_response_to: Option<&str>,
+    relay_state: Option<&str>,
+    status: &Status,
+) -> Result<Response, PageError> {
+    let ring = app.keyring(tenant.id()).await?;
+    let key = ring
+        .saml_key()
+        .ok_or_else(|| PageError::Internal("the tenant has no SAML signing key".into()))?;
+    let idp = super::metadata::entity_id(&tenant.issuer);
+    let xml = response::failure(&idp, acs, in_response_to, status, key, app.now())
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(post_to(app, tenant, headers, acs, &xml, relay_state))
+}
+
+/// The HTTP-POST binding (SAML Bindings §3.5): the Response base64-encoded in a form that posts
+/// itself to the consumer URL, RelayState returned as received.
+fn post_to(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    acs: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> Response {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+    let mut params = vec![("SAMLResponse", encoded.as_str())];
+    if let Some(r) = relay_state {
+        params.push(("RelayState", r));
+    }
+    let locale = flow::language::locale(tenant, headers, &[]);
+    crate::web::auto_post(&app.templates, locale, acs, &params)
+}

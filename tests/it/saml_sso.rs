@@ -1,0 +1,439 @@
+//! SP-initiated Web Browser SSO against a live server, driven by samael's service-provider side
+//! (its own request builder and its own strict Response validation), and the bad requests an SP
+//! or an attacker can send.
+
+use std::io::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use samael::metadata::EntityDescriptor;
+use samael::schema::AuthnRequest;
+use samael::service_provider::{ServiceProvider as Sp, ServiceProviderBuilder};
+use samael::traits::ToXml;
+use sesame::store::service_providers::{
+    self as sps, AttributeMapping, Endpoint, NameIdSource, ServiceProvider, SpSettings,
+};
+use sesame::tenant::TenantId;
+
+use crate::browser::{Browser, PASSWORD, enc, hidden};
+use crate::support::{TestDb, both_backends};
+
+const SP_ENTITY: &str = "https://marketing.acme.test/saml";
+const ACS: &str = "https://marketing.acme.test/acs";
+const SSO: &str = "/t/acme/saml/sso";
+
+/// The marketing app's SP: registered in the tenant, and samael's SP set up with our metadata.
+struct Marketing {
+    sp: Sp,
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    cert: samael::crypto::CertificateDer,
+    sso_url: String,
+}
+
+async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings)) -> Marketing {
+    // samael validates with the wall clock: run the server on it too.
+    b.t.clock
+        .set(sesame::clock::Clock::now(&sesame::clock::SystemClock));
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let cert = sesame::crypto::cert::self_signed(&key, "marketing", b.t.app.now()).unwrap();
+    let mut settings = SpSettings {
+        acs: vec![Endpoint {
+            url: ACS.into(),
+            binding: sesame::saml::BINDING_POST.into(),
+            index: Some(0),
+            is_default: true,
+        }],
+        signing_certificates: vec![STANDARD.encode(&cert)],
+        name_id: NameIdSource::Email,
+        attributes: vec![
+            AttributeMapping {
+                name: "mail".into(),
+                source: "email".into(),
+                format: None,
+            },
+            AttributeMapping {
+                name: "groups".into(),
+                source: "roles".into(),
+                format: None,
+            },
+        ],
+        ..SpSettings::default()
+    };
+    tweak(&mut settings);
+    let registered = ServiceProvider {
+        id: "marketing".into(),
+        entity_id: SP_ENTITY.into(),
+        name: "Marketing".into(),
+        app_id: Some("crm".into()),
+        settings,
+    };
+    let acme = TenantId::parse("acme").unwrap();
+    let now = b.t.app.now();
+    b.t.app
+        .store
+        .run(move |c| sps::save(c, &acme, &registered, now))
+        .await
+        .unwrap();
+    let metadata = b.get("/t/acme/saml/metadata").await.text().await.unwrap();
+    let idp: EntityDescriptor = metadata.parse().unwrap();
+    let sso_url = idp.idp_sso_descriptors.as_ref().unwrap()[0].single_sign_on_services[0]
+        .location
+        .clone();
+    let sp = ServiceProviderBuilder::default()
+        .entity_id(SP_ENTITY.to_string())
+        .acs_url(ACS.to_string())
+        .idp_metadata(idp)
+        .key(key.clone())
+        .certificate(samael::crypto::CertificateDer::from(cert.clone()))
+        .build()
+        .unwrap();
+    Marketing {
+        sp,
+        key,
+        cert: cert.into(),
+        sso_url,
+    }
+}
+
+impl Marketing {
+    fn request(&self) -> AuthnRequest {
+        self.sp.make_authentication_request(&self.sso_url).unwrap()
+    }
+
+    /// The request's Redirect-binding query (unsigned).
+    fn redirect_query(req: &AuthnRequest, relay: &str) -> String {
+        let url = req.redirect(relay).unwrap().unwrap();
+        url.query().unwrap().to_string()
+    }
+
+    fn signed_redirect_query(&self, req: &AuthnRequest, relay: &str) -> String {
+        let url = req.signed_redirect(relay, &self.key).unwrap().unwrap();
+        url.query().unwrap().to_string()
+    }
+}
+
+/// The SAMLResponse and RelayState an auto-posting page carries, after checking it posts to the
+/// registered consumer.
+fn posted(html: &str) -> (String, Option<String>) {
+    assert!(
+        html.contains(&format!("action=\"{}\"", ACS.replace('/', "&#x2f;"))),
+        "{html}"
+    );
+    let relay = html
+        .contains("name=\"RelayState\"")
+        .then(|| hidden(html, "RelayState"));
+    (hidden(html, "SAMLResponse"), relay)
+}
+
+async fn sign_in(b: &Browser, login: &str, account: &str) -> String {
+    let r = b.submit(login, account, PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+both_backends!(
+    a_redirect_request_signs_in_and_the_sp_accepts_the_response,
+    |db| {
+        let b = Browser::new(db).await;
+        let m = marketing(&b, |_| {}).await;
+        let req = m.request();
+        let r = b
+            .get(&format!(
+                "{SSO}?{}",
+                Marketing::redirect_query(&req, "rs-1")
+            ))
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let login = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(login.starts_with("/t/acme/login?flow="), "{login}");
+        let page = b.get(&login).await.text().await.unwrap();
+        assert!(page.contains("Marketing"), "the page names the app");
+        let html = sign_in(&b, &login, "alice").await;
+        let (response, relay) = posted(&html);
+        assert_eq!(relay.as_deref(), Some("rs-1"));
+        let assertion =
+            m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+                .unwrap();
+        let subject = assertion.subject.unwrap();
+        assert_eq!(subject.name_id.unwrap().value, "alice@acme.test");
+        let attrs = &assertion.attribute_statements.unwrap()[0].attributes;
+        let values = |name: &str| -> Vec<String> {
+            attrs
+                .iter()
+                .find(|a| a.name.as_deref() == Some(name))
+                .map(|a| a.values.iter().filter_map(|v| v.value.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(values("mail"), ["alice@acme.test"]);
+        assert_eq!(values("groups"), ["crm:rep"]);
+        let statement = &assertion.authn_statements.unwrap()[0];
+        assert_eq!(
+            statement
+                .authn_context
+                .as_ref()
+                .unwrap()
+                .value
+                .as_ref()
+                .unwrap()
+                .value
+                .as_deref(),
+            Some(sesame::saml::sso::CLASS_PASSWORD)
+        );
+        assert!(statement.session_index.is_some());
+
+        // Single sign-on: a second request of the same browser is answered without the page.
+        let again = m.request();
+        let r = b
+            .get(&format!("{SSO}?{}", Marketing::redirect_query(&again, "")))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (response, _) = posted(&r.text().await.unwrap());
+        m.sp.parse_base64_response(&response, Some(&[again.id.as_str()]))
+            .unwrap();
+        // ForceAuthn asks again.
+        let mut forced = m.request();
+        forced.force_authn = Some(true);
+        let r = b
+            .get(&format!("{SSO}?{}", Marketing::redirect_query(&forced, "")))
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+);
+
+#[tokio::test]
+async fn a_post_request_and_a_signed_redirect_are_answered() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |s| s.want_requests_signed = true).await;
+    // Unsigned, while the SP must sign: refused with a page, not sent anywhere.
+    let req = m.request();
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("signature"));
+    // Signed Redirect.
+    let req = m.request();
+    let r = b
+        .get(&format!("{SSO}?{}", m.signed_redirect_query(&req, "rs-2")))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let (response, relay) = posted(&sign_in(&b, &login, "alice").await);
+    assert_eq!(relay.as_deref(), Some("rs-2"));
+    m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+        .unwrap();
+    // A signed POST (enveloped XML signature), riding on the session.
+    let mut req = m.request();
+    let sign = |req: &mut AuthnRequest, digest| {
+        let mut template = samael::signature::Signature::template(&req.id, &m.cert);
+        template.signed_info.reference[0].digest_method.algorithm = digest;
+        req.signature = Some(template);
+        req.to_signed_xml(&m.key.private_key_to_der().unwrap())
+            .unwrap()
+    };
+    // A SHA-1 digest is refused.
+    let sha1 = sign(&mut req, samael::signature::DigestAlgorithm::Sha1);
+    let body = format!("SAMLRequest={}", enc(&STANDARD.encode(sha1)));
+    assert_eq!(
+        b.post_form(SSO, &body).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let mut req = m.request();
+    let signed = sign(&mut req, samael::signature::DigestAlgorithm::Sha256);
+    let body = format!(
+        "SAMLRequest={}&RelayState=rs-3",
+        enc(&STANDARD.encode(signed))
+    );
+    let r = b.post_form(SSO, &body).await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        text.split("<main")
+            .nth(1)
+            .unwrap_or(&text)
+            .chars()
+            .take(700)
+            .collect::<String>()
+    );
+    let (response, relay) = posted(&text);
+    assert_eq!(relay.as_deref(), Some("rs-3"));
+    m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+        .unwrap();
+    // An unsigned POST is refused as well.
+    let unsigned = m.request().to_string().unwrap();
+    let body = format!("SAMLRequest={}", enc(&STANDARD.encode(unsigned)));
+    assert_eq!(
+        b.post_form(SSO, &body).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+fn deflated(xml: &str) -> String {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(xml.as_bytes()).unwrap();
+    STANDARD.encode(e.finish().unwrap())
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_page_and_never_a_response() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |_| {}).await;
+    let bad = |q: String| {
+        let b = &b;
+        async move {
+            let r = b.get(&format!("{SSO}?{q}")).await;
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert!(!text.contains("SAMLResponse"), "{text}");
+            (status, text)
+        }
+    };
+    let xml = |req: &AuthnRequest| req.to_string().unwrap();
+
+    // Replayed: the same request twice.
+    let req = m.request();
+    let once = Marketing::redirect_query(&req, "");
+    assert_eq!(
+        b.get(&format!("{SSO}?{once}")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (s, text) = bad(once).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(text.contains("already used"), "{text}");
+
+    // Unknown issuer.
+    let mut req = m.request();
+    req.issuer.as_mut().unwrap().value = Some("https://evil.example.com".into());
+    let (s, text) = bad(format!("SAMLRequest={}", enc(&deflated(&xml(&req))))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(text.contains("unknown service provider"), "{text}");
+
+    // An ACS URL the SP did not register.
+    let mut req = m.request();
+    req.assertion_consumer_service_url = Some("https://evil.example.com/acs".into());
+    let (s, text) = bad(format!("SAMLRequest={}", enc(&deflated(&xml(&req))))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(text.contains("consumer URL"), "{text}");
+
+    // Expired and future IssueInstant.
+    for shift in [-600, 600] {
+        let mut req = m.request();
+        req.issue_instant += chrono::Duration::seconds(shift);
+        let (s, text) = bad(format!("SAMLRequest={}", enc(&deflated(&xml(&req))))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(text.contains("too old"), "{text}");
+    }
+
+    // RelayState over 80 bytes.
+    let req = m.request();
+    let long = "r".repeat(81);
+    let (s, text) = bad(Marketing::redirect_query(&req, &long)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(text.contains("80 bytes"), "{text}");
+
+    // Malformed: not base64, not deflated, not XML, not an AuthnRequest, a DTD, too large.
+    let dtd = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&e;</samlp:AuthnRequest>"#;
+    let laughs = r#"<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&c;</samlp:AuthnRequest>"#;
+    let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"/>"#;
+    let huge = "A".repeat(request_max() + 10);
+    let bomb = {
+        // Deflates to a few kilobytes, inflates past the limit.
+        let body = format!("<x>{}</x>", " ".repeat(request_max() * 4));
+        deflated(&body)
+    };
+    for (what, q) in [
+        ("missing", String::new()),
+        ("base64", "SAMLRequest=%%%".to_string()),
+        (
+            "DEFLATE",
+            format!("SAMLRequest={}", enc(&STANDARD.encode("plain"))),
+        ),
+        (
+            "well-formed",
+            format!("SAMLRequest={}", enc(&deflated("<unclosed"))),
+        ),
+        (
+            "not a SAML 2.0 AuthnRequest",
+            format!("SAMLRequest={}", enc(&deflated(logout))),
+        ),
+        (
+            "document type",
+            format!("SAMLRequest={}", enc(&deflated(dtd))),
+        ),
+        (
+            "document type",
+            format!("SAMLRequest={}", enc(&deflated(laughs))),
+        ),
+        ("too large", format!("SAMLRequest={}", enc(&bomb))),
+        (
+            "repeated",
+            format!(
+                "{}&SAMLRequest=x",
+                Marketing::redirect_query(&m.request(), "")
+            ),
+        ),
+    ] {
+        let (s, text) = bad(q).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{what}");
+        assert!(
+            text.contains(what),
+            "{what}: {}",
+            text.split("<main").nth(1).unwrap_or(&text)
+        );
+    }
+    // Too large for a URL: over the POST binding, where the body limit refuses it first.
+    let r = b.post_form(SSO, &format!("SAMLRequest={huge}")).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!r.text().await.unwrap().contains("SAMLResponse"));
+    assert!(matches!(
+        sesame::saml::request::decode_post(&huge),
+        Err(sesame::saml::request::RequestError::Malformed(m)) if m.contains("too large")
+    ));
+}
+
+fn request_max() -> usize {
+    sesame::saml::request::MAX_BYTES
+}
+
+#[tokio::test]
+async fn a_user_outside_the_app_is_refused_and_passive_requests_do_not_prompt() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |_| {}).await;
+    // IsPassive without a session: a NoPassive status to the SP.
+    let mut req = m.request();
+    req.is_passive = Some(true);
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (response, _) = posted(&r.text().await.unwrap());
+    let xml = String::from_utf8(STANDARD.decode(response).unwrap()).unwrap();
+    assert!(xml.contains("status:NoPassive"), "{xml}");
+    assert!(!xml.contains("Assertion"), "{xml}");
+    assert!(
+        m.sp.parse_base64_response(&STANDARD.encode(&xml), Some(&[req.id.as_str()]))
+            .is_err()
+    );
+    // Olga works in operations: the CRM app's web scope is sales.
+    let req = m.request();
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let r = b.submit(&login, "olga", PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("does not have access") && !text.contains("SAMLResponse"),
+        "{text}"
+    );
+}
