@@ -238,7 +238,20 @@ pub async fn sign_in_via(
     base: &str,
     account: &str,
 ) -> String {
-    let r = client.get(authorize_url).send().await.unwrap();
+    let r = sign_in_page(client, authorize_url, base, account).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Opens `start_url` (an app's request that leads to the sign-in page), signs `account` in on
+/// `base`, and returns the sign-in form's answer as it is.
+pub async fn sign_in_page(
+    client: &reqwest::Client,
+    start_url: &str,
+    base: &str,
+    account: &str,
+) -> reqwest::Response {
+    let r = client.get(start_url).send().await.unwrap();
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let login = r.headers()["location"].to_str().unwrap().to_string();
     let login_url = if login.starts_with('/') {
@@ -262,15 +275,13 @@ pub async fn sign_in_via(
         enc(PASSWORD)
     );
     let login_path = url::Url::parse(&login_url).unwrap();
-    let r = client
+    client
         .post(format!("{base}{}", login_path.path()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    r.headers()["location"].to_str().unwrap().to_string()
+        .unwrap()
 }
 
 /// The query parameters of a URL.

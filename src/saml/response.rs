@@ -19,6 +19,17 @@ use crate::crypto::secret::random_hex;
 const ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 const ATTRNAME_BASIC: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic";
+const ATTRNAME_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
+
+/// An attribute's `NameFormat`: the registered one, else `uri` for a name that is a URI (the
+/// `urn:oid:` names of the SAML attribute profiles) and `basic` for a plain one.
+pub fn name_format<'a>(name: &str, registered: Option<&'a str>) -> &'a str {
+    match registered {
+        Some(f) => f,
+        None if name.starts_with("urn:") || name.contains("://") => ATTRNAME_URI,
+        None => ATTRNAME_BASIC,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("signing the SAML message failed: {0}")]
@@ -125,7 +136,7 @@ pub fn assertion(s: &Statement<'_>, key: &SamlKey, sign_it: bool) -> Result<Stri
             x.push_str(&format!(
                 r#"<saml:Attribute Name="{}" NameFormat="{}">"#,
                 escape(name),
-                escape(format.as_deref().unwrap_or(ATTRNAME_BASIC))
+                escape(name_format(name, format.as_deref()))
             ));
             for v in values {
                 x.push_str(&format!(

@@ -1,0 +1,222 @@
+//! SAML 2.0 against a real `sesame serve`, with pysaml2 (from PyPI, installed by
+//! `scripts/install-deps`) as the independent service provider: it writes the AuthnRequests and
+//! judges the Responses with its own default checks, through the `xmlsec1` binary. `sp.py`
+//! only configures it (endpoints, keys, the IdP's metadata, SHA-256 for its own signatures).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::oidc::{MASTER_KEY, tenant};
+use crate::support::{Database, Sesame, browser, hidden, sign_in_page};
+
+const SP_BASE: &str = "https://marketing.acme.test/saml";
+
+/// pysaml2 as a command in a folder of its own (its key, certificate and the IdP's metadata).
+struct PySp {
+    dir: tempfile::TempDir,
+}
+
+impl PySp {
+    /// `None` when pysaml2 is not installed: a skip on a developer's machine, a failure in CI.
+    fn new() -> Option<PySp> {
+        let present = Command::new("python3")
+            .args(["-c", "import saml2"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            assert!(
+                std::env::var("CI").is_err(),
+                "pysaml2 is missing: scripts/install-deps installs it"
+            );
+            eprintln!("skipped: pysaml2 is not installed (scripts/install-deps installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let now = sesame::clock::Clock::now(&sesame::clock::SystemClock);
+        let der = sesame::crypto::cert::self_signed(&key, "marketing", now).unwrap();
+        let cert = openssl::x509::X509::from_der(&der).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.to_pem().unwrap()).unwrap();
+        Some(PySp { dir })
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/saml/sp.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(args)
+            .env("SP_DIR", self.dir.path())
+            .env("SP_BASE", SP_BASE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "sp.py {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        serde_json::from_str(&self.run(args, stdin)).unwrap()
+    }
+
+    /// Gives pysaml2 the IdP's metadata and registers pysaml2's metadata with Sesame.
+    async fn connect(&self, sesame: &Sesame, extra: &[&str]) {
+        let idp = reqwest::get(format!("{}/saml/metadata", sesame.issuer("acme")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        std::fs::write(self.dir.path().join("idp.xml"), idp).unwrap();
+        let metadata = self.dir.path().join("sp.xml");
+        std::fs::write(&metadata, self.run(&["metadata"], None)).unwrap();
+        let mut args = vec![
+            "sp",
+            "add",
+            "-t",
+            "acme",
+            "marketing",
+            "--metadata",
+            metadata.to_str().unwrap(),
+            "--app",
+            "crm",
+            // The attribute profile's OIDs (NameFormat uri) that pysaml2 maps by itself.
+            "--attribute",
+            "urn:oid:0.9.2342.19200300.100.1.3=email",
+            "--attribute",
+            "urn:oid:1.3.6.1.4.1.5923.1.5.1.1=roles",
+            "--attribute",
+            "urn:oid:2.16.840.1.113730.3.1.241=display_name",
+        ];
+        args.extend_from_slice(extra);
+        sesame.cli(&args);
+    }
+
+    /// pysaml2's verdict on the auto-posting page `html` for request `id`.
+    fn accept(&self, html: &str, id: &str) -> Value {
+        let response = hidden(html, "SAMLResponse");
+        self.json(&["accept", id], Some(&response))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
+    let Some(sp) = PySp::new() else {
+        return;
+    };
+    let db = Database::sqlite();
+    let sesame = Sesame::start(
+        &db,
+        MASTER_KEY,
+        Some(&tenant("http://127.0.0.1:3999/callback")),
+    )
+    .await;
+    // pysaml2 wants the Response signed by default; the assertion is signed too.
+    sp.connect(&sesame, &["--sign", "both"]).await;
+    let idp_entity = format!("{}/saml/metadata", sesame.issuer("acme"));
+
+    // HTTP-Redirect, signed by pysaml2 on the query string; the user signs in on the page.
+    let request = sp.json(&["redirect", "rs-redirect"], None);
+    let client = browser();
+    let r = sign_in_page(
+        &client,
+        request["url"].as_str().unwrap(),
+        &sesame.base,
+        "alice",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert_eq!(hidden(&html, "RelayState"), "rs-redirect");
+    let accepted = sp.accept(&html, request["id"].as_str().unwrap());
+    assert_eq!(accepted["name_id"], "alice@acme.test");
+    assert_eq!(
+        accepted["name_id_format"],
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    );
+    assert_eq!(accepted["issuer"], idp_entity.as_str());
+    assert_eq!(accepted["in_response_to"], request["id"]);
+    assert_eq!(
+        accepted["attributes"]["mail"][0], "alice@acme.test",
+        "{accepted}"
+    );
+    assert_eq!(accepted["attributes"]["isMemberOf"][0], "crm:rep");
+    assert_eq!(accepted["attributes"]["displayName"][0], "Alice Liddell");
+    assert_eq!(
+        accepted["authn_class"],
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+    );
+    assert!(
+        accepted["session_index"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+
+    // HTTP-POST with an enveloped signature, answered from the SSO session without the page.
+    let request = sp.json(&["post", "rs-post"], None);
+    let r = client
+        .post(request["action"].as_str().unwrap())
+        .form(&[
+            ("SAMLRequest", request["SAMLRequest"].as_str().unwrap()),
+            ("RelayState", "rs-post"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert_eq!(hidden(&html, "RelayState"), "rs-post");
+    let accepted = sp.accept(&html, request["id"].as_str().unwrap());
+    assert_eq!(accepted["name_id"], "alice@acme.test");
+
+    // pysaml2 refuses a Response for a request it did not make.
+    let request = sp.json(&["redirect", ""], None);
+    let r = client
+        .get(request["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/saml/sp.py");
+    let refused = Command::new("python3")
+        .args([script, "accept", "id-not-ours"])
+        .env("SP_DIR", sp.dir.path())
+        .env("SP_BASE", SP_BASE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(hidden(&html, "SAMLResponse").as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(
+        !refused.success(),
+        "a Response to another request must not be accepted"
+    );
+}

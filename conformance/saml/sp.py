@@ -1,0 +1,121 @@
+"""A SAML service provider built on pysaml2, driven by the conformance suite.
+
+Sesame's tests call it as a command: it makes AuthnRequests and checks Responses with pysaml2's
+own default validation (signature, audience, recipient, InResponseTo, validity window). Nothing
+here relaxes a check; the configuration only names the SP's endpoints, its keys, the IdP's
+metadata, and SHA-256 for what it signs (pysaml2 still defaults to SHA-1, which Sesame refuses).
+
+    SP_DIR=dir SP_BASE=https://sp.example sp.py metadata
+    SP_DIR=dir SP_BASE=... sp.py redirect RELAY_STATE        -> {"id", "url"}
+    SP_DIR=dir SP_BASE=... sp.py post RELAY_STATE            -> {"id", "action", "SAMLRequest"}
+    SP_DIR=dir SP_BASE=... sp.py accept REQUEST_ID < SAMLResponse (base64)
+                                                              -> {"name_id", "attributes", ...}
+"""
+
+import json
+import os
+import sys
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import entity_descriptor
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+
+def config():
+    d = os.environ["SP_DIR"]
+    base = os.environ["SP_BASE"]
+    conf = {
+        "entityid": base + "/metadata",
+        "key_file": os.path.join(d, "key.pem"),
+        "cert_file": os.path.join(d, "cert.pem"),
+        "encryption_keypairs": [
+            {"key_file": os.path.join(d, "key.pem"), "cert_file": os.path.join(d, "cert.pem")}
+        ],
+        "xmlsec_binary": "/usr/bin/xmlsec1",
+        "signing_algorithm": SIG_RSA_SHA256,
+        "digest_algorithm": DIGEST_SHA256,
+        "service": {
+            "sp": {
+                "endpoints": {
+                    "assertion_consumer_service": [(base + "/acs", BINDING_HTTP_POST)],
+                    "single_logout_service": [(base + "/slo", BINDING_HTTP_REDIRECT)],
+                },
+                "authn_requests_signed": True,
+                "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+            }
+        },
+    }
+    idp = os.path.join(d, "idp.xml")
+    if os.path.exists(idp):
+        conf["metadata"] = {"local": [idp]}
+    c = SPConfig()
+    c.load(conf)
+    return c
+
+
+def idp_entity_id(client):
+    return next(iter(client.metadata.identity_providers()))
+
+
+def main():
+    cmd = sys.argv[1]
+    conf = config()
+    if cmd == "metadata":
+        print(str(entity_descriptor(conf)))
+        return
+    client = Saml2Client(config=conf)
+    if cmd in ("redirect", "post"):
+        binding = BINDING_HTTP_REDIRECT if cmd == "redirect" else BINDING_HTTP_POST
+        req_id, info = client.prepare_for_authenticate(
+            entityid=idp_entity_id(client),
+            relay_state=sys.argv[2],
+            binding=binding,
+            sigalg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
+        )
+        if cmd == "redirect":
+            url = dict(info["headers"])["Location"]
+            print(json.dumps({"id": req_id, "url": url}))
+        else:
+            print(json.dumps({"id": req_id, "action": info["url"], "SAMLRequest": info["data"]["SAMLRequest"] if isinstance(info.get("data"), dict) else form_value(info, "SAMLRequest")}))
+        return
+    if cmd == "accept":
+        outstanding = {sys.argv[2]: "/"} if sys.argv[2] != "-" else {}
+        encoded = sys.stdin.read().strip()
+        response = client.parse_authn_request_response(
+            encoded, BINDING_HTTP_POST, outstanding=outstanding
+        )
+        if response is None:
+            raise SystemExit("pysaml2 returned no response")
+        name_id = response.name_id
+        authn = response.assertion.authn_statement[0]
+        print(
+            json.dumps(
+                {
+                    "name_id": name_id.text,
+                    "name_id_format": name_id.format,
+                    "attributes": response.get_identity(),
+                    "session_index": authn.session_index,
+                    "authn_class": authn.authn_context.authn_context_class_ref.text,
+                    "issuer": response.response.issuer.text,
+                    "in_response_to": response.in_response_to,
+                }
+            )
+        )
+        return
+    raise SystemExit("unknown command " + cmd)
+
+
+def form_value(info, name):
+    """The value of the hidden input `name` in pysaml2's auto-posting form."""
+    html = info["data"]
+    marker = 'name="%s" value="' % name
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
+
+
+if __name__ == "__main__":
+    main()
