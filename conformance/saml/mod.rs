@@ -190,6 +190,27 @@ async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     let accepted = sp.accept(&html, request["id"].as_str().unwrap());
     assert_eq!(accepted["name_id"], "alice@acme.test");
 
+    // IdP-initiated: the "More Apps" tile, for an SP registered to allow it.
+    sp.connect(&sesame, &["--sign", "both", "--idp-initiated"])
+        .await;
+    let r = client
+        .get(format!(
+            "{}/saml/launch/marketing?RelayState=%2Fcampaigns",
+            sesame.issuer("acme")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert_eq!(hidden(&html, "RelayState"), "/campaigns");
+    let accepted = sp.json(
+        &["accept-unsolicited"],
+        Some(&hidden(&html, "SAMLResponse")),
+    );
+    assert_eq!(accepted["name_id"], "alice@acme.test");
+    assert_eq!(accepted["in_response_to"], Value::Null);
+
     // pysaml2 refuses a Response for a request it did not make.
     let request = sp.json(&["redirect", ""], None);
     let r = client

@@ -10,6 +10,8 @@ metadata, and SHA-256 for what it signs (pysaml2 still defaults to SHA-1, which 
     SP_DIR=dir SP_BASE=... sp.py post RELAY_STATE            -> {"id", "action", "SAMLRequest"}
     SP_DIR=dir SP_BASE=... sp.py accept REQUEST_ID < SAMLResponse (base64)
                                                               -> {"name_id", "attributes", ...}
+    SP_DIR=dir SP_BASE=... sp.py accept-unsolicited < SAMLResponse
+                                  (an IdP-initiated Response; the SP then allows unsolicited ones)
 """
 
 import json
@@ -24,7 +26,7 @@ from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 
-def config():
+def config(unsolicited=False):
     d = os.environ["SP_DIR"]
     base = os.environ["SP_BASE"]
     conf = {
@@ -44,6 +46,7 @@ def config():
                     "single_logout_service": [(base + "/slo", BINDING_HTTP_REDIRECT)],
                 },
                 "authn_requests_signed": True,
+                "allow_unsolicited": unsolicited,
                 "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
             }
         },
@@ -62,7 +65,7 @@ def idp_entity_id(client):
 
 def main():
     cmd = sys.argv[1]
-    conf = config()
+    conf = config(unsolicited=cmd == "accept-unsolicited")
     if cmd == "metadata":
         print(str(entity_descriptor(conf)))
         return
@@ -82,8 +85,8 @@ def main():
         else:
             print(json.dumps({"id": req_id, "action": info["url"], "SAMLRequest": info["data"]["SAMLRequest"] if isinstance(info.get("data"), dict) else form_value(info, "SAMLRequest")}))
         return
-    if cmd == "accept":
-        outstanding = {sys.argv[2]: "/"} if sys.argv[2] != "-" else {}
+    if cmd in ("accept", "accept-unsolicited"):
+        outstanding = {sys.argv[2]: "/"} if cmd == "accept" else {}
         encoded = sys.stdin.read().strip()
         response = client.parse_authn_request_response(
             encoded, BINDING_HTTP_POST, outstanding=outstanding

@@ -38,4 +38,5 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/saml/metadata", get(metadata::metadata))
         .route("/saml/sso", get(sso::redirect).post(sso::post))
+        .route("/saml/launch/{sp}", get(sso::launch))
 }

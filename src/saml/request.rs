@@ -127,7 +127,8 @@ pub fn root(xml: &str) -> Result<(Option<String>, String), RequestError> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Accepted {
     pub sp_id: String,
-    pub request_id: String,
+    /// The AuthnRequest's ID; `None` for an IdP-initiated (unsolicited) sign-in.
+    pub request_id: Option<String>,
     /// The consumer URL the Response goes to.
     pub acs: String,
     pub relay_state: Option<String>,
@@ -220,7 +221,7 @@ pub fn check(
         .unwrap_or_default();
     Ok(Accepted {
         sp_id: sp.id.clone(),
-        request_id: req.id.clone(),
+        request_id: Some(req.id.clone()),
         acs,
         relay_state: relay_state.map(str::to_string),
         force_authn: req.force_authn.unwrap_or(false),

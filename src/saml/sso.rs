@@ -161,6 +161,19 @@ async fn proceed(
     if !fresh {
         return Err(refused(&RequestError::Replayed));
     }
+    sign_in(app, tenant, headers, &accepted, sp).await
+}
+
+/// Answers `accepted` from a session that satisfies it, or sends the user to the sign-in page
+/// (or, for a passive request, tells the SP no one is signed in).
+async fn sign_in(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    accepted: &Accepted,
+    sp: &ServiceProvider,
+) -> Result<Response, PageError> {
+    let now = app.now();
     if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
         let locale = flow::language::locale(tenant, headers, &[]);
         return flow::message(
@@ -172,10 +185,10 @@ async fn proceed(
             None,
         );
     }
-    let needs = requirements(&accepted, sp);
+    let needs = requirements(accepted, sp);
     match session::current(app, tenant.id(), headers).await? {
         Some(s) if session_satisfies(&needs, &s, now) => {
-            answer(app, tenant, headers, &accepted, sp, &s).await
+            answer(app, tenant, headers, accepted, sp, &s).await
         }
         _ if accepted.is_passive => {
             let status = Status {
@@ -183,19 +196,61 @@ async fn proceed(
                 requester: false,
                 message: "the user is not signed in",
             };
-            fail(
-                app,
-                tenant,
-                headers,
-                &accepted.acs,
-                Some(&accepted.request_id),
-                relay_state,
-                &status,
-            )
-            .await
+            let irt = accepted.request_id.as_deref();
+            let relay = accepted.relay_state.as_deref();
+            fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await
         }
-        _ => start_flow(app, tenant, headers, &accepted, needs).await,
+        _ => start_flow(app, tenant, headers, accepted, needs).await,
     }
+}
+
+/// `GET /t/{tenant}/saml/launch/{sp}`: IdP-initiated sign-in (SAML Profiles §4.1.5), the "More
+/// Apps" tile. Only an SP registered for it (`--idp-initiated`) gets an unsolicited Response, at
+/// its default consumer URL; `RelayState` in the query is passed on (80 bytes at most).
+pub async fn launch(
+    State(app): State<App>,
+    tenant: TenantCtx,
+    headers: HeaderMap,
+    axum::extract::Path(params): axum::extract::Path<Vec<(String, String)>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let id = params
+        .iter()
+        .find(|(k, _)| k == "sp")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let (t, lookup) = (tenant.id().clone(), id.clone());
+    let sp = match id.len() {
+        1..=64 => app.store.run(move |c| sps::find(c, &t, &lookup)).await?,
+        _ => None,
+    };
+    let Some(sp) = sp.filter(|sp| sp.settings.idp_initiated) else {
+        return Err(PageError::NotFound);
+    };
+    let form = OAuthForm::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| refused(&RequestError::Malformed(e.to_string())))?;
+    let relay_state = form.get("RelayState");
+    if relay_state.is_some_and(|r| r.len() > request::MAX_RELAY_STATE) {
+        return Err(refused(&RequestError::RelayStateTooLong));
+    }
+    let acs = sp
+        .settings
+        .acs
+        .iter()
+        .find(|e| e.is_default)
+        .or(sp.settings.acs.first())
+        .map(|e| e.url.clone())
+        .ok_or_else(|| refused(&RequestError::UnregisteredAcs))?;
+    let accepted = Accepted {
+        sp_id: sp.id.clone(),
+        request_id: None,
+        acs,
+        relay_state: relay_state.map(str::to_string),
+        force_authn: false,
+        is_passive: false,
+        requested_classes: Vec::new(),
+    };
+    sign_in(&app, &tenant, &headers, &accepted, &sp).await
 }
 
 fn requirements(accepted: &Accepted, sp: &ServiceProvider) -> Requirements {
@@ -262,7 +317,7 @@ pub async fn decline(
         tenant,
         headers,
         &accepted.acs,
-        Some(&accepted.request_id),
+        accepted.request_id.as_deref(),
         accepted.relay_state.as_deref(),
         &status,
     )
@@ -296,7 +351,7 @@ pub async fn answer(
 ) -> Result<Response, PageError> {
     let now = app.now();
     let relay = accepted.relay_state.as_deref();
-    let irt = Some(accepted.request_id.as_str());
+    let irt = accepted.request_id.as_deref();
     let subject = app.subject(tenant.id(), &session.user_id).await?;
     let Some(subject) =
         subject.filter(|s| login::check_account(&s.user, now) == login::AccountCheck::Allowed)

@@ -437,3 +437,52 @@ async fn a_user_outside_the_app_is_refused_and_passive_requests_do_not_prompt() 
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_idp_initiated_launch_reaches_only_an_sp_that_allows_it() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let _ = marketing(&b, |_| {}).await;
+    // Not allowed: the launch URL does not exist for this SP, nor for an unknown one.
+    assert_eq!(
+        b.get("/t/acme/saml/launch/marketing").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.get("/t/acme/saml/launch/nosuch").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let m = marketing(&b, |s| s.idp_initiated = true).await;
+    let long = "r".repeat(81);
+    assert_eq!(
+        b.get(&format!("/t/acme/saml/launch/marketing?RelayState={long}"))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    let r = b
+        .get("/t/acme/saml/launch/marketing?RelayState=%2Fhome")
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let (response, relay) = posted(&sign_in(&b, &login, "alice").await);
+    assert_eq!(relay.as_deref(), Some("/home"));
+    let xml = String::from_utf8(STANDARD.decode(&response).unwrap()).unwrap();
+    assert!(!xml.contains("InResponseTo"), "unsolicited: {xml}");
+    // An SP that expects only answers to its own requests refuses it; one that allows
+    // IdP-initiated sign-in accepts it.
+    assert!(
+        m.sp.parse_base64_response(&response, Some(&["id-1"]))
+            .is_err()
+    );
+    let mut open = m.sp.clone();
+    open.allow_idp_initiated = true;
+    let assertion = open.parse_base64_response(&response, None).unwrap();
+    assert_eq!(
+        assertion.subject.unwrap().name_id.unwrap().value,
+        "alice@acme.test"
+    );
+    // With the session, the tile answers at once.
+    let r = b.get("/t/acme/saml/launch/marketing").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    posted(&r.text().await.unwrap());
+}
