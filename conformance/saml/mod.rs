@@ -120,6 +120,15 @@ impl PySp {
     }
 }
 
+/// The Response an auto-posting page carries, as XML.
+fn decoded(html: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(hidden(html, "SAMLResponse"))
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     let Some(sp) = PySp::new() else {
@@ -149,6 +158,12 @@ async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert_eq!(hidden(&html, "RelayState"), "rs-redirect");
+    // pysaml2's metadata carries an encryption key: the assertion travels encrypted (AES-256-GCM).
+    let xml = decoded(&html);
+    assert!(
+        xml.contains("EncryptedAssertion") && xml.contains("aes256-gcm") && !xml.contains("Alice"),
+        "{xml}"
+    );
     let accepted = sp.accept(&html, request["id"].as_str().unwrap());
     assert_eq!(accepted["name_id"], "alice@acme.test");
     assert_eq!(
@@ -190,9 +205,16 @@ async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     let accepted = sp.accept(&html, request["id"].as_str().unwrap());
     assert_eq!(accepted["name_id"], "alice@acme.test");
 
-    // IdP-initiated: the "More Apps" tile, for an SP registered to allow it.
-    sp.connect(&sesame, &["--sign", "both", "--idp-initiated"])
-        .await;
+    // IdP-initiated: the "More Apps" tile, for an SP registered to allow it; and AES-128-CBC for
+    // SP libraries that predate GCM.
+    let cbc = [
+        "--sign",
+        "both",
+        "--idp-initiated",
+        "--encryption",
+        "aes128-cbc",
+    ];
+    sp.connect(&sesame, &cbc).await;
     let r = client
         .get(format!(
             "{}/saml/launch/marketing?RelayState=%2Fcampaigns",
@@ -204,6 +226,7 @@ async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert_eq!(hidden(&html, "RelayState"), "/campaigns");
+    assert!(decoded(&html).contains("xmlenc#aes128-cbc"));
     let accepted = sp.json(
         &["accept-unsolicited"],
         Some(&hidden(&html, "SAMLResponse")),

@@ -290,7 +290,7 @@ pub enum SpCommand {
         /// What to sign: assertion (default), response or both.
         #[arg(long)]
         sign: Option<String>,
-        /// Assertion encryption: aes256-gcm (default) or aes128-cbc.
+        /// Assertion encryption: aes256-gcm (default), aes128-gcm or aes128-cbc.
         #[arg(long)]
         encryption: Option<String>,
     },

@@ -95,8 +95,9 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
             if let Some(e) = encryption {
                 settings.encryption = match e.as_str() {
                     "aes256-gcm" => Encryption::Aes256Gcm,
+                    "aes128-gcm" => Encryption::Aes128Gcm,
                     "aes128-cbc" => Encryption::Aes128Cbc,
-                    _ => bail!("--encryption must be aes256-gcm or aes128-cbc"),
+                    _ => bail!("--encryption must be aes256-gcm, aes128-gcm or aes128-cbc"),
                 };
             }
             let sp = ServiceProvider {

@@ -15,6 +15,7 @@ use super::xml::escape;
 use crate::clock::UnixTime;
 use crate::crypto::keys::SamlKey;
 use crate::crypto::secret::random_hex;
+use crate::store::service_providers::Encryption;
 
 const ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
@@ -32,7 +33,7 @@ pub fn name_format<'a>(name: &str, registered: Option<&'a str>) -> &'a str {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("signing the SAML message failed: {0}")]
+#[error("building the SAML message failed: {0}")]
 pub struct SignError(String);
 
 /// Everything an assertion states.
@@ -198,9 +199,19 @@ fn envelope(
     if sign_it { sign(&x, key) } else { Ok(x) }
 }
 
-/// A successful Response: the assertion (signed as `signing` says) inside a Response.
-pub fn success(s: &Statement<'_>, key: &SamlKey, signing: Signing) -> Result<String, SignError> {
-    let assertion = assertion(s, key, signing.assertion)?;
+/// A successful Response: the assertion (signed as `signing` says, then encrypted for the SP when
+/// `encrypt_for` holds its certificate) inside a Response.
+pub fn success(
+    s: &Statement<'_>,
+    key: &SamlKey,
+    signing: Signing,
+    encrypt_for: Option<(&[u8], Encryption)>,
+) -> Result<String, SignError> {
+    let mut assertion = assertion(s, key, signing.assertion)?;
+    if let Some((certificate, method)) = encrypt_for {
+        assertion = super::encrypt::assertion(&assertion, certificate, method)
+            .map_err(|e| SignError(e.to_string()))?;
+    }
     let to = Addressing {
         idp_entity_id: s.idp_entity_id,
         acs: s.acs,

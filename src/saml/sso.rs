@@ -10,6 +10,8 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use samael::schema::AuthnRequest;
 
 use super::request::{self, Accepted, Refusal, RequestError, Status};
@@ -432,11 +434,25 @@ pub async fn answer(
             .assertion_lifetime
             .unwrap_or(DEFAULT_ASSERTION_LIFETIME),
     };
+    // An encrypted assertion's own signature is out of sight until the SP decrypts it, and many
+    // SPs check the message first: with encryption the Response is always signed too.
+    let encrypted = sp.settings.encryption_certificate.is_some();
     let signing = response::Signing {
         assertion: matches!(sp.settings.signed, Signed::Assertion | Signed::Both),
-        response: matches!(sp.settings.signed, Signed::Response | Signed::Both),
+        response: encrypted || matches!(sp.settings.signed, Signed::Response | Signed::Both),
     };
-    let xml = response::success(&statement, key, signing)
+    let encryption_cert = match &sp.settings.encryption_certificate {
+        Some(b64) => Some(
+            STANDARD
+                .decode(b64)
+                .map_err(|_| PageError::Internal("the SP's encryption certificate".into()))?,
+        ),
+        None => None,
+    };
+    let encrypt_for = encryption_cert
+        .as_deref()
+        .map(|c| (c, sp.settings.encryption));
+    let xml = response::success(&statement, key, signing, encrypt_for)
         .map_err(|e| PageError::Internal(e.to_string()))?;
     let record = SessionSp {
         sp_id: sp.id.clone(),
@@ -480,8 +496,7 @@ fn post_to(
     xml: &str,
     relay_state: Option<&str>,
 ) -> Response {
-    use base64::Engine;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+    let encoded = STANDARD.encode(xml);
     let mut params = vec![("SAMLResponse", encoded.as_str())];
     if let Some(r) = relay_state {
         params.push(("RelayState", r));

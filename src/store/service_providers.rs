@@ -64,7 +64,9 @@ impl NameIdSource {
 pub enum Encryption {
     #[default]
     Aes256Gcm,
-    /// For SPs whose XML encryption library predates GCM.
+    /// For SP libraries that know GCM with 128-bit keys only (samael).
+    Aes128Gcm,
+    /// For SP libraries that predate GCM.
     Aes128Cbc,
 }
 

@@ -12,7 +12,7 @@ use samael::schema::AuthnRequest;
 use samael::service_provider::{ServiceProvider as Sp, ServiceProviderBuilder};
 use samael::traits::ToXml;
 use sesame::store::service_providers::{
-    self as sps, AttributeMapping, Endpoint, NameIdSource, ServiceProvider, SpSettings,
+    self as sps, AttributeMapping, Encryption, Endpoint, NameIdSource, ServiceProvider, SpSettings,
 };
 use sesame::tenant::TenantId;
 
@@ -31,7 +31,8 @@ struct Marketing {
     sso_url: String,
 }
 
-async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings)) -> Marketing {
+/// `tweak` adjusts the registration; it is given the SP's own certificate (base64 DER).
+async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings, &str)) -> Marketing {
     // samael validates with the wall clock: run the server on it too.
     b.t.clock
         .set(sesame::clock::Clock::now(&sesame::clock::SystemClock));
@@ -60,7 +61,7 @@ async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings)) -> Marketin
         ],
         ..SpSettings::default()
     };
-    tweak(&mut settings);
+    tweak(&mut settings, &STANDARD.encode(&cert));
     let registered = ServiceProvider {
         id: "marketing".into(),
         entity_id: SP_ENTITY.into(),
@@ -136,7 +137,7 @@ both_backends!(
     a_redirect_request_signs_in_and_the_sp_accepts_the_response,
     |db| {
         let b = Browser::new(db).await;
-        let m = marketing(&b, |_| {}).await;
+        let m = marketing(&b, |_, _| {}).await;
         let req = m.request();
         let r = b
             .get(&format!(
@@ -204,7 +205,7 @@ both_backends!(
 #[tokio::test]
 async fn a_post_request_and_a_signed_redirect_are_answered() {
     let b = Browser::new(TestDb::sqlite()).await;
-    let m = marketing(&b, |s| s.want_requests_signed = true).await;
+    let m = marketing(&b, |s, _| s.want_requests_signed = true).await;
     // Unsigned, while the SP must sign: refused with a page, not sent anywhere.
     let req = m.request();
     let r = b
@@ -286,7 +287,7 @@ fn deflated(xml: &str) -> String {
 #[tokio::test]
 async fn bad_requests_get_a_page_and_never_a_response() {
     let b = Browser::new(TestDb::sqlite()).await;
-    let m = marketing(&b, |_| {}).await;
+    let m = marketing(&b, |_, _| {}).await;
     let bad = |q: String| {
         let b = &b;
         async move {
@@ -407,7 +408,7 @@ fn request_max() -> usize {
 #[tokio::test]
 async fn a_user_outside_the_app_is_refused_and_passive_requests_do_not_prompt() {
     let b = Browser::new(TestDb::sqlite()).await;
-    let m = marketing(&b, |_| {}).await;
+    let m = marketing(&b, |_, _| {}).await;
     // IsPassive without a session: a NoPassive status to the SP.
     let mut req = m.request();
     req.is_passive = Some(true);
@@ -441,7 +442,7 @@ async fn a_user_outside_the_app_is_refused_and_passive_requests_do_not_prompt() 
 #[tokio::test]
 async fn an_idp_initiated_launch_reaches_only_an_sp_that_allows_it() {
     let b = Browser::new(TestDb::sqlite()).await;
-    let _ = marketing(&b, |_| {}).await;
+    let _ = marketing(&b, |_, _| {}).await;
     // Not allowed: the launch URL does not exist for this SP, nor for an unknown one.
     assert_eq!(
         b.get("/t/acme/saml/launch/marketing").await.status(),
@@ -451,7 +452,7 @@ async fn an_idp_initiated_launch_reaches_only_an_sp_that_allows_it() {
         b.get("/t/acme/saml/launch/nosuch").await.status(),
         StatusCode::NOT_FOUND
     );
-    let m = marketing(&b, |s| s.idp_initiated = true).await;
+    let m = marketing(&b, |s, _| s.idp_initiated = true).await;
     let long = "r".repeat(81);
     assert_eq!(
         b.get(&format!("/t/acme/saml/launch/marketing?RelayState={long}"))
@@ -485,4 +486,36 @@ async fn an_idp_initiated_launch_reaches_only_an_sp_that_allows_it() {
     let r = b.get("/t/acme/saml/launch/marketing").await;
     assert_eq!(r.status(), StatusCode::OK);
     posted(&r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn an_sp_with_an_encryption_certificate_gets_the_assertion_encrypted() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    // samael decrypts AES-128 (GCM or CBC) only: the registration says which.
+    let m = marketing(&b, |s, own| {
+        s.encryption_certificate = Some(own.into());
+        s.encryption = Encryption::Aes128Gcm;
+    })
+    .await;
+    let req = m.request();
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let (response, _) = posted(&sign_in(&b, &login, "alice").await);
+    let xml = String::from_utf8(STANDARD.decode(&response).unwrap()).unwrap();
+    assert!(
+        xml.contains("<saml:EncryptedAssertion")
+            && xml.contains("xmlenc11#aes128-gcm")
+            && !xml.contains("alice@acme.test"),
+        "{xml}"
+    );
+    // samael decrypts it with the SP's key and validates the signed assertion inside.
+    let assertion =
+        m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+            .unwrap();
+    assert_eq!(
+        assertion.subject.unwrap().name_id.unwrap().value,
+        "alice@acme.test"
+    );
 }
