@@ -147,7 +147,7 @@ pub async fn end_session(
         (None, Some(_)) => false,
     };
     let locale = flow::language::locale(&tenant, &headers, &[]);
-    finish(&app, &tenant, &req, target, clear, locale).await
+    finish(&app, &tenant, &headers, &req, target, clear, locale).await
 }
 
 /// `POST /t/{tenant}/logout/confirm`: the user confirmed on the page.
@@ -169,7 +169,7 @@ pub async fn confirm(
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
     let locale = flow::language::locale(&tenant, &headers, &[]);
-    finish(&app, &tenant, &req, current, true, locale).await
+    finish(&app, &tenant, &headers, &req, current, true, locale).await
 }
 
 async fn checked(
@@ -259,30 +259,39 @@ fn confirm_page(
 async fn finish(
     app: &App,
     tenant: &TenantCtx,
+    headers: &HeaderMap,
     req: &LogoutRequest,
     target: Option<Session>,
     clear_cookie: bool,
     locale: Locale,
 ) -> Result<Response, PageError> {
+    let done = req.redirect.as_ref().map(|uri| {
+        let mut url = uri.as_str().to_string();
+        if let Some(state) = &req.state
+            && let Ok(mut u) = url::Url::parse(uri.as_str())
+        {
+            u.query_pairs_mut().append_pair("state", state);
+            url = u.to_string();
+        }
+        url
+    });
+    // The session's SAML SPs are visited first, through the browser; the walk ends where this
+    // logout would have.
+    let mut walk = None;
     if let Some(s) = &target {
         end(app, tenant, s).await?;
+        walk = crate::saml::slo::after_logout(app, tenant, headers, s, done.clone()).await?;
     }
-    let mut response = match &req.redirect {
-        Some(uri) => {
-            let mut url = uri.as_str().to_string();
-            if let Some(state) = &req.state
-                && let Ok(mut u) = url::Url::parse(uri.as_str())
-            {
-                u.query_pairs_mut().append_pair("state", state);
-                url = u.to_string();
-            }
+    let mut response = match (walk, &done) {
+        (Some(walk), _) => walk,
+        (None, Some(url)) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
-            if let Ok(v) = HeaderValue::from_str(&url) {
+            if let Ok(v) = HeaderValue::from_str(url) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
             r
         }
-        None => flow::message(
+        (None, None) => flow::message(
             app,
             locale,
             StatusCode::OK,

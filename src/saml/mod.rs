@@ -1,15 +1,17 @@
-//! SAML 2.0 identity provider: the IdP metadata per tenant, the SP registry and Web Browser SSO;
+//! SAML 2.0 identity provider: the IdP metadata per tenant, the SP registry, Web Browser SSO
 //! IdP-initiated launch and Single Logout join them. XML signatures go through samael's
 //! xmlsec binding; documents Sesame writes itself are built from escaped strings, never by
 //! echoing a fragment of an incoming message.
 
 pub mod encrypt;
+pub mod logout;
 pub mod metadata;
 pub mod nameid;
 pub mod registry;
 pub mod request;
 pub mod response;
 pub mod signature;
+pub mod slo;
 pub mod sso;
 pub mod xml;
 
@@ -40,4 +42,5 @@ pub fn routes() -> Router<App> {
         .route("/saml/metadata", get(metadata::metadata))
         .route("/saml/sso", get(sso::redirect).post(sso::post))
         .route("/saml/launch/{sp}", get(sso::launch))
+        .route("/saml/slo", get(slo::redirect).post(slo::post))
 }

@@ -97,6 +97,19 @@ fn sign(xml: &str, key: &SamlKey) -> Result<String, SignError> {
     })
 }
 
+/// `xml` (a protocol message Sesame wrote, with an `ID` and a `saml:Issuer`) with an enveloped
+/// signature placed right after the Issuer, where the schema wants it.
+pub fn sign_after_issuer(xml: &str, key: &SamlKey) -> Result<String, SignError> {
+    let id = xml
+        .split(" ID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or_else(|| SignError("the message has no ID".into()))?;
+    let template = signature_template(id, &key.certificate);
+    let with_template = xml.replacen("</saml:Issuer>", &format!("</saml:Issuer>{template}"), 1);
+    sign(&with_template, key)
+}
+
 /// The assertion, signed when `sign` is set.
 pub fn assertion(s: &Statement<'_>, key: &SamlKey, sign_it: bool) -> Result<String, SignError> {
     let id = new_id();

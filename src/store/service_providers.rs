@@ -239,7 +239,7 @@ pub fn remove(conn: &mut Conn, tenant: &TenantId, id: &str) -> Result<bool, Stor
 }
 
 /// What an SP was told about a session's user, for Single Logout.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSp {
     pub sp_id: String,
     pub name_id: String,

@@ -76,6 +76,27 @@ pub fn consume(
     )
 }
 
+/// The payload of a live token, without spending it: for a check that must pass before the
+/// token is consumed, so a forged request cannot burn the rightful one's token.
+pub fn peek(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    kind: &str,
+    hash: &TokenHash,
+    now: UnixTime,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let payload: Option<String> = t::table
+        .filter(t::hash.eq(hash.as_bytes().to_vec()))
+        .filter(t::tenant_id.eq(tenant.as_str()))
+        .filter(t::kind.eq(kind))
+        .filter(t::consumed_at.is_null())
+        .filter(t::expires_at.gt(now.0))
+        .select(t::payload)
+        .get_result(conn)
+        .optional()?;
+    Ok(payload.map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)))
+}
+
 /// The payload of a token that was already consumed (a replay), whether or not it has expired
 /// since, until the sweeper deletes it.
 pub fn find_consumed(

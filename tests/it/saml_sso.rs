@@ -519,3 +519,248 @@ async fn an_sp_with_an_encryption_certificate_gets_the_assertion_encrypted() {
         "alice@acme.test"
     );
 }
+
+/// Signs `alice` in to the marketing SP; returns the NameID and SessionIndex it was given.
+async fn signed_in(b: &Browser, m: &Marketing) -> (String, String) {
+    let req = m.request();
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    let html = match r.status() {
+        StatusCode::SEE_OTHER => {
+            let login = r.headers()["location"].to_str().unwrap().to_string();
+            sign_in(b, &login, "alice").await
+        }
+        _ => r.text().await.unwrap(),
+    };
+    let (response, _) = posted(&html);
+    let assertion =
+        m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+            .unwrap();
+    let name_id = assertion.subject.unwrap().name_id.unwrap().value;
+    let index = assertion.authn_statements.unwrap()[0]
+        .session_index
+        .clone()
+        .unwrap();
+    (name_id, index)
+}
+
+/// A LogoutRequest from the SP registered as `entity`, in the Redirect binding, signed with `key`.
+fn logout_query(
+    entity: &str,
+    name_id: &str,
+    index: &str,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    relay: &str,
+) -> String {
+    let now = sesame::clock::Clock::now(&sesame::clock::SystemClock);
+    let id = format!("_lo{}", sesame::crypto::secret::random_hex(8));
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}"><saml:Issuer>{entity}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        sesame::saml::response::instant(now)
+    );
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(xml.as_bytes()).unwrap();
+    let mut q = format!(
+        "SAMLRequest={}&RelayState={}&SigAlg={}",
+        enc(&STANDARD.encode(e.finish().unwrap())),
+        enc(relay),
+        enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    );
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key).unwrap();
+    let sig = signer.sign_oneshot_to_vec(q.as_bytes()).unwrap();
+    q.push_str(&format!("&Signature={}", enc(&STANDARD.encode(sig))));
+    q
+}
+
+/// The message carried by a Redirect-binding URL, inflated.
+fn redirected(location: &str, field: &str) -> (String, std::collections::HashMap<String, String>) {
+    let params: std::collections::HashMap<String, String> = url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let xml = sesame::saml::request::inflate(&params[field]).unwrap();
+    (xml, params)
+}
+
+#[tokio::test]
+async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let slo = |s: &mut SpSettings| {
+        s.slo = Some(Endpoint {
+            url: "https://marketing.acme.test/slo".into(),
+            binding: sesame::saml::BINDING_REDIRECT.into(),
+            index: None,
+            is_default: false,
+        });
+    };
+    let m = marketing(&b, |s, _| slo(s)).await;
+    let (name_id, index) = signed_in(&b, &m).await;
+    let acme = TenantId::parse("acme").unwrap();
+    // Another user's session: refused, and the session lives on.
+    let q = logout_query(SP_ENTITY, "bob@acme.test", &index, &m.key, "rs");
+    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (xml, _) = redirected(r.headers()["location"].to_str().unwrap(), "SAMLResponse");
+    assert!(xml.contains("status:RequestDenied"), "{xml}");
+    let again = m.request();
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&again, "")))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "still signed in");
+    // A second SP joins the session (single sign-on, no page).
+    let crm = ServiceProvider {
+        id: "crm-saml".into(),
+        entity_id: "https://crm.acme.test/saml".into(),
+        name: "CRM".into(),
+        app_id: None,
+        settings: SpSettings {
+            acs: vec![Endpoint {
+                url: "https://crm.acme.test/acs".into(),
+                binding: sesame::saml::BINDING_POST.into(),
+                index: Some(0),
+                is_default: true,
+            }],
+            slo: Some(Endpoint {
+                url: "https://crm.acme.test/slo".into(),
+                binding: sesame::saml::BINDING_REDIRECT.into(),
+                index: None,
+                is_default: false,
+            }),
+            ..SpSettings::default()
+        },
+    };
+    let (t, now) = (acme.clone(), b.t.app.now());
+    b.t.app
+        .store
+        .run(move |c| sps::save(c, &t, &crm, now))
+        .await
+        .unwrap();
+    let mut crm_request = m.request();
+    crm_request.issuer.as_mut().unwrap().value = Some("https://crm.acme.test/saml".into());
+    crm_request.assertion_consumer_service_url = Some("https://crm.acme.test/acs".into());
+    let r = b
+        .get(&format!(
+            "{SSO}?{}",
+            Marketing::redirect_query(&crm_request, "")
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The right one: the session ends; the CRM is told first, then the marketing app answered.
+    let q = logout_query(SP_ENTITY, &name_id, &index, &m.key, "rs-out");
+    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to_crm = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to_crm.starts_with("https://crm.acme.test/slo?SAMLRequest="),
+        "{to_crm}"
+    );
+    let (xml, params) = redirected(&to_crm, "SAMLRequest");
+    let ours = sesame::saml::logout::parse(&xml, "LogoutRequest").unwrap();
+    assert_eq!(ours.name_id.as_deref(), Some("alice@acme.test"));
+    assert_eq!(ours.session_indexes, std::slice::from_ref(&index));
+    // The session is over already, whatever the CRM answers.
+    let r = b
+        .get(&format!(
+            "{SSO}?{}",
+            Marketing::redirect_query(&m.request(), "")
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The CRM answers; a forged answer (wrong InResponseTo) is refused first.
+    let answer = |irt: &str| {
+        let xml = sesame::saml::logout::response(
+            "https://crm.acme.test/saml",
+            "http://127.0.0.1:8080/t/acme/saml/slo",
+            irt,
+            None,
+            sesame::clock::Clock::now(&sesame::clock::SystemClock),
+        );
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(xml.as_bytes()).unwrap();
+        format!(
+            "/t/acme/saml/slo?SAMLResponse={}&RelayState={}",
+            enc(&STANDARD.encode(e.finish().unwrap())),
+            enc(&params["RelayState"])
+        )
+    };
+    let r = b.get(&answer("_not_ours")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = b.get(&answer(&ours.id)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("https://marketing.acme.test/slo?SAMLResponse="));
+    let (xml, params) = redirected(&location, "SAMLResponse");
+    assert!(xml.contains("status:Success"), "{xml}");
+    assert_eq!(params["RelayState"], "rs-out");
+    let ring = b.t.app.keyring(&acme).await.unwrap();
+    let cert = STANDARD.encode(&ring.saml_key().unwrap().certificate);
+    let query = location.split_once('?').unwrap().1;
+    sesame::saml::signature::verify_redirect(query, "SAMLResponse", &[cert]).unwrap();
+    // The walk's state was single-use.
+    assert_eq!(
+        b.get(&answer(&ours.id)).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    // Replayed: refused.
+    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn signing_out_of_sesame_reaches_the_saml_sps_of_the_session() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |s, _| {
+        s.slo = Some(Endpoint {
+            url: "https://marketing.acme.test/slo".into(),
+            binding: sesame::saml::BINDING_REDIRECT.into(),
+            index: None,
+            is_default: false,
+        });
+    })
+    .await;
+    let (name_id, _) = signed_in(&b, &m).await;
+    // The account page's "Sign out" (RP-initiated logout without an app): confirmed by the user.
+    let page = b.get("/t/acme/logout").await.text().await.unwrap();
+    let r = b
+        .post_form(
+            "/t/acme/logout/confirm",
+            &format!("csrf={}", enc(&hidden(&page, "csrf"))),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to_sp = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to_sp.starts_with("https://marketing.acme.test/slo?SAMLRequest="),
+        "{to_sp}"
+    );
+    let (xml, params) = redirected(&to_sp, "SAMLRequest");
+    let ours = sesame::saml::logout::parse(&xml, "LogoutRequest").unwrap();
+    assert_eq!(ours.name_id, Some(name_id));
+    // The SP answers; the walk ends on Sesame's "signed out" page.
+    let answer = sesame::saml::logout::response(
+        SP_ENTITY,
+        "http://127.0.0.1:8080/t/acme/saml/slo",
+        &ours.id,
+        None,
+        sesame::clock::Clock::now(&sesame::clock::SystemClock),
+    );
+    let body = format!(
+        "SAMLResponse={}&RelayState={}",
+        enc(&STANDARD.encode(answer)),
+        enc(&params["RelayState"])
+    );
+    let r = b.post_form("/t/acme/saml/slo", &body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("signed out"));
+    let r = b
+        .get(&format!(
+            "{SSO}?{}",
+            Marketing::redirect_query(&m.request(), "")
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
+}

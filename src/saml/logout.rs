@@ -1,0 +1,312 @@
+//! Single Logout messages (SAML Core §3.7): reading the LogoutRequests and LogoutResponses SPs
+//! send, and writing Sesame's own, with the Redirect binding's signed query string (Bindings
+//! §3.4.4.1). Pure functions; `slo` holds the endpoint and the propagation through a session's
+//! SPs.
+//!
+//! Read with a small pull parser rather than samael's types, which take `SessionIndex` for an
+//! attribute where the schema has an element.
+
+use std::io::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use openssl::hash::MessageDigest;
+use openssl::sign::Signer;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+
+use super::request::{RequestError, STATUS_PREFIX, root};
+use super::response::{instant, new_id};
+use super::xml::escape;
+use super::{PROTOCOL_NS, registry::refuse_dtd};
+use crate::clock::UnixTime;
+use crate::crypto::keys::SamlKey;
+
+const ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+
+/// A LogoutRequest or LogoutResponse as read: the root's attributes, the Issuer, and for a
+/// request the NameID and SessionIndexes, for a response the top-level status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub issue_instant: Option<i64>,
+    pub destination: Option<String>,
+    pub not_on_or_after: Option<i64>,
+    pub in_response_to: Option<String>,
+    pub issuer: Option<String>,
+    pub name_id: Option<String>,
+    pub session_indexes: Vec<String>,
+    pub status: Option<String>,
+}
+
+fn malformed(msg: impl Into<String>) -> RequestError {
+    RequestError::Malformed(msg.into())
+}
+
+fn timestamp(value: &str) -> Result<i64, RequestError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp())
+        .map_err(|_| malformed(format!("'{value}' is not an xs:dateTime")))
+}
+
+/// Reads `xml` as a `samlp:{expected}` (LogoutRequest or LogoutResponse).
+pub fn parse(xml: &str, expected: &str) -> Result<Message, RequestError> {
+    refuse_dtd(xml).map_err(|e| malformed(e.0))?;
+    let (ns, local) = root(xml)?;
+    if ns.as_deref() != Some(PROTOCOL_NS) || local != expected {
+        return Err(malformed(format!(
+            "the message is not a SAML 2.0 {expected}"
+        )));
+    }
+    let mut m = Message::default();
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    let mut depth = 0usize;
+    let mut reading: Option<Field> = None;
+    let mut text = String::new();
+    loop {
+        let decoder = reader.decoder();
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|_| malformed("the message is not well-formed XML"))?;
+        let ns = match ns {
+            ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+            _ => String::new(),
+        };
+        match event {
+            Event::Start(e) => {
+                reading = element(&mut m, depth, &ns, &e, decoder)?;
+                text.clear();
+                depth += 1;
+            }
+            Event::Empty(e) => {
+                element(&mut m, depth, &ns, &e, decoder)?;
+            }
+            Event::Text(t) if reading.is_some() => {
+                text.push_str(&t.decode().map_err(|_| malformed("malformed text"))?);
+            }
+            // quick-xml hands entity references over separately: only XML's own are known.
+            Event::GeneralRef(r) if reading.is_some() => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c.to_string()),
+                    _ => r
+                        .decode()
+                        .ok()
+                        .and_then(|name| quick_xml::escape::resolve_xml_entity(&name))
+                        .map(str::to_string),
+                };
+                text.push_str(&resolved.ok_or_else(|| malformed("an unknown entity"))?);
+            }
+            Event::End(_) => {
+                if let Some(field) = reading.take() {
+                    let value = text.trim().to_string();
+                    match field {
+                        Field::Issuer => m.issuer = Some(value),
+                        Field::NameId => m.name_id = Some(value),
+                        Field::SessionIndex => m.session_indexes.push(value),
+                    }
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !super::request::is_xml_id(&m.id) {
+        return Err(malformed("the message's ID is not an XML ID"));
+    }
+    Ok(m)
+}
+
+/// An element whose text is read.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Issuer,
+    NameId,
+    SessionIndex,
+}
+
+/// Takes what `m` needs from the element `e` at `depth` (0: the root); returns which text to read.
+fn element(
+    m: &mut Message,
+    depth: usize,
+    ns: &str,
+    e: &quick_xml::events::BytesStart<'_>,
+    decoder: quick_xml::encoding::Decoder,
+) -> Result<Option<Field>, RequestError> {
+    let name = e.local_name();
+    let local = name.as_ref();
+    let attribute = |key: &[u8]| -> Result<Option<String>, RequestError> {
+        for a in e.attributes() {
+            let a = a.map_err(|_| malformed("a malformed attribute"))?;
+            if a.key.as_ref() == key {
+                let v = a
+                    .decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, decoder)
+                    .map_err(|_| malformed("a malformed attribute value"))?;
+                return Ok(Some(v.into_owned()));
+            }
+        }
+        Ok(None)
+    };
+    match (depth, ns, local) {
+        (0, _, _) => {
+            m.id = attribute(b"ID")?.unwrap_or_default();
+            m.issue_instant = attribute(b"IssueInstant")?
+                .map(|v| timestamp(&v))
+                .transpose()?;
+            m.not_on_or_after = attribute(b"NotOnOrAfter")?
+                .map(|v| timestamp(&v))
+                .transpose()?;
+            m.destination = attribute(b"Destination")?;
+            m.in_response_to = attribute(b"InResponseTo")?;
+            Ok(None)
+        }
+        (1, ASSERTION_NS, b"Issuer") => Ok(Some(Field::Issuer)),
+        (1, ASSERTION_NS, b"NameID") => Ok(Some(Field::NameId)),
+        (1, PROTOCOL_NS, b"SessionIndex") => Ok(Some(Field::SessionIndex)),
+        (2, PROTOCOL_NS, b"StatusCode") if m.status.is_none() => {
+            m.status = attribute(b"Value")?;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether a LogoutResponse reports success.
+pub fn succeeded(m: &Message) -> bool {
+    m.status.as_deref() == Some(&format!("{STATUS_PREFIX}Success"))
+}
+
+/// A LogoutRequest from the IdP to an SP for the user it knows as `name_id` in session
+/// `session_index`; returns its ID and XML.
+pub fn request(
+    idp_entity_id: &str,
+    destination: &str,
+    name_id: &str,
+    name_id_format: &str,
+    session_index: &str,
+    now: UnixTime,
+) -> (String, String) {
+    let id = new_id();
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="{PROTOCOL_NS}" xmlns:saml="{ASSERTION_NS}" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}" NotOnOrAfter="{}"><saml:Issuer>{}</saml:Issuer><saml:NameID Format="{}">{}</saml:NameID><samlp:SessionIndex>{}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        instant(now),
+        escape(destination),
+        instant(now.plus(super::request::MAX_AGE)),
+        escape(idp_entity_id),
+        escape(name_id_format),
+        escape(name_id),
+        escape(session_index),
+    );
+    (id, xml)
+}
+
+/// The LogoutResponse to `in_response_to`, with `status` (a second-level code under `Responder`
+/// or `Requester`, or `None` for success).
+pub fn response(
+    idp_entity_id: &str,
+    destination: &str,
+    in_response_to: &str,
+    status: Option<(&str, &str)>,
+    now: UnixTime,
+) -> String {
+    let status = match status {
+        None => format!(r#"<samlp:StatusCode Value="{STATUS_PREFIX}Success"/>"#),
+        Some((top, code)) => format!(
+            r#"<samlp:StatusCode Value="{STATUS_PREFIX}{top}"><samlp:StatusCode Value="{STATUS_PREFIX}{code}"/></samlp:StatusCode>"#
+        ),
+    };
+    format!(
+        r#"<samlp:LogoutResponse xmlns:samlp="{PROTOCOL_NS}" xmlns:saml="{ASSERTION_NS}" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>"#,
+        new_id(),
+        instant(now),
+        escape(destination),
+        escape(in_response_to),
+        escape(idp_entity_id),
+    )
+}
+
+/// `url` with `field` (SAMLRequest or SAMLResponse) carrying `xml` in the Redirect binding:
+/// DEFLATE, base64, RelayState, and an RSA-SHA256 signature over the query string.
+pub fn redirect_url(
+    url: &str,
+    field: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+    key: &SamlKey,
+) -> Result<String, RequestError> {
+    let mut deflate =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflate
+        .write_all(xml.as_bytes())
+        .map_err(|e| malformed(e.to_string()))?;
+    let compressed = deflate.finish().map_err(|e| malformed(e.to_string()))?;
+    let enc = |v: &str| -> String { url::form_urlencoded::byte_serialize(v.as_bytes()).collect() };
+    let mut query = format!("{field}={}", enc(&STANDARD.encode(compressed)));
+    if let Some(r) = relay_state {
+        query.push_str(&format!("&RelayState={}", enc(r)));
+    }
+    query.push_str(&format!("&SigAlg={}", enc(RSA_SHA256)));
+    let signature = Signer::new(MessageDigest::sha256(), &key.key)
+        .and_then(|mut s| s.sign_oneshot_to_vec(query.as_bytes()))
+        .map_err(|e| malformed(e.to_string()))?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{url}{sep}{query}&Signature={}",
+        enc(&STANDARD.encode(signature))
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_reads_back_what_was_written() {
+        let now = UnixTime(1_800_000_000);
+        let (id, xml) = request(
+            "https://id/t/acme/saml/metadata",
+            "https://sp/slo",
+            "alice@acme.test",
+            super::super::NAMEID_EMAIL,
+            "sid-1",
+            now,
+        );
+        let m = parse(&xml, "LogoutRequest").unwrap();
+        assert_eq!(m.id, id);
+        assert_eq!(m.issuer.as_deref(), Some("https://id/t/acme/saml/metadata"));
+        assert_eq!(m.name_id.as_deref(), Some("alice@acme.test"));
+        assert_eq!(m.session_indexes, ["sid-1"]);
+        assert_eq!(m.issue_instant, Some(now.0));
+        assert_eq!(m.destination.as_deref(), Some("https://sp/slo"));
+        assert!(
+            parse(&xml, "LogoutResponse").is_err(),
+            "the root is checked"
+        );
+        let ok = response("idp", "https://sp/slo", &id, None, now);
+        let r = parse(&ok, "LogoutResponse").unwrap();
+        assert!(succeeded(&r));
+        assert_eq!(r.in_response_to.as_deref(), Some(id.as_str()));
+        let no = response(
+            "idp",
+            "https://sp/slo",
+            &id,
+            Some(("Requester", "RequestDenied")),
+            now,
+        );
+        assert!(!succeeded(&parse(&no, "LogoutResponse").unwrap()));
+    }
+
+    #[test]
+    fn hostile_messages_are_refused() {
+        for xml in [
+            r#"<!DOCTYPE x [<!ENTITY e "e">]><samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1"/>"#,
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="1 bad"/>"#,
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1" IssueInstant="yesterday"/>"#,
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1"/>"#,
+            "<unclosed",
+        ] {
+            assert!(parse(xml, "LogoutRequest").is_err(), "{xml}");
+        }
+    }
+}
