@@ -1,5 +1,5 @@
-//! SAML 2.0 identity provider: the IdP metadata per tenant, the SP registry, Web Browser SSO
-//! IdP-initiated launch and Single Logout join them. XML signatures go through samael's
+//! SAML 2.0 identity provider: the IdP metadata per tenant, the SP registry, Web Browser SSO (SP-
+//! and IdP-initiated) and Single Logout. XML signatures go through samael's
 //! xmlsec binding; documents Sesame writes itself are built from escaped strings, never by
 //! echoing a fragment of an incoming message.
 
