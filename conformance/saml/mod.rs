@@ -234,13 +234,54 @@ async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     assert_eq!(accepted["name_id"], "alice@acme.test");
     assert_eq!(accepted["in_response_to"], Value::Null);
 
-    // pysaml2 refuses a Response for a request it did not make.
+    // SP-initiated Single Logout: pysaml2's signed LogoutRequest ends the session, and pysaml2
+    // accepts Sesame's LogoutResponse.
+    let logout = sp.json(
+        &[
+            "logout",
+            "alice@acme.test",
+            accepted["session_index"].as_str().unwrap(),
+            "rs-logout",
+        ],
+        None,
+    );
+    let r = client
+        .get(logout["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        back.as_str().starts_with(&format!("{SP_BASE}/slo?")),
+        "{back}"
+    );
+    let q: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
+    assert_eq!(q["RelayState"], "rs-logout");
+    let answered = sp.json(&["logout-response"], Some(&q["SAMLResponse"]));
+    assert_eq!(
+        answered["status"],
+        "urn:oasis:names:tc:SAML:2.0:status:Success"
+    );
+    assert_eq!(answered["in_response_to"], logout["id"]);
+    // The session is over: the SP's next request meets the sign-in page.
     let request = sp.json(&["redirect", ""], None);
     let r = client
         .get(request["url"].as_str().unwrap())
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 303, "signed out");
+
+    // pysaml2 refuses a Response for a request it did not make.
+    let request = sp.json(&["redirect", ""], None);
+    let r = sign_in_page(
+        &client,
+        request["url"].as_str().unwrap(),
+        &sesame.base,
+        "alice",
+    )
+    .await;
     let html = r.text().await.unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/saml/sp.py");
     let refused = Command::new("python3")

@@ -12,6 +12,9 @@ metadata, and SHA-256 for what it signs (pysaml2 still defaults to SHA-1, which 
                                                               -> {"name_id", "attributes", ...}
     SP_DIR=dir SP_BASE=... sp.py accept-unsolicited < SAMLResponse
                                   (an IdP-initiated Response; the SP then allows unsolicited ones)
+    SP_DIR=dir SP_BASE=... sp.py logout NAME_ID SESSION_INDEX RELAY_STATE  -> {"id", "url"}
+    SP_DIR=dir SP_BASE=... sp.py logout-response < SAMLResponse (Redirect binding, as received)
+                                                              -> {"status", "in_response_to"}
 """
 
 import json
@@ -22,7 +25,7 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 
@@ -104,6 +107,39 @@ def main():
                     "session_index": authn.session_index,
                     "authn_class": authn.authn_context.authn_context_class_ref.text,
                     "issuer": response.response.issuer.text,
+                    "in_response_to": response.in_response_to,
+                }
+            )
+        )
+        return
+    if cmd == "logout":
+        idp = idp_entity_id(client)
+        destination = client.metadata.single_logout_service(
+            idp, BINDING_HTTP_REDIRECT, "idpsso"
+        )[0]["location"]
+        name_id = NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=sys.argv[2])
+        req_id, req = client.create_logout_request(
+            destination, idp, name_id=name_id, session_indexes=[sys.argv[3]], sign=False
+        )
+        info = client.apply_binding(
+            BINDING_HTTP_REDIRECT,
+            str(req),
+            destination,
+            relay_state=sys.argv[4],
+            sign=True,
+            sigalg=SIG_RSA_SHA256,
+        )
+        print(json.dumps({"id": req_id, "url": dict(info["headers"])["Location"]}))
+        return
+    if cmd == "logout-response":
+        encoded = sys.stdin.read().strip()
+        response = client.parse_logout_request_response(encoded, BINDING_HTTP_REDIRECT)
+        if response is None:
+            raise SystemExit("pysaml2 returned no logout response")
+        print(
+            json.dumps(
+                {
+                    "status": response.response.status.status_code.value,
                     "in_response_to": response.in_response_to,
                 }
             )
