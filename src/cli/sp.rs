@@ -6,9 +6,7 @@ use super::SpCommand;
 use super::admin::{record, tenant_of};
 use crate::clock::UnixTime;
 use crate::saml::registry;
-use crate::store::service_providers::{
-    self as sps, AttributeMapping, Encryption, Endpoint, NameIdSource, ServiceProvider, Signed,
-};
+use crate::store::service_providers as sps;
 use crate::store::{Store, apps, tx};
 
 pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
@@ -32,82 +30,36 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
             encryption,
         } => {
             let tid = tenant_of(store, &tenant)?;
-            let (from_metadata, mut settings) = match &metadata {
-                Some(path) => {
-                    let xml = std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let (entity, settings) = registry::from_metadata(&xml)
-                        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-                    (Some(entity), settings)
-                }
-                None => (None, Default::default()),
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
             };
-            let entity_id = entity_id.or(from_metadata).ok_or_else(|| {
-                anyhow!("give the SP's --metadata file, or its --entity-id and --acs")
-            })?;
-            if !acs.is_empty() {
-                settings.acs = acs
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, url)| Endpoint {
-                        url,
-                        binding: crate::saml::BINDING_POST.into(),
-                        index: u32::try_from(i).ok(),
-                        is_default: i == 0,
-                    })
-                    .collect();
-            }
-            if let Some(url) = slo {
-                settings.slo = Some(Endpoint {
-                    url,
-                    binding: crate::saml::BINDING_REDIRECT.into(),
-                    index: None,
-                    is_default: false,
-                });
-            }
-            if let Some(path) = signing_cert {
-                settings.signing_certificates = vec![certificate(&path)?];
-            }
-            if let Some(path) = encryption_cert {
-                settings.encryption_certificate = Some(certificate(&path)?);
-            }
-            if let Some(n) = name_id {
-                settings.name_id = NameIdSource::parse(&n).ok_or_else(|| {
-                    anyhow!("--name-id must be email, username, persistent or transient")
-                })?;
-            }
-            if !attributes.is_empty() {
-                settings.attributes = attributes
+            let metadata = match &metadata {
+                Some(path) => Some(
+                    String::from_utf8(read(path)?)
+                        .map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?,
+                ),
+                None => None,
+            };
+            let fields = registry::Fields {
+                metadata,
+                entity_id,
+                acs,
+                slo,
+                signing_certificate: signing_cert.as_deref().map(read).transpose()?,
+                encryption_certificate: encryption_cert.as_deref().map(read).transpose()?,
+                name_id,
+                attributes: attributes
                     .iter()
                     .map(|a| attribute(a))
-                    .collect::<anyhow::Result<_>>()?;
-            }
-            settings.want_requests_signed |= require_signed_requests;
-            settings.idp_initiated |= idp_initiated;
-            if let Some(s) = sign {
-                settings.signed = match s.as_str() {
-                    "assertion" => Signed::Assertion,
-                    "response" => Signed::Response,
-                    "both" => Signed::Both,
-                    _ => bail!("--sign must be assertion, response or both"),
-                };
-            }
-            if let Some(e) = encryption {
-                settings.encryption = match e.as_str() {
-                    "aes256-gcm" => Encryption::Aes256Gcm,
-                    "aes128-gcm" => Encryption::Aes128Gcm,
-                    "aes128-cbc" => Encryption::Aes128Cbc,
-                    _ => bail!("--encryption must be aes256-gcm, aes128-gcm or aes128-cbc"),
-                };
-            }
-            let sp = ServiceProvider {
-                name: name.unwrap_or_else(|| id.clone()),
-                id,
-                entity_id,
-                app_id: app,
-                settings,
+                    .collect::<anyhow::Result<_>>()?,
+                require_signed_requests,
+                idp_initiated,
+                sign,
+                encryption,
+                assertion_lifetime: None,
             };
-            registry::check(&sp).map_err(|e| anyhow!("{e}"))?;
+            let sp = registry::build(&id, name.as_deref(), app.as_deref(), &fields)
+                .map_err(|e| anyhow!("{e}"))?;
             if let Some(app) = &sp.app_id
                 && !store
                     .run_blocking(|c| apps::list_ids(c, &tid))?
@@ -174,19 +126,9 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A certificate file, PEM or DER, as the base64 DER the registration keeps.
-fn certificate(path: &std::path::Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    registry::certificate(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
-}
-
-fn attribute(arg: &str) -> anyhow::Result<AttributeMapping> {
+fn attribute(arg: &str) -> anyhow::Result<(String, String)> {
     let (name, source) = arg
         .split_once('=')
         .ok_or_else(|| anyhow!("--attribute '{arg}': write NAME=SOURCE, e.g. mail=email"))?;
-    Ok(AttributeMapping {
-        name: name.trim().to_string(),
-        source: source.trim().to_string(),
-        format: None,
-    })
+    Ok((name.to_string(), source.to_string()))
 }

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::STANDARD;
 use samael::metadata::{EntityDescriptor, SpSsoDescriptor};
 
 use super::{BINDING_POST, BINDING_REDIRECT, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT};
-use crate::store::service_providers::{Endpoint, NameIdSource, ServiceProvider, SpSettings};
+use crate::store::service_providers::{
+    AttributeMapping, Encryption, Endpoint, NameIdSource, ServiceProvider, Signed, SpSettings,
+};
 
 /// Metadata larger than this is refused before parsing; real SP metadata is a few kilobytes.
 pub const MAX_METADATA_BYTES: usize = 256 * 1024;
@@ -127,6 +129,124 @@ fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
         want_requests_signed: sp.authn_requests_signed.unwrap_or(false),
         ..SpSettings::default()
     })
+}
+
+/// A registration as an administrator writes it (command line or import file): the SP's metadata
+/// and/or fields, the fields overriding the metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    pub metadata: Option<String>,
+    pub entity_id: Option<String>,
+    /// Consumer URLs (HTTP-POST); the first is the default.
+    pub acs: Vec<String>,
+    /// The single logout URL (HTTP-Redirect).
+    pub slo: Option<String>,
+    /// Certificates as PEM or DER.
+    pub signing_certificate: Option<Vec<u8>>,
+    pub encryption_certificate: Option<Vec<u8>>,
+    pub name_id: Option<String>,
+    /// `(attribute name, user field)`.
+    pub attributes: Vec<(String, String)>,
+    pub require_signed_requests: bool,
+    pub idp_initiated: bool,
+    pub sign: Option<String>,
+    pub encryption: Option<String>,
+    pub assertion_lifetime: Option<i64>,
+}
+
+/// The registration `fields` describe, checked with [`check`].
+pub fn build(
+    id: &str,
+    name: Option<&str>,
+    app_id: Option<&str>,
+    fields: &Fields,
+) -> Result<ServiceProvider, RegistryError> {
+    let (from_metadata, mut s) = match &fields.metadata {
+        Some(xml) => {
+            let (entity, settings) = from_metadata(xml)?;
+            (Some(entity), settings)
+        }
+        None => (None, SpSettings::default()),
+    };
+    let entity_id = fields
+        .entity_id
+        .clone()
+        .or(from_metadata)
+        .ok_or_else(|| invalid("give the SP's metadata, or its entity ID and consumer URL"))?;
+    if !fields.acs.is_empty() {
+        s.acs = fields
+            .acs
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Endpoint {
+                url: url.clone(),
+                binding: BINDING_POST.into(),
+                index: u32::try_from(i).ok(),
+                is_default: i == 0,
+            })
+            .collect();
+    }
+    if let Some(url) = &fields.slo {
+        s.slo = Some(Endpoint {
+            url: url.clone(),
+            binding: BINDING_REDIRECT.into(),
+            index: None,
+            is_default: false,
+        });
+    }
+    if let Some(c) = &fields.signing_certificate {
+        s.signing_certificates = vec![certificate(c)?];
+    }
+    if let Some(c) = &fields.encryption_certificate {
+        s.encryption_certificate = Some(certificate(c)?);
+    }
+    if let Some(n) = &fields.name_id {
+        s.name_id = NameIdSource::parse(n)
+            .ok_or_else(|| invalid("name_id: use email, username, persistent or transient"))?;
+    }
+    if !fields.attributes.is_empty() {
+        s.attributes = fields
+            .attributes
+            .iter()
+            .map(|(name, source)| AttributeMapping {
+                name: name.trim().to_string(),
+                source: source.trim().to_string(),
+                format: None,
+            })
+            .collect();
+    }
+    s.want_requests_signed |= fields.require_signed_requests;
+    s.idp_initiated |= fields.idp_initiated;
+    if let Some(sign) = &fields.sign {
+        s.signed = match sign.as_str() {
+            "assertion" => Signed::Assertion,
+            "response" => Signed::Response,
+            "both" => Signed::Both,
+            _ => return Err(invalid("sign: use assertion, response or both")),
+        };
+    }
+    if let Some(e) = &fields.encryption {
+        s.encryption = match e.as_str() {
+            "aes256-gcm" => Encryption::Aes256Gcm,
+            "aes128-gcm" => Encryption::Aes128Gcm,
+            "aes128-cbc" => Encryption::Aes128Cbc,
+            _ => {
+                return Err(invalid(
+                    "encryption: use aes256-gcm, aes128-gcm or aes128-cbc",
+                ));
+            }
+        };
+    }
+    s.assertion_lifetime = fields.assertion_lifetime.or(s.assertion_lifetime);
+    let sp = ServiceProvider {
+        id: id.to_string(),
+        entity_id,
+        name: name.unwrap_or(id).to_string(),
+        app_id: app_id.map(str::to_string),
+        settings: s,
+    };
+    check(&sp)?;
+    Ok(sp)
 }
 
 /// The user fields an attribute can carry.

@@ -277,3 +277,70 @@ both_backends!(a_registration_round_trips_and_is_found_by_entity_id, |db| {
         .unwrap_err();
     assert!(err.to_string().contains("has this entityID"), "{err}");
 });
+
+both_backends!(the_import_file_registers_service_providers, |db| {
+    let t = TestApp::new(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("marketing.xml"),
+        SP_METADATA.replace("CERT", &sp_certificate()),
+    )
+    .unwrap();
+    let file = dir.path().join("tenant.toml");
+    let text = r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme"
+
+[[tenants.apps]]
+id = "marketing"
+name = "Marketing"
+
+[[tenants.service_providers]]
+id = "marketing"
+name = "Marketing"
+app = "marketing"
+metadata_file = "marketing.xml"
+attributes = { "urn:oid:0.9.2342.19200300.100.1.3" = "email", groups = "roles" }
+sign = "both"
+
+[[tenants.service_providers]]
+id = "wiki"
+entity_id = "https://wiki.example.com/saml"
+acs = ["https://wiki.example.com/saml/acs"]
+slo = "https://wiki.example.com/saml/slo"
+name_id = "persistent"
+idp_initiated = true
+"#;
+    let name = file.to_str().unwrap();
+    t.try_import(name, text).await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let listed = t
+        .app
+        .store
+        .run(move |c| sesame::store::service_providers::list(c, &acme))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    let marketing = &listed[0];
+    assert_eq!(marketing.entity_id, "https://marketing.example.com/saml");
+    assert_eq!(marketing.app_id.as_deref(), Some("marketing"));
+    assert!(marketing.settings.want_requests_signed, "from the metadata");
+    assert_eq!(marketing.settings.attributes.len(), 2);
+    let wiki = &listed[1];
+    assert!(wiki.settings.idp_initiated);
+    assert_eq!(
+        wiki.settings.slo.as_ref().unwrap().url,
+        "https://wiki.example.com/saml/slo"
+    );
+    // Applying the same file again changes nothing.
+    let again = t.try_import(name, text).await.unwrap();
+    assert_eq!((again.created, again.updated), (0, 0), "{again:?}");
+    // A registration that cannot be served is refused with the file's line.
+    let bad = text.replace(
+        r#"acs = ["https://wiki.example.com/saml/acs"]"#,
+        r#"acs = ["http://wiki.example.com/saml/acs"]"#,
+    );
+    let err = t.try_import(name, &bad).await.unwrap_err();
+    assert!(err.contains(":19:") && err.contains("use https"), "{err}");
+});

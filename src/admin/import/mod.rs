@@ -11,6 +11,7 @@ use super::valid_key;
 
 mod app_entries;
 mod directory;
+mod sp_entries;
 
 use crate::account::{Email, Phone, Username};
 use crate::clock::UnixTime;
@@ -58,6 +59,8 @@ pub struct TenantEntry {
     pub users: Vec<UserEntry>,
     #[serde(default)]
     pub clients: Vec<ClientEntry>,
+    #[serde(default)]
+    pub service_providers: Vec<sp_entries::SpEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,6 +340,12 @@ fn check_unique_ids(src: &Source<'_>, file: &ImportFile) -> Result<(), ImportErr
         dupes(src, "app", t.apps.iter().map(|a| &a.id), same)?;
         dupes(src, "role", t.roles.iter().map(|r| &r.id), same)?;
         dupes(src, "client", t.clients.iter().map(|c| &c.client_id), same)?;
+        dupes(
+            src,
+            "service provider",
+            t.service_providers.iter().map(|s| &s.id),
+            same,
+        )?;
         let username = |s: &str| Username::parse(s).map(|u| u.to_string());
         dupes(
             src,
@@ -494,6 +503,15 @@ fn apply_tenant(
         &tid,
         &entry.clients,
         client_secrets,
+        now,
+        report,
+        &mut log,
+    )?;
+    sp_entries::apply_service_providers(
+        c,
+        src,
+        &tid,
+        &entry.service_providers,
         now,
         report,
         &mut log,
