@@ -48,7 +48,7 @@ echo "== GET / on a bare axum route answering 5 bytes (the HTTP ceiling of this 
 wrk_on "http://127.0.0.1:$hello_port/"
 echo "== GET / on a bare axum route answering as many bytes as the JWKS ($jwks_bytes)"
 wrk_on "http://127.0.0.1:$sized_port/"
-for path in /.well-known/openid-configuration /jwks; do
+for path in /.well-known/openid-configuration /jwks /saml/metadata; do
   echo "== GET $path"
   wrk_on "$issuer$path"
 done
@@ -68,6 +68,8 @@ echo "== refresh_token grants (load generator on core 1)"
 taskset -c 1 "$load" refresh "$issuer" "$DURATION" "$CONNECTIONS"
 echo "== authorize + token with an existing session (load generator on core 1)"
 taskset -c 1 "$load" code-flow "$issuer" "$DURATION" "$CONNECTIONS"
+echo "== SAML AuthnRequest to signed Response with an existing session (load generator on core 1)"
+taskset -c 1 "$load" saml-sso "$issuer" "$DURATION" "$CONNECTIONS"
 
 # Latency at half the target rates: paced requests, each latency counted from its scheduled time.
 echo "== p99 at half the target rates (paced, load generator on core 1)"

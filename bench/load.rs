@@ -111,6 +111,27 @@ async fn redeem(c: &reqwest::Client, base: &str, code: &str) -> serde_json::Valu
     r.json().await.unwrap()
 }
 
+/// A fresh Redirect-binding AuthnRequest of the bench SP (deflated, base64, URL-encoded).
+fn authn_request() -> String {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = format!("_b{}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" AssertionConsumerServiceURL="http://127.0.0.1:9/acs"><saml:Issuer>https://bench.example.com/saml</saml:Issuer></samlp:AuthnRequest>"#
+    );
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(xml.as_bytes()).unwrap();
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        e.finish().unwrap(),
+    );
+    url::form_urlencoded::byte_serialize(b64.as_bytes()).collect()
+}
+
 /// One step of a loop: takes the loop's state (a refresh token, say) and returns the next.
 type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
 
@@ -392,6 +413,38 @@ async fn main() {
                         let r = c.get(authorize_url(&base, "openid")).send().await.unwrap();
                         let code = code_of(r.headers()["location"].to_str().unwrap());
                         redeem(&c, &base, &code).await;
+                        String::new()
+                    })
+                },
+            )
+            .await;
+        }
+        "saml-sso" => {
+            let (base, seconds, tasks) = (arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap());
+            let setup_base = base.clone();
+            measure(
+                "SAML AuthnRequest to signed Response with an existing session (RSA-SHA256)",
+                seconds,
+                tasks,
+                rate,
+                move || {
+                    let base = setup_base.clone();
+                    async move {
+                        let c = client();
+                        sign_in(&c, &base, "openid").await;
+                        (c, String::new())
+                    }
+                },
+                move |c, _| {
+                    let base = base.clone();
+                    Box::pin(async move {
+                        let r = c
+                            .get(format!("{base}/saml/sso?SAMLRequest={}", authn_request()))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), 200, "saml sso");
+                        r.bytes().await.unwrap();
                         String::new()
                     })
                 },
