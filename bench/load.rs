@@ -116,10 +116,13 @@ fn authn_request() -> String {
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let id = format!("_b{}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let id = format!(
+        "_b{}{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let now =
+        sesame::saml::response::instant(sesame::clock::Clock::now(&sesame::clock::SystemClock));
     let xml = format!(
         r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" AssertionConsumerServiceURL="http://127.0.0.1:9/acs"><saml:Issuer>https://bench.example.com/saml</saml:Issuer></samlp:AuthnRequest>"#
     );

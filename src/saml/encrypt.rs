@@ -9,6 +9,7 @@ use openssl::rsa::Padding;
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 
+use super::c14n::{DS, El};
 use crate::store::service_providers::Encryption;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +30,18 @@ impl Encryption {
     }
 }
 
+const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const ELEMENT: &str = "http://www.w3.org/2001/04/xmlenc#Element";
+const RSA_OAEP: &str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p";
+const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+
 /// `assertion` as a `saml:EncryptedAssertion` for the holder of `certificate` (DER).
 pub fn assertion(
     assertion: &str,
     certificate: &[u8],
     method: Encryption,
-) -> Result<String, EncryptError> {
+) -> Result<El, EncryptError> {
     let (cipher, iv_len) = match method {
         Encryption::Aes256Gcm => (Cipher::aes_256_gcm(), 12),
         Encryption::Aes128Gcm => (Cipher::aes_128_gcm(), 12),
@@ -75,11 +82,23 @@ pub fn assertion(
         .public_encrypt(&key, &mut wrapped, Padding::PKCS1_OAEP)
         .map_err(err)?;
     wrapped.truncate(n);
-    Ok(format!(
-        r#"<saml:EncryptedAssertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element"><xenc:EncryptionMethod Algorithm="{}"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"><ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/></xenc:EncryptionMethod><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"#,
-        method.algorithm(),
-        STANDARD.encode(wrapped),
-        STANDARD.encode(data)
+    let xenc = |name| El::new(name, XENC);
+    let cipher_value = |bytes: &[u8]| {
+        xenc("xenc:CipherData").child(xenc("xenc:CipherValue").text(STANDARD.encode(bytes)))
+    };
+    let encrypted_key = xenc("xenc:EncryptedKey")
+        .child(
+            xenc("xenc:EncryptionMethod")
+                .attr("Algorithm", RSA_OAEP)
+                .child(El::new("ds:DigestMethod", DS).attr("Algorithm", SHA1)),
+        )
+        .child(cipher_value(&wrapped));
+    Ok(El::new("saml:EncryptedAssertion", ASSERTION).child(
+        xenc("xenc:EncryptedData")
+            .attr("Type", ELEMENT)
+            .child(xenc("xenc:EncryptionMethod").attr("Algorithm", method.algorithm()))
+            .child(El::new("ds:KeyInfo", DS).child(encrypted_key))
+            .child(cipher_value(&data)),
     ))
 }
 
@@ -109,7 +128,7 @@ mod tests {
             Encryption::Aes128Gcm,
             Encryption::Aes128Cbc,
         ] {
-            let xml = assertion(plain, &cert, method).unwrap();
+            let xml = assertion(plain, &cert, method).unwrap().canonical();
             assert!(!xml.contains("secret"));
             assert!(xml.contains(method.algorithm()));
             let (wrapped, data) = unwrap_cipher_values(&xml);

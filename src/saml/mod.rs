@@ -3,6 +3,7 @@
 //! xmlsec binding; documents Sesame writes itself are built from escaped strings, never by
 //! echoing a fragment of an incoming message.
 
+pub mod c14n;
 pub mod encrypt;
 pub mod logout;
 pub mod metadata;

@@ -10,8 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use samael::crypto::{Crypto, CryptoProvider};
 
+use super::PROTOCOL_NS;
+use super::c14n::El;
 use super::request::{STATUS_PREFIX, Status};
-use super::xml::escape;
 use crate::clock::UnixTime;
 use crate::crypto::keys::SamlKey;
 use crate::crypto::secret::random_hex;
@@ -110,60 +111,87 @@ pub fn sign_after_issuer(xml: &str, key: &SamlKey) -> Result<String, SignError> 
     sign(&with_template, key)
 }
 
-/// The assertion, signed when `sign` is set.
-pub fn assertion(s: &Statement<'_>, key: &SamlKey, sign_it: bool) -> Result<String, SignError> {
-    let id = new_id();
+/// The assertion, unsigned.
+fn assertion(s: &Statement<'_>) -> El {
     let now = instant(s.now);
     let until = instant(s.now.plus(s.lifetime));
-    let mut x = String::with_capacity(2048);
-    x.push_str(&format!(
-        r#"<saml:Assertion xmlns:saml="{ASSERTION_NS}" ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{}</saml:Issuer>"#,
-        escape(s.idp_entity_id)
-    ));
-    if sign_it {
-        x.push_str(&signature_template(&id, &key.certificate));
-    }
-    x.push_str(&format!(
-        r#"<saml:Subject><saml:NameID Format="{}" SPNameQualifier="{}">{}</saml:NameID><saml:SubjectConfirmation Method="{BEARER}"><saml:SubjectConfirmationData NotOnOrAfter="{until}" Recipient="{}""#,
-        escape(s.name_id_format),
-        escape(s.sp_entity_id),
-        escape(s.name_id),
-        escape(s.acs),
-    ));
+    let a = |name| El::new(name, ASSERTION_NS);
+    let mut confirmation = a("saml:SubjectConfirmationData")
+        .attr("NotOnOrAfter", until.clone())
+        .attr("Recipient", s.acs);
     if let Some(irt) = s.in_response_to {
-        x.push_str(&format!(r#" InResponseTo="{}""#, escape(irt)));
+        confirmation = confirmation.attr("InResponseTo", irt);
     }
-    x.push_str("/></saml:SubjectConfirmation></saml:Subject>");
-    x.push_str(&format!(
-        r#"<saml:Conditions NotBefore="{now}" NotOnOrAfter="{until}"><saml:AudienceRestriction><saml:Audience>{}</saml:Audience></saml:AudienceRestriction></saml:Conditions>"#,
-        escape(s.sp_entity_id)
-    ));
-    x.push_str(&format!(
-        r#"<saml:AuthnStatement AuthnInstant="{}" SessionIndex="{}"><saml:AuthnContext><saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"#,
-        instant(s.authn_instant),
-        escape(s.session_index),
-        escape(s.authn_class)
-    ));
+    let mut assertion = a("saml:Assertion")
+        .attr("ID", new_id())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", now.clone())
+        .child(a("saml:Issuer").text(s.idp_entity_id))
+        .child(
+            a("saml:Subject")
+                .child(
+                    a("saml:NameID")
+                        .attr("Format", s.name_id_format)
+                        .attr("SPNameQualifier", s.sp_entity_id)
+                        .text(s.name_id),
+                )
+                .child(
+                    a("saml:SubjectConfirmation")
+                        .attr("Method", BEARER)
+                        .child(confirmation),
+                ),
+        )
+        .child(
+            a("saml:Conditions")
+                .attr("NotBefore", now)
+                .attr("NotOnOrAfter", until)
+                .child(
+                    a("saml:AudienceRestriction").child(a("saml:Audience").text(s.sp_entity_id)),
+                ),
+        )
+        .child(
+            a("saml:AuthnStatement")
+                .attr("AuthnInstant", instant(s.authn_instant))
+                .attr("SessionIndex", s.session_index)
+                .child(
+                    a("saml:AuthnContext")
+                        .child(a("saml:AuthnContextClassRef").text(s.authn_class)),
+                ),
+        );
     if !s.attributes.is_empty() {
-        x.push_str("<saml:AttributeStatement>");
+        let mut statement = a("saml:AttributeStatement");
         for (name, format, values) in s.attributes {
-            x.push_str(&format!(
-                r#"<saml:Attribute Name="{}" NameFormat="{}">"#,
-                escape(name),
-                escape(name_format(name, format.as_deref()))
-            ));
+            let mut attribute = a("saml:Attribute")
+                .attr("Name", name.as_str())
+                .attr("NameFormat", name_format(name, format.as_deref()));
             for v in values {
-                x.push_str(&format!(
-                    "<saml:AttributeValue>{}</saml:AttributeValue>",
-                    escape(v)
-                ));
+                attribute = attribute.child(a("saml:AttributeValue").text(v.as_str()));
             }
-            x.push_str("</saml:Attribute>");
+            statement = statement.child(attribute);
         }
-        x.push_str("</saml:AttributeStatement>");
+        assertion = assertion.child(statement);
     }
-    x.push_str("</saml:Assertion>");
-    if sign_it { sign(&x, key) } else { Ok(x) }
+    assertion
+}
+
+/// A Response carrying `status` and `body` (the assertion, or nothing for a failure).
+fn envelope(s: &Addressing<'_>, status: El, body: Option<El>) -> El {
+    let mut response = El::new("samlp:Response", PROTOCOL_NS)
+        .ns("saml", ASSERTION_NS)
+        .attr("ID", new_id())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(s.now))
+        .attr("Destination", s.acs);
+    if let Some(irt) = s.in_response_to {
+        response = response.attr("InResponseTo", irt);
+    }
+    response = response
+        .child(El::new("saml:Issuer", ASSERTION_NS).text(s.idp_entity_id))
+        .child(status);
+    match body {
+        Some(b) => response.child(b),
+        None => response,
+    }
 }
 
 /// Who a Response is from and to.
@@ -174,42 +202,8 @@ struct Addressing<'a> {
     now: UnixTime,
 }
 
-/// A Response carrying `status` and `body` (a signed assertion, or nothing for a failure); signed
-/// when `sign_it` is set.
-fn envelope(
-    to: &Addressing<'_>,
-    status: &str,
-    body: &str,
-    key: &SamlKey,
-    sign_it: bool,
-) -> Result<String, SignError> {
-    let Addressing {
-        idp_entity_id,
-        acs,
-        in_response_to,
-        now,
-    } = *to;
-    let id = new_id();
-    let mut x = String::with_capacity(body.len() + 2048);
-    x.push_str(&format!(
-        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="{ASSERTION_NS}" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}""#,
-        instant(now),
-        escape(acs)
-    ));
-    if let Some(irt) = in_response_to {
-        x.push_str(&format!(r#" InResponseTo="{}""#, escape(irt)));
-    }
-    x.push_str(&format!(
-        "><saml:Issuer>{}</saml:Issuer>",
-        escape(idp_entity_id)
-    ));
-    if sign_it {
-        x.push_str(&signature_template(&id, &key.certificate));
-    }
-    x.push_str(status);
-    x.push_str(body);
-    x.push_str("</samlp:Response>");
-    if sign_it { sign(&x, key) } else { Ok(x) }
+fn status_code(value: String) -> El {
+    El::new("samlp:StatusCode", PROTOCOL_NS).attr("Value", value)
 }
 
 /// A successful Response: the assertion (signed as `signing` says, then encrypted for the SP when
@@ -220,21 +214,31 @@ pub fn success(
     signing: Signing,
     encrypt_for: Option<(&[u8], Encryption)>,
 ) -> Result<String, SignError> {
-    let mut assertion = assertion(s, key, signing.assertion)?;
-    if let Some((certificate, method)) = encrypt_for {
-        assertion = super::encrypt::assertion(&assertion, certificate, method)
-            .map_err(|e| SignError(e.to_string()))?;
+    let failed = |e: openssl::error::ErrorStack| SignError(e.to_string());
+    let mut assertion = assertion(s);
+    if signing.assertion {
+        assertion = assertion.signed(key).map_err(failed)?;
     }
+    let body = match encrypt_for {
+        Some((certificate, method)) => {
+            super::encrypt::assertion(&assertion.canonical(), certificate, method)
+                .map_err(|e| SignError(e.to_string()))?
+        }
+        None => assertion,
+    };
     let to = Addressing {
         idp_entity_id: s.idp_entity_id,
         acs: s.acs,
         in_response_to: s.in_response_to,
         now: s.now,
     };
-    let status = format!(
-        r#"<samlp:Status><samlp:StatusCode Value="{STATUS_PREFIX}Success"/></samlp:Status>"#
-    );
-    envelope(&to, &status, &assertion, key, signing.response)
+    let status =
+        El::new("samlp:Status", PROTOCOL_NS).child(status_code(format!("{STATUS_PREFIX}Success")));
+    let mut response = envelope(&to, status, Some(body));
+    if signing.response {
+        response = response.signed(key).map_err(failed)?;
+    }
+    Ok(response.canonical())
 }
 
 /// A Response that refuses: no assertion, the status code and a message of ours (never the SP's
@@ -252,16 +256,20 @@ pub fn failure(
     } else {
         "Responder"
     };
-    let body = format!(
-        r#"<samlp:Status><samlp:StatusCode Value="{STATUS_PREFIX}{top}"><samlp:StatusCode Value="{STATUS_PREFIX}{}"/></samlp:StatusCode><samlp:StatusMessage>{}</samlp:StatusMessage></samlp:Status>"#,
-        status.code,
-        escape(status.message)
-    );
     let to = Addressing {
         idp_entity_id,
         acs,
         in_response_to,
         now,
     };
-    envelope(&to, &body, "", key, true)
+    let status = El::new("samlp:Status", PROTOCOL_NS)
+        .child(
+            status_code(format!("{STATUS_PREFIX}{top}"))
+                .child(status_code(format!("{STATUS_PREFIX}{}", status.code))),
+        )
+        .child(El::new("samlp:StatusMessage", PROTOCOL_NS).text(status.message));
+    let response = envelope(&to, status, None)
+        .signed(key)
+        .map_err(|e| SignError(e.to_string()))?;
+    Ok(response.canonical())
 }

@@ -32,7 +32,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 }
 
 /// Not a `Char` in XML 1.0 (§2.2).
-fn is_forbidden(c: char) -> bool {
+pub(crate) fn is_forbidden(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
 }
 
