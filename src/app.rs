@@ -15,6 +15,7 @@ use crate::flow::cookies::Csrf;
 use crate::limits::FailureLimiter;
 use crate::store::apps::App as AppRecord;
 use crate::store::clients::Client;
+use crate::store::service_providers::{self, ServiceProvider};
 use crate::store::subjects::{self, Subject};
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError, apps, clients, keys as key_store, tenants};
@@ -82,6 +83,8 @@ pub struct Inner {
     /// (tenant, sid, client id) this node recorded in `session_clients` lately, so a client
     /// signing in again through the same session costs no write.
     pub(crate) recorded_session_clients: TtlCache<(TenantId, String, String), ()>,
+    /// SAML service providers by (tenant, entityID), as AuthnRequests name them.
+    service_providers: TtlCache<(TenantId, String), Option<Arc<ServiceProvider>>>,
     /// Client JWK Sets fetched from `jwks_uri`, by (tenant, client id).
     pub(crate) client_jwks: TtlCache<(TenantId, String), Arc<serde_json::Value>>,
     /// Failed client authentications per (tenant, client id, address).
@@ -166,6 +169,7 @@ impl App {
             documents: TtlCache::default(),
             client_jwks: TtlCache::default(),
             recorded_session_clients: TtlCache::default(),
+            service_providers: TtlCache::default(),
             subjects: TtlCache::default(),
             apps: TtlCache::default(),
             client_auth_failures: FailureLimiter::new(
@@ -222,6 +226,28 @@ impl App {
             .await?
             .map(Arc::new);
         self.clients.put(key, found.clone(), now);
+        Ok(found)
+    }
+
+    /// The SAML service provider with `entity_id`, cached like clients: a registration changed on
+    /// another node is seen within the cache TTL.
+    pub async fn service_provider(
+        &self,
+        tenant: &TenantId,
+        entity_id: &str,
+    ) -> Result<Option<Arc<ServiceProvider>>, StoreError> {
+        let now = self.now();
+        let key = (tenant.clone(), entity_id.to_string());
+        if let Some(hit) = self.service_providers.get(&key, now) {
+            return Ok(hit);
+        }
+        let (t, id) = key.clone();
+        let found = self
+            .store
+            .run(move |c| service_providers::find_by_entity_id(c, &t, &id))
+            .await?
+            .map(Arc::new);
+        self.service_providers.put(key, found.clone(), now);
         Ok(found)
     }
 
@@ -299,6 +325,7 @@ impl App {
         self.hosts.clear();
         self.keyrings.clear();
         self.clients.clear();
+        self.service_providers.clear();
         self.documents.clear();
         self.client_jwks.clear();
         self.subjects.clear();

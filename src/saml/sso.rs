@@ -115,11 +115,11 @@ async fn service_provider(
         .filter(|i| !i.is_empty() && i.len() <= 1024)
         .ok_or_else(|| refused(&RequestError::UnknownSp))?
         .to_string();
-    let t = tenant.id().clone();
-    app.store
-        .run(move |c| sps::find_by_entity_id(c, &t, &issuer))
+    let sp = app
+        .service_provider(tenant.id(), &issuer)
         .await?
-        .ok_or_else(|| refused(&RequestError::UnknownSp))
+        .ok_or_else(|| refused(&RequestError::UnknownSp))?;
+    Ok((*sp).clone())
 }
 
 async fn proceed(
@@ -459,10 +459,19 @@ pub async fn answer(
         name_id: name_id.clone(),
         name_id_format: format.to_string(),
     };
-    let (t, sid) = (tenant.id().clone(), session.sid.clone());
-    app.store
-        .run(move |c| sps::add_to_session(c, &t, &sid, &record, now))
-        .await?;
+    // An SP signing in again through the same session is already on record: skip the write.
+    let recorded = (
+        tenant.id().clone(),
+        session.sid.clone(),
+        format!("saml:{}", sp.id),
+    );
+    if app.recorded_session_clients.get(&recorded, now).is_none() {
+        let (t, sid) = (tenant.id().clone(), session.sid.clone());
+        app.store
+            .run(move |c| sps::add_to_session(c, &t, &sid, &record, now))
+            .await?;
+        app.recorded_session_clients.put(recorded, (), now);
+    }
     Ok(post_to(app, tenant, headers, &accepted.acs, &xml, relay))
 }
 
