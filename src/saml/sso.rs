@@ -18,7 +18,9 @@ use super::request::{self, Accepted, Refusal, RequestError, Status};
 use super::{nameid, response, signature};
 use crate::app::App;
 use crate::crypto::secret::DigestKey;
-use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
+use crate::flow::state::{
+    Awaiting, LoginFlow, Progress, Protocol, Requirements, session_satisfies,
+};
 use crate::flow::{self, access, login, session};
 use crate::i18n::Text;
 use crate::oidc::form::OAuthForm;
@@ -386,6 +388,29 @@ pub async fn answer(
             &text,
             None,
         );
+    }
+    // A new version of the tenant's agreement is accepted before any app hears of the user.
+    if !flow::agreement::accepted(tenant, &subject) {
+        if accepted.is_passive {
+            let status = Status {
+                code: "NoPassive",
+                requester: false,
+                message: "the user must accept the tenant's updated agreement",
+            };
+            return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+        }
+        let progress = Progress {
+            user_id: Some(session.user_id.clone()),
+            awaiting: Some(Awaiting::Agreement),
+            amr: session.amr.clone(),
+            auth_time: Some(session.auth_time),
+            remember: session.remember,
+        };
+        let needs = requirements(accepted, sp);
+        let resume = serde_json::to_value(accepted).unwrap_or_default();
+        let flow_id =
+            flow::store(app, tenant, Protocol::Saml, &needs, resume, Some(&progress)).await?;
+        return flow::agreement::page(app, tenant, headers, &flow_id, &needs, None);
     }
     let class = authn_class(session);
     if !accepted.requested_classes.is_empty()

@@ -764,3 +764,61 @@ async fn signing_out_of_sesame_reaches_the_saml_sps_of_the_session() {
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
 }
+
+#[tokio::test]
+async fn a_new_agreement_is_accepted_before_the_sp_hears_of_the_user() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |_, _| {}).await;
+    signed_in(&b, &m).await;
+    // The tenant publishes a new version of its agreement.
+    let acme = TenantId::parse("acme").unwrap();
+    let now = b.t.app.now();
+    b.t.app
+        .store
+        .run_blocking(|c| {
+            let mut spec = sesame::store::tenants::find(c, &acme)?.unwrap().spec();
+            spec.settings = serde_json::json!({ "agreement_version": "2", "terms_text": "New." });
+            sesame::store::tenants::update(c, &acme, &spec, now)
+        })
+        .unwrap();
+    b.t.app.invalidate_caches();
+    let ask = || async {
+        let req = m.request();
+        let r = b
+            .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "rs")))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        (req, r.text().await.unwrap())
+    };
+    let form = |page: &str, decision: &str| {
+        format!(
+            "flow={}&csrf={}&decision={decision}&agree=yes",
+            enc(&hidden(page, "flow")),
+            enc(&hidden(page, "csrf"))
+        )
+    };
+    // Declined: the SP is told the request was denied, and learns nothing of the user.
+    let (_, page) = ask().await;
+    assert!(
+        !page.contains("SAMLResponse") && page.contains("decision"),
+        "{page}"
+    );
+    let r = b
+        .post_form("/t/acme/agreement", &form(&page, "decline"))
+        .await;
+    let (response, relay) = posted(&r.text().await.unwrap());
+    assert_eq!(relay.as_deref(), Some("rs"));
+    let xml = String::from_utf8(STANDARD.decode(response).unwrap()).unwrap();
+    assert!(
+        xml.contains("status:RequestDenied") && !xml.contains("alice"),
+        "{xml}"
+    );
+    // Accepted: the assertion follows.
+    let (req, page) = ask().await;
+    let r = b
+        .post_form("/t/acme/agreement", &form(&page, "accept"))
+        .await;
+    let (response, _) = posted(&r.text().await.unwrap());
+    m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+        .unwrap();
+}
