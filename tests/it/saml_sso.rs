@@ -822,3 +822,57 @@ async fn a_new_agreement_is_accepted_before_the_sp_hears_of_the_user() {
     m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
         .unwrap();
 }
+
+#[tokio::test]
+async fn bad_logout_messages_get_a_page() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    marketing(&b, |_, _| {}).await;
+    let dtd = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1">&e;</samlp:LogoutRequest>"#;
+    let unknown = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>https://evil.example.com</saml:Issuer></samlp:LogoutRequest>"#;
+    for (what, q) in [
+        ("neither", String::new()),
+        ("base64", "SAMLRequest=%%%".to_string()),
+        (
+            "document type",
+            format!("SAMLRequest={}", enc(&deflated(dtd))),
+        ),
+        (
+            "unknown service provider",
+            format!("SAMLRequest={}", enc(&deflated(unknown))),
+        ),
+        // An answer to no walk of Sesame's.
+        (
+            "RelayState is missing",
+            format!(
+                "SAMLResponse={}",
+                enc(&deflated(
+                    &unknown.replace("LogoutRequest", "LogoutResponse")
+                ))
+            ),
+        ),
+    ] {
+        let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains(what),
+            "{what}: {}",
+            text.split("<main").nth(1).unwrap_or(&text)
+        );
+        assert!(!text.contains("name=\"SAMLResponse\""));
+    }
+    // A LogoutRequest that is not signed, from an SP registered to sign: refused.
+    marketing(&b, |s, _| s.want_requests_signed = true).await;
+    let now = sesame::saml::response::instant(b.t.app.now());
+    let unsigned = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_2" Version="2.0" IssueInstant="{now}"><saml:Issuer>{SP_ENTITY}</saml:Issuer><saml:NameID>alice@acme.test</saml:NameID></samlp:LogoutRequest>"#
+    );
+    let r = b
+        .get(&format!(
+            "/t/acme/saml/slo?SAMLRequest={}",
+            enc(&deflated(&unsigned))
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("signature"));
+}
