@@ -1,10 +1,11 @@
-//! The Response Sesame sends to an SP's consumer URL (SAML Core §3.2.2, Profiles §4.1.4.2): built
-//! from escaped strings, signed with the tenant's SAML key through xmlsec (RSA-SHA256, exclusive
-//! canonicalization, an enveloped signature referring to the signed element's ID).
+//! The Response Sesame sends to an SP's consumer URL (SAML Core §3.2.2, Profiles §4.1.4.2): an
+//! element tree written in exclusive canonical form and signed with the tenant's parsed SAML key
+//! (RSA-SHA256, an enveloped signature referring to the signed element's ID; see `c14n`).
 //!
 //! The assertion is signed as a document of its own and then placed in the Response: exclusive
 //! canonicalization makes its signature independent of the Response around it, and the Response,
-//! when it is signed too, covers the signed assertion.
+//! when it is signed too, covers the signed assertion. Logout messages sent by POST, a rare path,
+//! are still signed through xmlsec ([`sign_after_issuer`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
