@@ -1,6 +1,6 @@
 //! Single Logout messages (SAML Core §3.7): reading the LogoutRequests and LogoutResponses SPs
-//! send, and writing Sesame's own, with the Redirect binding's signed query string (Bindings
-//! §3.4.4.1). Pure functions; `slo` holds the endpoint and the propagation through a session's
+//! send, and writing Sesame's own (canonical element trees, see `c14n`), with the Redirect
+//! binding's signed query string (Bindings §3.4.4.1). Pure functions; `slo` holds the endpoint and the propagation through a session's
 //! SPs.
 //!
 //! Read with a small pull parser rather than samael's types, which take `SessionIndex` for an
@@ -15,9 +15,9 @@ use openssl::sign::Signer;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
+use super::c14n::El;
 use super::request::{RequestError, STATUS_PREFIX, root};
 use super::response::{instant, new_id};
-use super::xml::escape;
 use super::{PROTOCOL_NS, registry::refuse_dtd};
 use crate::clock::UnixTime;
 use crate::crypto::keys::SamlKey;
@@ -178,7 +178,7 @@ pub fn succeeded(m: &Message) -> bool {
 }
 
 /// A LogoutRequest from the IdP to an SP for the user it knows as `name_id` in session
-/// `session_index`; returns its ID and XML.
+/// `session_index`; returns its ID and the element (signed or not by the sender's binding).
 pub fn request(
     idp_entity_id: &str,
     destination: &str,
@@ -186,19 +186,23 @@ pub fn request(
     name_id_format: &str,
     session_index: &str,
     now: UnixTime,
-) -> (String, String) {
+) -> (String, El) {
     let id = new_id();
-    let xml = format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="{PROTOCOL_NS}" xmlns:saml="{ASSERTION_NS}" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}" NotOnOrAfter="{}"><saml:Issuer>{}</saml:Issuer><saml:NameID Format="{}">{}</saml:NameID><samlp:SessionIndex>{}</samlp:SessionIndex></samlp:LogoutRequest>"#,
-        instant(now),
-        escape(destination),
-        instant(now.plus(super::request::MAX_AGE)),
-        escape(idp_entity_id),
-        escape(name_id_format),
-        escape(name_id),
-        escape(session_index),
-    );
-    (id, xml)
+    let el = El::new("samlp:LogoutRequest", PROTOCOL_NS)
+        .ns("saml", ASSERTION_NS)
+        .attr("ID", id.clone())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(now))
+        .attr("Destination", destination)
+        .attr("NotOnOrAfter", instant(now.plus(super::request::MAX_AGE)))
+        .child(El::new("saml:Issuer", ASSERTION_NS).text(idp_entity_id))
+        .child(
+            El::new("saml:NameID", ASSERTION_NS)
+                .attr("Format", name_id_format)
+                .text(name_id),
+        )
+        .child(El::new("samlp:SessionIndex", PROTOCOL_NS).text(session_index));
+    (id, el)
 }
 
 /// The LogoutResponse to `in_response_to`, with `status` (a second-level code under `Responder`
@@ -209,21 +213,23 @@ pub fn response(
     in_response_to: &str,
     status: Option<(&str, &str)>,
     now: UnixTime,
-) -> String {
+) -> El {
+    let code = |value: String| El::new("samlp:StatusCode", PROTOCOL_NS).attr("Value", value);
     let status = match status {
-        None => format!(r#"<samlp:StatusCode Value="{STATUS_PREFIX}Success"/>"#),
-        Some((top, code)) => format!(
-            r#"<samlp:StatusCode Value="{STATUS_PREFIX}{top}"><samlp:StatusCode Value="{STATUS_PREFIX}{code}"/></samlp:StatusCode>"#
-        ),
+        None => code(format!("{STATUS_PREFIX}Success")),
+        Some((top, second)) => {
+            code(format!("{STATUS_PREFIX}{top}")).child(code(format!("{STATUS_PREFIX}{second}")))
+        }
     };
-    format!(
-        r#"<samlp:LogoutResponse xmlns:samlp="{PROTOCOL_NS}" xmlns:saml="{ASSERTION_NS}" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>"#,
-        new_id(),
-        instant(now),
-        escape(destination),
-        escape(in_response_to),
-        escape(idp_entity_id),
-    )
+    El::new("samlp:LogoutResponse", PROTOCOL_NS)
+        .ns("saml", ASSERTION_NS)
+        .attr("ID", new_id())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(now))
+        .attr("Destination", destination)
+        .attr("InResponseTo", in_response_to)
+        .child(El::new("saml:Issuer", ASSERTION_NS).text(idp_entity_id))
+        .child(El::new("samlp:Status", PROTOCOL_NS).child(status))
 }
 
 /// `url` with `field` (SAMLRequest or SAMLResponse) carrying `xml` in the Redirect binding:
@@ -264,7 +270,7 @@ mod tests {
     #[test]
     fn a_request_reads_back_what_was_written() {
         let now = UnixTime(1_800_000_000);
-        let (id, xml) = request(
+        let (id, el) = request(
             "https://id/t/acme/saml/metadata",
             "https://sp/slo",
             "alice@acme.test",
@@ -272,6 +278,7 @@ mod tests {
             "sid-1",
             now,
         );
+        let xml = el.canonical();
         let m = parse(&xml, "LogoutRequest").unwrap();
         assert_eq!(m.id, id);
         assert_eq!(m.issuer.as_deref(), Some("https://id/t/acme/saml/metadata"));
@@ -283,7 +290,7 @@ mod tests {
             parse(&xml, "LogoutResponse").is_err(),
             "the root is checked"
         );
-        let ok = response("idp", "https://sp/slo", &id, None, now);
+        let ok = response("idp", "https://sp/slo", &id, None, now).canonical();
         let r = parse(&ok, "LogoutResponse").unwrap();
         assert!(succeeded(&r));
         assert_eq!(r.in_response_to.as_deref(), Some(id.as_str()));
@@ -294,7 +301,9 @@ mod tests {
             Some(("Requester", "RequestDenied")),
             now,
         );
-        assert!(!succeeded(&parse(&no, "LogoutResponse").unwrap()));
+        assert!(!succeeded(
+            &parse(&no.canonical(), "LogoutResponse").unwrap()
+        ));
     }
 
     #[test]

@@ -4,12 +4,7 @@
 //!
 //! The assertion is signed as a document of its own and then placed in the Response: exclusive
 //! canonicalization makes its signature independent of the Response around it, and the Response,
-//! when it is signed too, covers the signed assertion. Logout messages sent by POST, a rare path,
-//! are still signed through xmlsec ([`sign_after_issuer`]).
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use samael::crypto::{Crypto, CryptoProvider};
+//! when it is signed too, covers the signed assertion.
 
 use super::PROTOCOL_NS;
 use super::c14n::El;
@@ -77,39 +72,6 @@ pub fn instant(t: UnixTime) -> String {
 /// A fresh ID: an NCName (starts with `_`) with 128 random bits.
 pub fn new_id() -> String {
     format!("_{}", random_hex(16))
-}
-
-fn signature_template(id: &str, certificate: &[u8]) -> String {
-    format!(
-        r##"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"##,
-        STANDARD.encode(certificate)
-    )
-}
-
-/// Signs the one signature template in `xml`.
-fn sign(xml: &str, key: &SamlKey) -> Result<String, SignError> {
-    let signed = Crypto::sign_xml(xml, &key.private_der).map_err(|e| SignError(e.to_string()))?;
-    // The signed document comes back with an XML declaration; inside a Response it must go.
-    Ok(match signed.strip_prefix("<?xml") {
-        Some(rest) => rest
-            .split_once("?>")
-            .map(|(_, body)| body.trim_start().to_string())
-            .unwrap_or(signed),
-        None => signed,
-    })
-}
-
-/// `xml` (a protocol message Sesame wrote, with an `ID` and a `saml:Issuer`) with an enveloped
-/// signature placed right after the Issuer, where the schema wants it.
-pub fn sign_after_issuer(xml: &str, key: &SamlKey) -> Result<String, SignError> {
-    let id = xml
-        .split(" ID=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .ok_or_else(|| SignError("the message has no ID".into()))?;
-    let template = signature_template(id, &key.certificate);
-    let with_template = xml.replacen("</saml:Issuer>", &format!("</saml:Issuer>{template}"), 1);
-    sign(&with_template, key)
 }
 
 /// The assertion, unsigned.

@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
+use super::c14n::El;
 use super::logout::{self, Message};
 use super::request::{self, RequestError};
 use super::{BINDING_REDIRECT, signature};
@@ -322,7 +323,7 @@ async fn next_hop(
         let Some(slo) = sp.settings.slo.clone() else {
             continue;
         };
-        let (request_id, xml) = logout::request(
+        let (request_id, message) = logout::request(
             &idp,
             &slo.url,
             &next.name_id,
@@ -361,7 +362,7 @@ async fn next_hop(
             headers,
             &slo,
             "SAMLRequest",
-            &xml,
+            message,
             Some(&token),
         )
         .await;
@@ -400,14 +401,14 @@ async fn finish_walk(
         return finish_walk_without_sp(app, tenant, headers, finish);
     };
     let idp = super::metadata::entity_id(&tenant.issuer);
-    let xml = logout::response(&idp, &slo.url, request_id, status, app.now());
+    let message = logout::response(&idp, &slo.url, request_id, status, app.now());
     send(
         app,
         tenant,
         headers,
         slo,
         "SAMLResponse",
-        &xml,
+        message,
         relay_state.as_deref(),
     )
     .await
@@ -488,15 +489,15 @@ async fn incoming_response(
     next_hop(app, tenant, headers, walk).await
 }
 
-/// `xml` to `endpoint` in its binding: a signed Redirect, or a signed document posted by the
-/// browser.
+/// `message` to `endpoint` in its binding: a Redirect signed on the query string, or the message
+/// with an enveloped signature, posted by the browser.
 async fn send(
     app: &App,
     tenant: &TenantCtx,
     headers: &HeaderMap,
     endpoint: &Endpoint,
     field: &str,
-    xml: &str,
+    message: El,
     relay_state: Option<&str>,
 ) -> Result<Response, PageError> {
     let ring = app.keyring(tenant.id()).await?;
@@ -504,7 +505,8 @@ async fn send(
         .saml_key()
         .ok_or_else(|| PageError::Internal("the tenant has no SAML signing key".into()))?;
     if endpoint.binding == BINDING_REDIRECT {
-        let url = logout::redirect_url(&endpoint.url, field, xml, relay_state, key)
+        let xml = message.canonical();
+        let url = logout::redirect_url(&endpoint.url, field, &xml, relay_state, key)
             .map_err(|e| PageError::Internal(e.to_string()))?;
         let mut r = StatusCode::SEE_OTHER.into_response();
         let h = r.headers_mut();
@@ -514,9 +516,10 @@ async fn send(
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(r);
     }
-    let signed = super::response::sign_after_issuer(xml, key)
+    let signed = message
+        .signed(key)
         .map_err(|e| PageError::Internal(e.to_string()))?;
-    let encoded = STANDARD.encode(signed);
+    let encoded = STANDARD.encode(signed.canonical());
     let mut params = vec![(field, encoded.as_str())];
     if let Some(r) = relay_state {
         params.push(("RelayState", r));

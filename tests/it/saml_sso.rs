@@ -678,7 +678,8 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
             irt,
             None,
             sesame::clock::Clock::now(&sesame::clock::SystemClock),
-        );
+        )
+        .canonical();
         let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(xml.as_bytes()).unwrap();
         format!(
@@ -747,7 +748,8 @@ async fn signing_out_of_sesame_reaches_the_saml_sps_of_the_session() {
         &ours.id,
         None,
         sesame::clock::Clock::now(&sesame::clock::SystemClock),
-    );
+    )
+    .canonical();
     let body = format!(
         "SAMLResponse={}&RelayState={}",
         enc(&STANDARD.encode(answer)),
@@ -875,4 +877,44 @@ async fn bad_logout_messages_get_a_page() {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("signature"));
+}
+
+#[tokio::test]
+async fn a_logout_request_to_a_post_endpoint_carries_an_enveloped_signature() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |s, _| {
+        s.slo = Some(Endpoint {
+            url: "https://marketing.acme.test/slo".into(),
+            binding: sesame::saml::BINDING_POST.into(),
+            index: None,
+            is_default: false,
+        });
+    })
+    .await;
+    let (name_id, index) = signed_in(&b, &m).await;
+    let page = b.get("/t/acme/logout").await.text().await.unwrap();
+    let r = b
+        .post_form(
+            "/t/acme/logout/confirm",
+            &format!("csrf={}", enc(&hidden(&page, "csrf"))),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("action=\"https:&#x2f;&#x2f;marketing.acme.test&#x2f;slo\""),
+        "{html}"
+    );
+    let xml = String::from_utf8(STANDARD.decode(hidden(&html, "SAMLRequest")).unwrap()).unwrap();
+    // xmlsec verifies it with the certificate the metadata publishes.
+    let acme = TenantId::parse("acme").unwrap();
+    let ring = b.t.app.keyring(&acme).await.unwrap();
+    let cert = STANDARD.encode(&ring.saml_key().unwrap().certificate);
+    let signed = sesame::saml::signature::verify_post(&xml, &[cert]).unwrap();
+    let ours = sesame::saml::logout::parse(&signed, "LogoutRequest").unwrap();
+    assert_eq!(ours.name_id, Some(name_id));
+    assert_eq!(ours.session_indexes, [index]);
+    let tampered = xml.replace("alice@acme.test", "bob@acme.test");
+    let again = STANDARD.encode(&ring.saml_key().unwrap().certificate);
+    assert!(sesame::saml::signature::verify_post(&tampered, &[again]).is_err());
 }
