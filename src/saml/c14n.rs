@@ -9,8 +9,8 @@
 //!
 //! The canonical form, for the documents written here: no XML declaration; every element with a
 //! start and an end tag; a namespace declared on the first element of the output that uses its
-//! prefix (in its name or an attribute's), unless an output ancestor declared it already; namespace
-//! declarations sorted by prefix, then attributes sorted by name (all of Sesame's are unprefixed);
+//! prefix, unless an output ancestor declared it already (Sesame's attributes are unprefixed, so an
+//! element declares at most its own prefix); then attributes sorted by name;
 //! `&`, `<`, `>` and CR escaped in text, `&`, `<`, `"`, TAB, LF and CR in attribute values.
 
 use base64::Engine;
@@ -98,27 +98,19 @@ impl El {
         in_scope: &[(&'static str, &'static str)],
         rendered: &[(&'static str, &'static str)],
     ) {
-        let scope: Vec<(&str, &str)> = self.ns.iter().chain(in_scope).copied().collect();
-        let uri_of = |prefix: &str| scope.iter().find(|(p, _)| *p == prefix).map(|(_, u)| *u);
+        let scope: Vec<(&'static str, &'static str)> =
+            self.ns.iter().chain(in_scope).copied().collect();
+        // Only the element's own prefix can need a declaration: Sesame's attributes are
+        // unprefixed.
         let prefix = self.name.split_once(':').map_or("", |(p, _)| p);
-        let mut decls: Vec<(&'static str, &'static str)> = Vec::new();
-        if let Some(uri) = uri_of(prefix)
-            && !rendered.iter().any(|(p, u)| *p == prefix && *u == uri)
-        {
-            let declared = self
-                .ns
-                .iter()
-                .chain(in_scope)
-                .find(|(p, _)| *p == prefix)
-                .copied();
-            if let Some(d) = declared {
-                decls.push(d);
-            }
-        }
-        decls.sort();
+        let decl = scope
+            .iter()
+            .find(|(p, _)| *p == prefix)
+            .copied()
+            .filter(|d| !rendered.contains(d));
         out.push('<');
         out.push_str(self.name);
-        for (p, uri) in &decls {
+        if let Some((p, uri)) = decl {
             if p.is_empty() {
                 out.push_str(" xmlns=\"");
             } else {
@@ -140,12 +132,10 @@ impl El {
         }
         out.push('>');
         let now_rendered: Vec<(&'static str, &'static str)> =
-            decls.iter().chain(rendered).copied().collect();
-        let scope_static: Vec<(&'static str, &'static str)> =
-            self.ns.iter().chain(in_scope).copied().collect();
+            decl.iter().chain(rendered).copied().collect();
         for child in &self.children {
             match child {
-                Node::El(e) => e.write(out, &scope_static, &now_rendered),
+                Node::El(e) => e.write(out, &scope, &now_rendered),
                 Node::Text(t) => escape_text(out, t),
             }
         }
