@@ -59,6 +59,22 @@ pub async fn record(
 }
 
 /// The page asking a signed-in user to accept a new version, for the stored flow `flow_id`.
+/// For a user signed in as `session` who has not accepted the tenant's current agreement: a
+/// flow that resumes `protocol` with `resume` once they do, and its agreement page.
+pub async fn ask(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    protocol: super::state::Protocol,
+    needs: &Requirements,
+    resume: serde_json::Value,
+    session: &crate::store::sessions::Session,
+) -> Result<Response, PageError> {
+    let progress = super::state::Progress::awaiting(session, Awaiting::Agreement);
+    let flow_id = super::store(app, tenant, protocol, needs, resume, Some(&progress)).await?;
+    page(app, tenant, headers, &flow_id, needs, None)
+}
+
 pub fn page(
     app: &App,
     tenant: &TenantCtx,

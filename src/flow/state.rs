@@ -83,6 +83,19 @@ pub struct Progress {
     pub remember: bool,
 }
 
+impl Progress {
+    /// A flow of the user signed in as `session`, waiting for `step` only.
+    pub fn awaiting(session: &Session, step: Awaiting) -> Progress {
+        Progress {
+            user_id: Some(session.user_id.clone()),
+            awaiting: Some(step),
+            amr: session.amr.clone(),
+            auth_time: Some(session.auth_time),
+            remember: session.remember,
+        }
+    }
+}
+
 /// A flow read from the store, its JSON columns parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginFlow {

@@ -16,9 +16,7 @@ use super::form::OAuthForm;
 use super::request::{self, AuthorizeError, AuthorizeRequest, ResponseType};
 use super::scope::Scope;
 use crate::app::App;
-use crate::flow::state::{
-    Awaiting, LoginFlow, Progress, Protocol, Requirements, session_satisfies,
-};
+use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
 use crate::flow::{self, access, login, session};
 use crate::i18n::{Locale, Text};
 use crate::store::clients::Client;
@@ -280,16 +278,18 @@ pub async fn answer(
                 "the user must accept the tenant's updated agreement",
             ));
         }
-        let progress = Progress {
-            user_id: Some(session.user_id.clone()),
-            awaiting: Some(Awaiting::Agreement),
-            amr: session.amr.clone(),
-            auth_time: Some(session.auth_time),
-            remember: session.remember,
-        };
         let needs = requirements(req, client);
-        let flow_id = store_flow(app, tenant, req, needs.clone(), Some(&progress)).await?;
-        return flow::agreement::page(app, tenant, headers, &flow_id, &needs, None);
+        let resume = serde_json::to_value(req).unwrap_or_default();
+        return flow::agreement::ask(
+            app,
+            tenant,
+            headers,
+            Protocol::Oidc,
+            &needs,
+            resume,
+            session,
+        )
+        .await;
     }
     if !client.first_party && !decided.consented {
         let wanted = Scope::parse(&req.scope).unwrap_or_default();

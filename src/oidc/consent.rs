@@ -55,13 +55,7 @@ pub async fn ask(
         ui_locales: req.ui_locales.clone(),
         return_to: req.reply.redirect_uri().to_string(),
     };
-    let progress = Progress {
-        user_id: Some(session.user_id.clone()),
-        awaiting: Some(Awaiting::Consent),
-        amr: session.amr.clone(),
-        auth_time: Some(session.auth_time),
-        remember: session.remember,
-    };
+    let progress = Progress::awaiting(session, Awaiting::Consent);
     let flow_id = authorize::store_flow(app, tenant, req, needs, Some(&progress)).await?;
     let (browser, set_cookie) = session::browser(app, headers);
     let locale = flow::language::locale(tenant, headers, &req.ui_locales);

@@ -18,9 +18,7 @@ use super::request::{self, Accepted, Refusal, RequestError, Status};
 use super::{nameid, response, signature};
 use crate::app::App;
 use crate::crypto::secret::DigestKey;
-use crate::flow::state::{
-    Awaiting, LoginFlow, Progress, Protocol, Requirements, session_satisfies,
-};
+use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
 use crate::flow::{self, access, login, session};
 use crate::i18n::Text;
 use crate::oidc::form::OAuthForm;
@@ -111,17 +109,15 @@ async fn service_provider(
     app: &App,
     tenant: &TenantCtx,
     req: &AuthnRequest,
-) -> Result<ServiceProvider, PageError> {
+) -> Result<std::sync::Arc<ServiceProvider>, PageError> {
     let issuer = issuer_of(req)
         .map(str::trim)
         .filter(|i| !i.is_empty() && i.len() <= 1024)
         .ok_or_else(|| refused(&RequestError::UnknownSp))?
         .to_string();
-    let sp = app
-        .service_provider(tenant.id(), &issuer)
+    app.service_provider(tenant.id(), &issuer)
         .await?
-        .ok_or_else(|| refused(&RequestError::UnknownSp))?;
-    Ok((*sp).clone())
+        .ok_or_else(|| refused(&RequestError::UnknownSp))
 }
 
 async fn proceed(
@@ -399,18 +395,18 @@ pub async fn answer(
             };
             return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
         }
-        let progress = Progress {
-            user_id: Some(session.user_id.clone()),
-            awaiting: Some(Awaiting::Agreement),
-            amr: session.amr.clone(),
-            auth_time: Some(session.auth_time),
-            remember: session.remember,
-        };
         let needs = requirements(accepted, sp);
         let resume = serde_json::to_value(accepted).unwrap_or_default();
-        let flow_id =
-            flow::store(app, tenant, Protocol::Saml, &needs, resume, Some(&progress)).await?;
-        return flow::agreement::page(app, tenant, headers, &flow_id, &needs, None);
+        return flow::agreement::ask(
+            app,
+            tenant,
+            headers,
+            Protocol::Saml,
+            &needs,
+            resume,
+            session,
+        )
+        .await;
     }
     let class = authn_class(session);
     if !accepted.requested_classes.is_empty()
