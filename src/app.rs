@@ -55,6 +55,8 @@ pub struct Inner {
     pub captcha_key: DigestKey,
     /// Keys the digests verification codes are stored as (see `codes`).
     pub code_key: DigestKey,
+    /// Seals self-contained authorization codes (see `oidc::code`).
+    pub code_seal: MasterKey,
     /// Keys the digests of browsers and networks users signed in from (see `flow::alerts`): a
     /// plain hash of a /24 would be reversed by trying all 2^24.
     pub origin_key: DigestKey,
@@ -151,6 +153,7 @@ impl App {
             captcha_key: DigestKey::new(master.derive("captcha")),
             code_key: DigestKey::new(master.derive("verification-code")),
             origin_key: DigestKey::new(master.derive("sign-in-origins")),
+            code_seal: master.sub_key("authorization-code-v1"),
             notifier,
             trusted_proxies,
             dummy_password_hash: tokio::sync::OnceCell::new(),

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod notify;
 pub mod oidc;
 pub mod ops;
+pub mod outbound;
 pub mod router;
 pub mod saml;
 pub mod selfservice;

@@ -5,94 +5,22 @@
 //! the test's SMTP server, and a captcha then a lock after wrong passwords, are done as a person
 //! does them too.
 
-#[path = "../../examples/crm/app.rs"]
-#[allow(dead_code)]
-mod crm;
 #[path = "../../tests/it/smtp_sink.rs"]
 #[allow(dead_code)]
 mod smtp_sink;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use sesame::crypto::master::MasterKey;
 use sesame::crypto::secret::DigestKey;
 use sesame::flow::captcha;
 
 use super::{MASTER_KEY, SECRET, tenant};
+use crate::chromium::{Driver, chromium, driver, type_sign_in};
+use crate::crm;
 use crate::support::{Database, PASSWORD, Sesame, enc, free_port};
-
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn driver() -> Option<Driver> {
-    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    if !Path::new(&path).exists() {
-        // `make test` installs Chromium; CI must never skip this quietly.
-        assert!(
-            std::env::var("CI").is_err(),
-            "chromedriver is missing at {path}: scripts/install-deps installs it"
-        );
-        eprintln!("skipped: no chromedriver at {path} (scripts/install-deps installs it)");
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{url}/status")).await.is_ok() {
-            return Some(Driver { url, child });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start");
-}
-
-fn capabilities(profile: &Path) -> serde_json::Map<String, serde_json::Value> {
-    let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let caps = serde_json::json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": binary,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                "--disable-component-update", "--disable-sync", "--window-size=1100,900",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    });
-    caps.as_object().unwrap().clone()
-}
-
-/// A Chromium session with a fresh profile (kept until the returned folder is dropped).
-async fn chromium(driver: &Driver) -> (fantoccini::Client, tempfile::TempDir) {
-    let profile = tempfile::tempdir().unwrap();
-    let c = ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(capabilities(profile.path()))
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session");
-    (c, profile)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
@@ -169,30 +97,7 @@ async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
         .for_element(Locator::Css("html[lang=\"en\"] #account"))
         .await
         .expect("the last choice is remembered");
-    c.find(Locator::Id("account"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("input[name=agree]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_sign_in(&c, "alice", PASSWORD).await;
 
     let welcome = c
         .wait()

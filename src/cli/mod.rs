@@ -252,8 +252,13 @@ pub enum SpCommand {
         /// A short id: 1-64 letters, digits, '-' or '_' (used in /saml/launch/{id}).
         id: String,
         /// The SP's metadata, an XML file.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "metadata_url")]
         metadata: Option<PathBuf>,
+        /// The SP's metadata, fetched once from this https URL (at most 1 MiB, within 10 s, no
+        /// redirects; public addresses only unless the tenant's settings have
+        /// saml_metadata_private_addresses = true).
+        #[arg(long)]
+        metadata_url: Option<String>,
         #[arg(long)]
         entity_id: Option<String>,
         /// An assertion consumer service URL (HTTP-POST binding; repeatable, the first is the

@@ -14,6 +14,7 @@ use crate::{bootstrap, demo, router, server, telemetry};
 
 /// How often expired one-time tokens are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn serve(mut config: Config, clock: SharedClock, args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log);
@@ -51,6 +52,7 @@ pub async fn serve(mut config: Config, clock: SharedClock, args: ServeArgs) -> a
         println!("{}", seeded.banner(&app));
     }
     spawn_sweeper(app.clone());
+    spawn_checkpointer(app.clone());
     let router = router::build(app.clone());
     tracing::info!(listen = %listener.local_addr()?, public_url = %config.public_url, tls = tls.is_some(), "sesame is serving");
     server::run(
@@ -61,6 +63,23 @@ pub async fn serve(mut config: Config, clock: SharedClock, args: ServeArgs) -> a
         Duration::from_secs(config.http.shutdown_grace_secs),
     )
     .await
+}
+
+/// On SQLite, checkpoints the WAL once a second (see `Store::checkpoint`).
+fn spawn_checkpointer(app: App) {
+    if app.store.kind() != crate::config::DatabaseKind::Sqlite {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.store.checkpoint().await {
+                tracing::warn!(error = %e, "checkpointing the SQLite WAL failed");
+            }
+        }
+    });
 }
 
 fn spawn_sweeper(app: App) {

@@ -5,9 +5,15 @@ use anyhow::{Context, anyhow, bail};
 use super::SpCommand;
 use super::admin::{record, tenant_of};
 use crate::clock::UnixTime;
+use crate::outbound;
 use crate::saml::registry;
 use crate::store::service_providers as sps;
-use crate::store::{Store, apps, tx};
+use crate::store::{Store, apps, tenants, tx};
+use crate::tenant::TenantId;
+
+/// Metadata fetched by URL: an SP's metadata is a few KiB; a megabyte is already generous.
+const METADATA_MAX_BYTES: usize = 1 << 20;
+const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
     match cmd {
@@ -15,6 +21,7 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
             tenant,
             id,
             metadata,
+            metadata_url,
             entity_id,
             acs,
             slo,
@@ -38,7 +45,10 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
                     String::from_utf8(read(path)?)
                         .map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?,
                 ),
-                None => None,
+                None => match &metadata_url {
+                    Some(url) => Some(fetch_metadata(store, &tid, url)?),
+                    None => None,
+                },
             };
             let fields = registry::Fields {
                 metadata,
@@ -125,6 +135,27 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Fetches an SP's metadata once, under the tenant's address policy (see `outbound`). Commands
+/// run on the blocking pool, so the fetch is driven to completion here.
+fn fetch_metadata(store: &Store, tid: &TenantId, url: &str) -> anyhow::Result<String> {
+    let allow_private = store
+        .run_blocking(|c| tenants::find(c, tid))?
+        .and_then(|t| t.settings.get(PRIVATE_ADDRESSES)?.as_bool())
+        .unwrap_or(false);
+    let policy = outbound::Policy {
+        max_bytes: METADATA_MAX_BYTES,
+        timeout: METADATA_TIMEOUT,
+        allow_private,
+    };
+    let body = tokio::runtime::Handle::current()
+        .block_on(outbound::fetch(url, &policy))
+        .with_context(|| format!("cannot fetch the metadata at {url}"))?;
+    String::from_utf8(body).map_err(|_| anyhow!("the metadata at {url} is not UTF-8 text"))
+}
+
+/// The tenant setting that lets metadata come from loopback and private addresses.
+pub const PRIVATE_ADDRESSES: &str = "saml_metadata_private_addresses";
 
 fn attribute(arg: &str) -> anyhow::Result<(String, String)> {
     let (name, source) = arg

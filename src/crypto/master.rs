@@ -98,6 +98,14 @@ impl MasterKey {
         }
     }
 
+    /// An encryption key of its own for one purpose, for values sealed to be opened only by
+    /// Sesame (such as self-contained authorization codes), never by the key that guards the
+    /// stored private keys.
+    pub fn sub_key(&self, purpose: &str) -> MasterKey {
+        let bytes = Zeroizing::new(self.derive(purpose));
+        MasterKey(*Key::<Aes256Gcm>::from_slice(bytes.as_ref()))
+    }
+
     /// The key client secrets are digested with.
     pub fn client_secret_key(&self) -> super::secret::DigestKey {
         super::secret::DigestKey::new(self.derive("client-secret-v1"))

@@ -103,48 +103,51 @@ pub async fn authorization_code(
         .unwrap_or(app.config.tokens.refresh_token_lifetime);
     let sliding = app.config.tokens.refresh_token_idle_lifetime;
     let (t, now, cid) = (tenant.id().clone(), app.now(), client.client_id.clone());
+    let key = app.code_seal.clone();
     // The code is consumed and its refresh token stored in one transaction, so a replay arriving
     // meanwhile always finds the family it must revoke. A refused request still spends the code.
     let redeemed = app
         .store
         .run(move |c| {
-            tx::write(c, |c| match code::redeem(c, &t, &cid, &presented, now)? {
-                Redemption::Live(grant) => {
-                    if let Err(e) =
-                        check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref())
-                    {
-                        return Ok(Redeemed::Refused(e));
+            tx::write(c, |c| {
+                match code::redeem(c, &key, &t, &cid, &presented, now)? {
+                    Redemption::Live(grant) => {
+                        if let Err(e) =
+                            check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref())
+                        {
+                            return Ok(Redeemed::Refused(e));
+                        }
+                        if let Some(hash) = &refresh_hash {
+                            refresh::issue(
+                                c,
+                                &t,
+                                &NewRefreshToken {
+                                    hash,
+                                    family_id: &grant.family_id,
+                                    client_id: &cid,
+                                    user_id: Some(&grant.user_id),
+                                    sid: Some(&grant.sid),
+                                    scope: &grant.scope,
+                                    auth_time: Some(grant.auth_time),
+                                    expires_at: now.plus(sliding),
+                                    family_expires_at: now.plus(absolute),
+                                },
+                                now,
+                            )?;
+                        }
+                        Ok(Redeemed::Granted(grant))
                     }
-                    if let Some(hash) = &refresh_hash {
-                        refresh::issue(
-                            c,
-                            &t,
-                            &NewRefreshToken {
-                                hash,
-                                family_id: &grant.family_id,
-                                client_id: &cid,
-                                user_id: Some(&grant.user_id),
-                                sid: Some(&grant.sid),
-                                scope: &grant.scope,
-                                auth_time: Some(grant.auth_time),
-                                expires_at: now.plus(sliding),
-                                family_expires_at: now.plus(absolute),
-                            },
-                            now,
-                        )?;
+                    Redemption::Replayed { family_id } => {
+                        // §4.1.2: a code used twice revokes what its first use issued.
+                        if let Some(family) = family_id {
+                            refresh::revoke_family(c, &t, &family, now)?;
+                        }
+                        Ok(Redeemed::Replayed)
                     }
-                    Ok(Redeemed::Granted(grant))
+                    Redemption::Invalid => Ok(Redeemed::Refused(OAuthError::InvalidGrant(
+                        INVALID_CODE.into(),
+                    ))),
                 }
-                Redemption::Replayed { family_id } => {
-                    // §4.1.2: a code used twice revokes what its first use issued.
-                    if let Some(family) = family_id {
-                        refresh::revoke_family(c, &t, &family, now)?;
-                    }
-                    Ok(Redeemed::Replayed)
-                }
-                Redemption::Invalid => Ok(Redeemed::Refused(OAuthError::InvalidGrant(
-                    INVALID_CODE.into(),
-                ))),
             })
         })
         .await?;

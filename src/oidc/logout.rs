@@ -128,14 +128,14 @@ pub async fn end_session(
             match (&hinted, &current) {
                 // The hint names someone else than the browser's user: that user confirms.
                 (None, Some(s)) if s.user_id != *sub => {
-                    return confirm_page(&app, &tenant, &headers, &params, s);
+                    return confirm_page(&app, &tenant, &headers, &params, s).await;
                 }
                 _ => hinted,
             }
         }
         None => {
             if let Some(s) = &current {
-                return confirm_page(&app, &tenant, &headers, &params, s);
+                return confirm_page(&app, &tenant, &headers, &params, s).await;
             }
             None
         }
@@ -224,13 +224,14 @@ async fn hinted_session(
     Ok(current.filter(|s| s.user_id == sub))
 }
 
-fn confirm_page(
+async fn confirm_page(
     app: &App,
     tenant: &TenantCtx,
     headers: &HeaderMap,
     params: &OAuthForm,
-    _session: &Session,
+    session: &Session,
 ) -> Result<Response, PageError> {
+    let slo_urls = crate::saml::slo::logout_endpoints(app, tenant, session).await?;
     let (browser, set_cookie) = session::browser(app, headers);
     let carried: Vec<(&str, &str)> = ["client_id", "post_logout_redirect_uri", "state"]
         .into_iter()
@@ -246,8 +247,13 @@ fn confirm_page(
             params => carried,
         },
     )?;
-    let redirect = params.get("post_logout_redirect_uri");
-    let mut response = web::page(StatusCode::OK, html, redirect);
+    // Confirming may send the browser on to the session's SAML apps' logout endpoints.
+    let targets: Vec<&str> = params
+        .get("post_logout_redirect_uri")
+        .into_iter()
+        .chain(slo_urls.iter().map(String::as_str))
+        .collect();
+    let mut response = web::page_to(StatusCode::OK, html, &targets);
     if let Some(set) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, set);
     }

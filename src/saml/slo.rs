@@ -306,6 +306,28 @@ pub async fn after_logout(
     Ok(Some(next_hop(app, tenant, headers, walk).await?))
 }
 
+/// The logout endpoints of `session`'s SAML SPs: where confirming its logout may send the
+/// browser next.
+pub async fn logout_endpoints(
+    app: &App,
+    tenant: &TenantCtx,
+    session: &Session,
+) -> Result<Vec<String>, PageError> {
+    let (t, sid) = (tenant.id().clone(), session.sid.clone());
+    Ok(app
+        .store
+        .run(move |c| {
+            let mut urls = Vec::new();
+            for record in sps::of_session(c, &t, &sid)? {
+                if let Some(slo) = sps::find(c, &t, &record.sp_id)?.and_then(|sp| sp.settings.slo) {
+                    urls.push(slo.url);
+                }
+            }
+            Ok(urls)
+        })
+        .await?)
+}
+
 /// Sends the browser to the next SP of the walk that has a logout endpoint, or ends the walk.
 async fn next_hop(
     app: &App,

@@ -87,6 +87,11 @@ impl r2d2::ManageConnection for Manager {
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA foreign_keys = ON",
+                    // `sesame serve` checkpoints the WAL once a second off the request path
+                    // (`Store::checkpoint`), so a commit seldom pays a checkpoint's fsync; this
+                    // is the backstop should that fall behind. Other commands checkpoint when
+                    // their last connection closes.
+                    "PRAGMA wal_autocheckpoint = 10000",
                 ] {
                     c.batch_execute(pragma)
                         .map_err(|e| ConnectError(format!("{pragma}: {e}")))?;

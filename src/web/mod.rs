@@ -165,13 +165,23 @@ pub fn auto_post(
 /// and with `form_action` added to the page's `form-action` policy when its form, or a redirect
 /// after it, ends at another origin (an app's redirect URI).
 pub fn page(status: StatusCode, html: Html<String>, form_action: Option<&str>) -> Response {
+    page_to(status, html, form_action.as_slice())
+}
+
+/// [`page`] for a form whose redirects may end at any of several origins (a logout that walks
+/// through apps' logout endpoints): browsers apply `form-action` to every redirect after a form.
+pub fn page_to(status: StatusCode, html: Html<String>, form_actions: &[&str]) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(target) = form_action.and_then(csp_source)
+    let mut targets: Vec<String> = form_actions.iter().filter_map(|a| csp_source(a)).collect();
+    targets.sort();
+    targets.dedup();
+    if !targets.is_empty()
         && let Ok(value) = HeaderValue::from_str(&format!(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
-             form-action 'self' {target}; frame-ancestors 'none'; base-uri 'none'"
+             form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
+            targets.join(" ")
         ))
     {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);

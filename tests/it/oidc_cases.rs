@@ -154,6 +154,30 @@ async fn the_token_endpoint_refuses_bad_code_redemptions() {
             assert_eq!(err["error"], "invalid_grant", "{why}");
         }
     }
+    // A sealed code altered by one character, cut short, or padded opens for nobody.
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let code = p["code"].clone();
+    let mut altered = code.clone().into_bytes();
+    let last = altered.len() - 5;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    for bad in [
+        String::from_utf8(altered).unwrap(),
+        code[..code.len() - 1].to_string(),
+        format!("{code}AAAA"),
+        "%%%".to_string(),
+        "A".repeat(5000),
+    ] {
+        let (status, err) = b.redeem(&bad).await;
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{bad}"
+        );
+    }
+    let (status, _) = b.redeem(&code).await;
+    assert_eq!(status, 200, "the altered copies did not spend the code");
     // Expired after 60 s.
     let p = b
         .sign_in("crm-web", "https://crm.acme.test/cb", "alice")

@@ -144,18 +144,29 @@ both_backends!(
 
 both_backends!(a_replayed_code_revokes_the_tokens_it_issued, |db| {
     let b = Browser::new(db).await;
-    let p = b
-        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
-        .await;
-    let (_, tokens) = b.redeem(&p["code"]).await;
-    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    let (_, err) = b.redeem(&p["code"]).await;
-    assert_eq!(err["error"], "invalid_grant");
-    let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
-    assert_eq!(
-        err["error"], "invalid_grant",
-        "the first redemption's refresh token is revoked"
-    );
+    let cb = "https://crm.acme.test/cb";
+    b.sign_in("crm-web", cb, "alice").await;
+    // A usual grant travels sealed in its code; one too long for a URL (a large `claims`
+    // request) is stored and handed out as 43 random characters. Both are spent once.
+    let long = enc(&format!(
+        r#"{{"userinfo":{{"email":null,"x_{}":null}}}}"#,
+        "a".repeat(3000)
+    ));
+    for (extra, sealed) in [(String::new(), true), (format!("&claims={long}"), false)] {
+        let r = b.get(&Browser::authorize_path("crm-web", cb, &extra)).await;
+        let p = params(r.headers()["location"].to_str().unwrap());
+        assert_eq!(p["code"].len() > 43, sealed, "{}", p["code"]);
+        let (status, tokens) = b.redeem(&p["code"]).await;
+        assert_eq!(status, 200, "{tokens}");
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+        let (_, err) = b.redeem(&p["code"]).await;
+        assert_eq!(err["error"], "invalid_grant");
+        let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
+        assert_eq!(
+            err["error"], "invalid_grant",
+            "the first redemption's refresh token is revoked (sealed: {sealed})"
+        );
+    }
 });
 
 both_backends!(single_sign_on_prompt_and_max_age, |db| {

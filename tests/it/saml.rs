@@ -113,6 +113,107 @@ fn sp_certificate() -> String {
     STANDARD.encode(der)
 }
 
+/// A loopback HTTP server for the metadata fetch: `/metadata` answers `doc`, `/big` more than a
+/// MiB, `/moved` a redirect, anything else 404. It lives as long as the test process.
+fn metadata_server(doc: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&request).to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let (status, extra, body) = match path.as_str() {
+                "/metadata" => ("200 OK", String::new(), doc.clone()),
+                "/big" => ("200 OK", String::new(), "x".repeat(2 << 20)),
+                "/moved" => (
+                    "302 Found",
+                    format!("Location: http://127.0.0.1:{port}/metadata\r\n"),
+                    String::new(),
+                ),
+                _ => ("404 Not Found", String::new(), String::new()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("127.0.0.1:{port}")
+}
+
+#[test]
+fn metadata_is_fetched_by_url_only_where_the_tenant_allows() {
+    let e = crate::cli::Env::new();
+    e.ok(&["tenant", "add", "acme"]);
+    let at = metadata_server(SP_METADATA.replace("CERT", &sp_certificate()));
+    fn add(url: &str) -> [&str; 7] {
+        [
+            "sp",
+            "add",
+            "-t",
+            "acme",
+            "marketing",
+            "--metadata-url",
+            url,
+        ]
+    }
+    // By default only public https addresses are fetched: nothing goes to the loopback server.
+    let err = e.fails(&add(&format!("http://{at}/metadata")));
+    assert!(err.contains("only https URLs"), "{err}");
+    let err = e.fails(&add(&format!("https://{at}/metadata")));
+    assert!(
+        err.contains("not a public address") && err.contains("saml_metadata_private_addresses"),
+        "{err}"
+    );
+    let err = e.fails(&add("https://169.254.169.254/latest/meta-data"));
+    assert!(err.contains("not a public address"), "{err}");
+    // The tenant allows its own network.
+    let file = e.dir.path().join("settings.toml");
+    std::fs::write(
+        &file,
+        "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\nsettings = { saml_metadata_private_addresses = true }\n",
+    )
+    .unwrap();
+    e.ok(&["import", file.to_str().unwrap()]);
+    for (path, why) in [
+        ("/big", "larger than 1048576 bytes"),
+        ("/moved", "redirects to"),
+        ("/missing", "answered 404"),
+    ] {
+        let err = e.fails(&add(&format!("http://{at}{path}")));
+        assert!(err.contains(why), "{path}: {err}");
+    }
+    assert!(!e.ok(&["sp", "list", "-t", "acme"]).contains("marketing"));
+    let out = e.ok(&add(&format!("http://{at}/metadata")));
+    assert!(
+        out.contains("registered SP 'marketing'")
+            && out.contains("https://marketing.example.com/saml/acs"),
+        "{out}"
+    );
+    let err = e.fails(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "x",
+        "--metadata",
+        "f.xml",
+        "--metadata-url",
+        "https://a.example/",
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
 #[test]
 fn service_providers_are_registered_from_metadata_or_fields_and_removed() {
     let e = crate::cli::Env::new();

@@ -725,7 +725,18 @@ async fn signing_out_of_sesame_reaches_the_saml_sps_of_the_session() {
     .await;
     let (name_id, _) = signed_in(&b, &m).await;
     // The account page's "Sign out" (RP-initiated logout without an app): confirmed by the user.
-    let page = b.get("/t/acme/logout").await.text().await.unwrap();
+    // Browsers apply the page's form-action to the redirects after its form, so the SP's logout
+    // endpoint is admitted there.
+    let page = b.get("/t/acme/logout").await;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("form-action 'self' https://marketing.acme.test;"),
+        "{csp}"
+    );
+    let page = page.text().await.unwrap();
     let r = b
         .post_form(
             "/t/acme/logout/confirm",
