@@ -66,18 +66,36 @@ pub async fn current(
     tenant: &TenantId,
     headers: &HeaderMap,
 ) -> Result<Option<Session>, StoreError> {
-    let Some(value) = cookies::read(headers, &jar(app).session_name(tenant)) else {
-        return Ok(None);
-    };
-    let (t, hash, idle, now) = (
-        tenant.clone(),
-        TokenHash::of(&value),
-        app.config.session.idle_timeout,
-        app.now(),
-    );
-    app.store
-        .run(move |c| sessions::touch(c, &t, &hash, idle, now))
-        .await
+    match Lookup::of(app, tenant, headers) {
+        Some(lookup) => app.store.run(move |c| lookup.run(c)).await,
+        None => Ok(None),
+    }
+}
+
+/// [`current`] as a step of a larger store call, for a handler that must write something anyway
+/// and saves a round trip by reading the session in the same call.
+pub struct Lookup {
+    tenant: TenantId,
+    hash: TokenHash,
+    idle: i64,
+    now: UnixTime,
+}
+
+impl Lookup {
+    /// `None` when the request carries no session cookie for `tenant`.
+    pub fn of(app: &App, tenant: &TenantId, headers: &HeaderMap) -> Option<Lookup> {
+        let value = cookies::read(headers, &jar(app).session_name(tenant))?;
+        Some(Lookup {
+            tenant: tenant.clone(),
+            hash: TokenHash::of(&value),
+            idle: app.config.session.idle_timeout,
+            now: app.now(),
+        })
+    }
+
+    pub fn run(&self, c: &mut crate::store::Conn) -> Result<Option<Session>, StoreError> {
+        sessions::touch(c, &self.tenant, &self.hash, self.idle, self.now)
+    }
 }
 
 /// Starts a new session for `signed_in`, with a new cookie value (the caller ends the browser's

@@ -154,24 +154,34 @@ async fn proceed(
     );
     let until = crate::clock::UnixTime(req.issue_instant.timestamp())
         .plus(request::MAX_AGE + request::CLOCK_SKEW);
-    let fresh = app
+    // The browser's session is read in the same store call: one round trip per request.
+    let lookup = session::Lookup::of(app, tenant.id(), headers);
+    let (fresh, session) = app
         .store
-        .run(move |c| jtis::remember(c, &t, &issuer, &id, until))
+        .run(move |c| {
+            let fresh = jtis::remember(c, &t, &issuer, &id, until)?;
+            let session = match (&lookup, fresh) {
+                (Some(l), true) => l.run(c)?,
+                _ => None,
+            };
+            Ok((fresh, session))
+        })
         .await?;
     if !fresh {
         return Err(refused(&RequestError::Replayed));
     }
-    sign_in(app, tenant, headers, &accepted, sp).await
+    sign_in(app, tenant, headers, &accepted, sp, session).await
 }
 
-/// Answers `accepted` from a session that satisfies it, or sends the user to the sign-in page
-/// (or, for a passive request, tells the SP no one is signed in).
+/// Answers `accepted` from the browser's `session` if it satisfies it, or sends the user to the
+/// sign-in page (or, for a passive request, tells the SP no one is signed in).
 async fn sign_in(
     app: &App,
     tenant: &TenantCtx,
     headers: &HeaderMap,
     accepted: &Accepted,
     sp: &ServiceProvider,
+    session: Option<Session>,
 ) -> Result<Response, PageError> {
     let now = app.now();
     if let Some(why) = flow::tenant_refusal(&tenant.tenant, now) {
@@ -186,7 +196,7 @@ async fn sign_in(
         );
     }
     let needs = requirements(accepted, sp);
-    match session::current(app, tenant.id(), headers).await? {
+    match session {
         Some(s) if session_satisfies(&needs, &s, now) => {
             answer(app, tenant, headers, accepted, sp, &s).await
         }
@@ -250,7 +260,8 @@ pub async fn launch(
         is_passive: false,
         requested_classes: Vec::new(),
     };
-    sign_in(&app, &tenant, &headers, &accepted, &sp).await
+    let session = session::current(&app, tenant.id(), &headers).await?;
+    sign_in(&app, &tenant, &headers, &accepted, &sp, session).await
 }
 
 fn requirements(accepted: &Accepted, sp: &ServiceProvider) -> Requirements {
