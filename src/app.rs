@@ -32,8 +32,8 @@ pub const CACHE_TTL_SECS: i64 = 10;
 pub enum Document {
     /// OpenID Connect Discovery.
     Discovery,
-    /// The SAML IdP metadata.
-    SamlMetadata,
+    /// The SAML IdP metadata, signed or not (the tenant's `saml_sign_metadata`).
+    SamlMetadata { signed: bool },
 }
 
 #[derive(Clone)]

@@ -173,7 +173,11 @@ impl El {
                     El::new("ds:X509Certificate", DS).text(STANDARD.encode(&key.certificate)),
                 ),
             ));
-        let at = 1.min(self.children.len());
+        // After the Issuer in a SAML message or assertion (Core §3.2.1, §2.3.3); first in
+        // metadata, which has none (Metadata §2.3.2).
+        let after_issuer =
+            matches!(self.children.first(), Some(Node::El(e)) if e.name.ends_with(":Issuer"));
+        let at = usize::from(after_issuer);
         self.children.insert(at, Node::El(signature));
         Ok(self)
     }

@@ -60,6 +60,26 @@ both_backends!(
     }
 );
 
+both_backends!(a_tenant_can_have_its_metadata_signed, |db| {
+    let t = TestApp::new(db).await;
+    t.import(
+        "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\nsettings = { saml_sign_metadata = true }\n",
+    )
+    .await;
+    let xml = t.get("/t/acme/saml/metadata").await.text();
+    assert!(xml.contains("<ds:Signature"), "{xml}");
+    assert!(xml.contains("validUntil="), "{xml}");
+    // It verifies against the signing certificate it publishes (xmlsec, through samael).
+    let signing = STANDARD.encode(&certificates(&xml)[0]);
+    let covered = sesame::saml::signature::verify_post(&xml, &[signing]).unwrap();
+    assert!(covered.contains("SingleSignOnService"));
+    let parsed: EntityDescriptor = xml.parse().unwrap();
+    assert!(parsed.idp_sso_descriptors.is_some());
+    // Other tenants' metadata stays unsigned.
+    let plain = t.get("/t/default/saml/metadata").await.text();
+    assert!(!plain.contains("Signature"));
+});
+
 #[tokio::test]
 async fn a_saml_rotation_signs_with_the_published_next_certificate() {
     let t = TestApp::new(TestDb::sqlite()).await;
