@@ -76,6 +76,7 @@ fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
             binding: e.binding.clone(),
             index: u32::try_from(e.index).ok(),
             is_default: e.is_default.unwrap_or(false),
+            response_url: None,
         })
         .collect();
     let slos = sp.single_logout_services.as_deref().unwrap_or_default();
@@ -87,6 +88,7 @@ fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
                 binding: e.binding.clone(),
                 index: None,
                 is_default: false,
+                response_url: e.response_location.clone().filter(|r| *r != e.location),
             })
     });
     let mut signing = Vec::new();
@@ -183,6 +185,7 @@ pub fn build(
                 binding: BINDING_POST.into(),
                 index: u32::try_from(i).ok(),
                 is_default: i == 0,
+                response_url: None,
             })
             .collect();
     }
@@ -192,6 +195,7 @@ pub fn build(
             binding: BINDING_REDIRECT.into(),
             index: None,
             is_default: false,
+            response_url: None,
         });
     }
     if let Some(c) = &fields.signing_certificate {
@@ -301,13 +305,15 @@ pub fn check(sp: &ServiceProvider) -> Result<(), RegistryError> {
              by HTTP-POST, so the SP must offer one",
         ));
     }
-    for e in s.acs.iter().chain(s.slo.iter()) {
-        crate::oidc::redirect::check_registrable(&e.url)
+    let response_urls = s.slo.iter().filter_map(|e| e.response_url.as_ref());
+    let urls = s.acs.iter().chain(s.slo.iter()).map(|e| &e.url);
+    for url in urls.chain(response_urls) {
+        crate::oidc::redirect::check_registrable(url)
             .and_then(|()| {
-                if e.url.starts_with("https://") || e.url.starts_with("http://") {
+                if url.starts_with("https://") || url.starts_with("http://") {
                     Ok(())
                 } else {
-                    Err(format!("'{}' is not an http(s) URL", e.url))
+                    Err(format!("'{url}' is not an http(s) URL"))
                 }
             })
             .map_err(|e| invalid(format!("SP endpoint: {e}")))?;
@@ -360,7 +366,7 @@ mod tests {
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://marketing.example.com/saml">
   <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="false" WantAssertionsSigned="true">
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://marketing.example.com/saml/slo-post"/>
-    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://marketing.example.com/saml/slo"/>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://marketing.example.com/saml/slo" ResponseLocation="https://marketing.example.com/saml/slo/done"/>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="https://marketing.example.com/saml/art" index="0"/>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://marketing.example.com/saml/acs" index="1" isDefault="true"/>
@@ -378,13 +384,19 @@ mod tests {
                 binding: BINDING_POST.into(),
                 index: Some(1),
                 is_default: true,
+                response_url: None,
             }],
             "only HTTP-POST consumers: Sesame answers by POST"
         );
+        let slo = s.slo.unwrap();
         assert_eq!(
-            s.slo.unwrap().url,
-            "https://marketing.example.com/saml/slo",
+            slo.url, "https://marketing.example.com/saml/slo",
             "Redirect preferred for logout"
+        );
+        assert_eq!(
+            slo.for_responses().url,
+            "https://marketing.example.com/saml/slo/done",
+            "LogoutResponses go to the ResponseLocation"
         );
         assert_eq!(s.name_id, NameIdSource::Persistent);
         assert!(!s.want_requests_signed);

@@ -423,12 +423,13 @@ async fn finish_walk(
         return finish_walk_without_sp(app, tenant, headers, finish);
     };
     let idp = super::metadata::entity_id(&tenant.issuer);
-    let message = logout::response(&idp, &slo.url, request_id, status, app.now());
+    let to = slo.for_responses();
+    let message = logout::response(&idp, &to.url, request_id, status, app.now());
     send(
         app,
         tenant,
         headers,
-        slo,
+        &to,
         "SAMLResponse",
         message,
         relay_state.as_deref(),

@@ -21,6 +21,24 @@ pub struct Endpoint {
     pub index: Option<u32>,
     #[serde(default)]
     pub is_default: bool,
+    /// An SLO endpoint's `ResponseLocation`: where LogoutResponses go when it differs from where
+    /// requests go (Metadata §2.2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_url: Option<String>,
+}
+
+impl Endpoint {
+    /// The endpoint that takes responses: `response_url` when the SP named one.
+    pub fn for_responses(&self) -> Endpoint {
+        Endpoint {
+            url: self
+                .response_url
+                .clone()
+                .unwrap_or_else(|| self.url.clone()),
+            response_url: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// Where the NameID's value comes from.

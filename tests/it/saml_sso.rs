@@ -44,6 +44,7 @@ async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings, &str)) -> Ma
             binding: sesame::saml::BINDING_POST.into(),
             index: Some(0),
             is_default: true,
+            response_url: None,
         }],
         signing_certificates: vec![STANDARD.encode(&cert)],
         name_id: NameIdSource::Email,
@@ -588,12 +589,14 @@ fn redirected(location: &str, field: &str) -> (String, std::collections::HashMap
 #[tokio::test]
 async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let b = Browser::new(TestDb::sqlite()).await;
+    // Marketing takes LogoutResponses at an endpoint of their own (ResponseLocation).
     let slo = |s: &mut SpSettings| {
         s.slo = Some(Endpoint {
             url: "https://marketing.acme.test/slo".into(),
             binding: sesame::saml::BINDING_REDIRECT.into(),
             index: None,
             is_default: false,
+            response_url: Some("https://marketing.acme.test/slo/done".into()),
         });
     };
     let m = marketing(&b, |s, _| slo(s)).await;
@@ -603,8 +606,14 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let q = logout_query(SP_ENTITY, "bob@acme.test", &index, &m.key, "rs");
     let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let (xml, _) = redirected(r.headers()["location"].to_str().unwrap(), "SAMLResponse");
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("https://marketing.acme.test/slo/done?SAMLResponse="));
+    let (xml, _) = redirected(location, "SAMLResponse");
     assert!(xml.contains("status:RequestDenied"), "{xml}");
+    assert!(
+        xml.contains(r#"Destination="https://marketing.acme.test/slo/done""#),
+        "{xml}"
+    );
     let again = m.request();
     let r = b
         .get(&format!("{SSO}?{}", Marketing::redirect_query(&again, "")))
@@ -622,12 +631,14 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
                 binding: sesame::saml::BINDING_POST.into(),
                 index: Some(0),
                 is_default: true,
+                response_url: None,
             }],
             slo: Some(Endpoint {
                 url: "https://crm.acme.test/slo".into(),
                 binding: sesame::saml::BINDING_REDIRECT.into(),
                 index: None,
                 is_default: false,
+                response_url: None,
             }),
             ..SpSettings::default()
         },
@@ -693,7 +704,7 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let r = b.get(&answer(&ours.id)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with("https://marketing.acme.test/slo?SAMLResponse="));
+    assert!(location.starts_with("https://marketing.acme.test/slo/done?SAMLResponse="));
     let (xml, params) = redirected(&location, "SAMLResponse");
     assert!(xml.contains("status:Success"), "{xml}");
     assert_eq!(params["RelayState"], "rs-out");
@@ -720,6 +731,7 @@ async fn signing_out_of_sesame_reaches_the_saml_sps_of_the_session() {
             binding: sesame::saml::BINDING_REDIRECT.into(),
             index: None,
             is_default: false,
+            response_url: None,
         });
     })
     .await;
@@ -899,6 +911,7 @@ async fn a_logout_request_to_a_post_endpoint_carries_an_enveloped_signature() {
             binding: sesame::saml::BINDING_POST.into(),
             index: None,
             is_default: false,
+            response_url: None,
         });
     })
     .await;
