@@ -40,14 +40,20 @@ echo "== release binary: $(( $(stat -c %s "$bin") / 1024 / 1024 )) MiB"
 
 issuer="http://127.0.0.1:$port/t/bench"
 jwks_bytes="$(curl -s "$issuer/jwks" | wc -c)"
+discovery_bytes="$(curl -s "$issuer/.well-known/openid-configuration" | wc -c)"
+discovery_port="$(free_port)"
 taskset -c 0 "$load" hello "$sized_port" "$jwks_bytes" &
 sized=$!
-trap 'kill $pid $hello $sized 2>/dev/null; wait $pid $hello $sized 2>/dev/null; rm -rf "$data"' EXIT
+taskset -c 0 "$load" hello "$discovery_port" "$discovery_bytes" &
+sized2=$!
+trap 'kill $pid $hello $sized $sized2 2>/dev/null; wait $pid $hello $sized $sized2 2>/dev/null; rm -rf "$data"' EXIT
 sleep 0.5
 echo "== GET / on a bare axum route answering 5 bytes (the HTTP ceiling of this machine and core)"
 wrk_on "http://127.0.0.1:$hello_port/"
 echo "== GET / on a bare axum route answering as many bytes as the JWKS ($jwks_bytes)"
 wrk_on "http://127.0.0.1:$sized_port/"
+echo "== GET / on a bare axum route answering as many bytes as the discovery document ($discovery_bytes)"
+wrk_on "http://127.0.0.1:$discovery_port/"
 for path in /.well-known/openid-configuration /jwks /saml/metadata; do
   echo "== GET $path"
   wrk_on "$issuer$path"
