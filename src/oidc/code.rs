@@ -10,6 +10,7 @@
 //!
 //! Either way the grant names the refresh-token family its redemption starts, so a replayed code
 //! can revoke what the first redemption issued (§4.1.2, RFC 9700 §4.2.4).
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
