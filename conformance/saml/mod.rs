@@ -50,6 +50,13 @@ impl PySp {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (ok, out, err) = self.outcome(args, stdin);
+        assert!(ok, "sp.py {args:?} failed: {err}");
+        out
+    }
+
+    /// Whether `sp.py args` succeeded, with what it printed and its errors.
+    fn outcome(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/saml/sp.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -68,12 +75,11 @@ impl PySp {
             .write_all(stdin.unwrap_or_default().as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(
+        (
             out.status.success(),
-            "sp.py {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     }
 
     fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
@@ -303,5 +309,44 @@ async fn pysaml2_accepts_sso_over_the_redirect_and_post_bindings() {
     assert!(
         !refused.success(),
         "a Response to another request must not be accepted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_verifies_the_signed_metadata() {
+    let Some(sp) = PySp::new() else {
+        return;
+    };
+    let db = Database::sqlite();
+    let signed = tenant("http://127.0.0.1:3999/callback").replace(
+        "display_name = \"Acme\"\n",
+        "display_name = \"Acme\"\nsettings = { saml_sign_metadata = true }\n",
+    );
+    assert!(signed.contains("saml_sign_metadata"));
+    let sesame = Sesame::start(&db, MASTER_KEY, Some(&signed)).await;
+    let url = format!("{}/saml/metadata", sesame.issuer("acme"));
+    let xml = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    // The signing certificate, as the SP would have been given it beforehand.
+    let b64 = xml
+        .split("<ds:X509Certificate>")
+        .nth(1)
+        .and_then(|rest| rest.split("</ds:X509Certificate>").next())
+        .unwrap();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+    let pem = openssl::x509::X509::from_der(&der)
+        .unwrap()
+        .to_pem()
+        .unwrap();
+    let idp_cert = sp.dir.path().join("idp-cert.pem");
+    std::fs::write(&idp_cert, pem).unwrap();
+    let out = sp.run(&["check-metadata", &url, idp_cert.to_str().unwrap()], None);
+    assert!(out.contains(&url), "pysaml2 loaded the IdP: {out}");
+    // Checked against another certificate (the SP's own), the signature fails.
+    let other = sp.dir.path().join("cert.pem");
+    let (ok, _, err) = sp.outcome(&["check-metadata", &url, other.to_str().unwrap()], None);
+    assert!(!ok, "a signature by another key must not verify");
+    assert!(
+        err.contains("SignatureError") || err.contains("signature"),
+        "{err}"
     );
 }

@@ -24,7 +24,11 @@ import sys
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
+from saml2.attribute_converter import ac_factory
+from saml2.httpbase import HTTPBase
+from saml2.mdstore import MetaDataExtern
 from saml2.metadata import entity_descriptor
+from saml2.sigver import security_context
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
@@ -71,6 +75,17 @@ def main():
     conf = config(unsolicited=cmd == "accept-unsolicited")
     if cmd == "metadata":
         print(str(entity_descriptor(conf)))
+        return
+    if cmd == "check-metadata":
+        # The IdP's metadata fetched from its URL and, being signed, verified against the
+        # certificate given (pysaml2's remote metadata, unmodified).
+        md = MetaDataExtern(
+            ac_factory(), sys.argv[2], security_context(conf), cert=sys.argv[3], http=HTTPBase()
+        )
+        md.load()
+        if not md.signed():
+            sys.exit("the metadata is not signed")
+        print(json.dumps(sorted(e for e, d in md.items() if "idpsso_descriptor" in d)))
         return
     client = Saml2Client(config=conf)
     if cmd in ("redirect", "post"):
