@@ -298,6 +298,9 @@ pub enum SpCommand {
         /// Assertion encryption: aes256-gcm (default), aes128-gcm or aes128-cbc.
         #[arg(long)]
         encryption: Option<String>,
+        /// How long an assertion is valid, in seconds (30 to 3600; default 300).
+        #[arg(long)]
+        assertion_lifetime: Option<i64>,
     },
     /// List service providers.
     List {

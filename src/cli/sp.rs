@@ -35,6 +35,7 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
             idp_initiated,
             sign,
             encryption,
+            assertion_lifetime,
         } => {
             let tid = tenant_of(store, &tenant)?;
             let read = |path: &std::path::Path| {
@@ -66,7 +67,7 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
                 idp_initiated,
                 sign,
                 encryption,
-                assertion_lifetime: None,
+                assertion_lifetime,
             };
             let sp = registry::build(&id, name.as_deref(), app.as_deref(), &fields)
                 .map_err(|e| anyhow!("{e}"))?;
@@ -98,12 +99,16 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
         SpCommand::List { tenant } => {
             let tid = tenant_of(store, &tenant)?;
             println!(
-                "{:<20} {:<12} {:<10} {:<9} ENTITY ID",
-                "ID", "APP", "NAME ID", "SIGNED RQ"
+                "{:<20} {:<12} {:<10} {:<9} {:<9} ENTITY ID",
+                "ID", "APP", "NAME ID", "SIGNED RQ", "LIFETIME"
             );
             for sp in store.run_blocking(|c| sps::list(c, &tid))? {
+                let lifetime = sp
+                    .settings
+                    .assertion_lifetime
+                    .unwrap_or(crate::saml::sso::DEFAULT_ASSERTION_LIFETIME);
                 println!(
-                    "{:<20} {:<12} {:<10} {:<9} {}",
+                    "{:<20} {:<12} {:<10} {:<9} {:<9} {}",
                     sp.id,
                     sp.app_id.as_deref().unwrap_or("-"),
                     sp.settings.name_id.as_str(),
@@ -112,6 +117,7 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
                     } else {
                         "-"
                     },
+                    format!("{lifetime}s"),
                     sp.entity_id
                 );
             }

@@ -252,9 +252,35 @@ fn service_providers_are_registered_from_metadata_or_fields_and_removed() {
         list.contains("marketing")
             && list.contains("persistent")
             && list.contains("required")
+            && list.contains("300s")
             && list.contains("https://marketing.example.com/saml"),
         "{list}"
     );
+    // The assertion lifetime is the registration's to choose, within bounds.
+    let err = e.fails(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "marketing",
+        "--metadata",
+        file,
+        "--assertion-lifetime",
+        "5",
+    ]);
+    assert!(err.contains("30 to 3600 seconds"), "{err}");
+    e.ok(&[
+        "sp",
+        "add",
+        "-t",
+        "acme",
+        "marketing",
+        "--metadata",
+        file,
+        "--assertion-lifetime",
+        "600",
+    ]);
+    assert!(e.ok(&["sp", "list", "-t", "acme"]).contains("600s"));
     // Fields override the metadata; saving again replaces the registration.
     e.ok(&[
         "sp",
