@@ -50,10 +50,9 @@ pub async fn by_path(
     let raw = params
         .iter()
         .find(|(k, _)| *k == "tenant")
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default();
-    let Some(id) = TenantId::parse(&raw) else {
-        return PageError::UnknownTenant(printable(&raw)).into_response();
+        .map_or("", |(_, v)| v);
+    let Some(id) = TenantId::parse(raw) else {
+        return PageError::UnknownTenant(printable(raw)).into_response();
     };
     match app.tenant(&id).await {
         Ok(Some(tenant)) => {
@@ -61,7 +60,7 @@ pub async fn by_path(
             req.extensions_mut().insert(TenantCtx { tenant, issuer });
             next.run(req).await
         }
-        Ok(None) => PageError::UnknownTenant(raw).into_response(),
+        Ok(None) => PageError::UnknownTenant(id.to_string()).into_response(),
         Err(e) => PageError::from(e).into_response(),
     }
 }

@@ -95,6 +95,8 @@ fn security_headers(https: bool, response: &mut Response) {
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"text/html"));
     let headers = response.headers_mut();
+    // Room for these and the request id at once, rather than growing the map as they go in.
+    headers.reserve(7);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
