@@ -5,10 +5,10 @@
 
 use fantoccini::{Client, Locator};
 
-use crate::chromium::{chromium, driver, type_sign_in};
-use crate::oidc::{MASTER_KEY, SECRET, tenant};
+use crate::chromium::{chromium, driver, serve, start_crm, type_sign_in};
+use crate::marketing;
+use crate::oidc::{MASTER_KEY, tenant};
 use crate::support::{Database, PASSWORD, Sesame, free_port};
-use crate::{crm, marketing};
 
 /// The CRM's tenant plus the marketing app, its role, and its SP registration (as
 /// `examples/demo.toml` has them).
@@ -46,15 +46,6 @@ attributes = {{ mail = "email", displayName = "display_name", {roles} = "roles" 
     )
 }
 
-async fn serve(router: axum::Router, port: u16) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-}
-
 async fn click(c: &Client, id: &str) {
     c.find(Locator::Id(id))
         .await
@@ -88,15 +79,7 @@ async fn one_sign_in_serves_the_oidc_crm_and_the_saml_marketing_app() {
         )),
     )
     .await;
-    let crm_app = crm::router(crm::CrmConfig {
-        issuer: sesame.issuer("acme"),
-        client_id: "crm-web".into(),
-        client_secret: SECRET.into(),
-        base_url: crm_base.clone(),
-    })
-    .await
-    .unwrap();
-    serve(crm_app, crm_port).await;
+    start_crm(&sesame, crm_port).await;
     let marketing_app = marketing::router(marketing::MarketingConfig {
         idp_metadata_url: format!("{}/saml/metadata", sesame.issuer("acme")),
         base_url: marketing_base.clone(),

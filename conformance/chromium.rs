@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 
-use crate::support::free_port;
+use crate::crm;
+use crate::oidc::SECRET;
+use crate::support::{Sesame, free_port};
 
 /// chromedriver on a free port, stopped when dropped.
 pub struct Driver {
@@ -93,4 +95,27 @@ pub async fn type_sign_in(c: &fantoccini::Client, account: &str, password: &str)
     for button in [Locator::Css("input[name=agree]"), Locator::Id("sign-in")] {
         c.find(button).await.unwrap().click().await.unwrap();
     }
+}
+
+/// Serves `router` on `port` of the loopback interface for the rest of the test.
+pub async fn serve(router: axum::Router, port: u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+}
+
+/// The example CRM (client `crm-web` of tenant `acme`) on `port`, signing in through `sesame`.
+pub async fn start_crm(sesame: &Sesame, port: u16) {
+    let app = crm::router(crm::CrmConfig {
+        issuer: sesame.issuer("acme"),
+        client_id: "crm-web".into(),
+        client_secret: SECRET.into(),
+        base_url: format!("http://127.0.0.1:{port}"),
+    })
+    .await
+    .unwrap();
+    serve(app, port).await;
 }

@@ -17,9 +17,8 @@ use sesame::crypto::master::MasterKey;
 use sesame::crypto::secret::DigestKey;
 use sesame::flow::captcha;
 
-use super::{MASTER_KEY, SECRET, tenant};
-use crate::chromium::{Driver, chromium, driver, type_sign_in};
-use crate::crm;
+use super::{MASTER_KEY, tenant};
+use crate::chromium::{Driver, chromium, driver, start_crm, type_sign_in};
 use crate::support::{Database, PASSWORD, Sesame, enc, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,20 +37,7 @@ async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
         Some(&tenant(&format!("{crm_base}/callback"))),
     )
     .await;
-    let app = crm::router(crm::CrmConfig {
-        issuer: sesame.issuer("acme"),
-        client_id: "crm-web".into(),
-        client_secret: SECRET.into(),
-        base_url: crm_base.clone(),
-    })
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", crm_port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    start_crm(&sesame, crm_port).await;
 
     let (c, _profile) = chromium(&driver).await;
     c.goto(&crm_base).await.unwrap();

@@ -109,10 +109,7 @@ pub async fn issue(app: &App, tenant: &TenantId, grant: &CodeGrant) -> Result<St
     let now = app.now();
     let expires_at = now.plus(app.config.tokens.authorization_code_lifetime);
     let sealed = seal(&app.code_seal, tenant, grant, expires_at);
-    let stored = match &sealed {
-        Some(_) => None,
-        None => Some(random_token(32)),
-    };
+    let stored = sealed.is_none().then(|| random_token(32));
     let (sid, client_id) = (grant.sid.clone(), grant.client_id.clone());
     // A client signing in again through the same session is already on record: skip the write.
     let record = (tenant.clone(), sid.clone(), client_id.clone());
