@@ -1,6 +1,7 @@
 //! The application state every handler reaches through axum's `State`: configuration, store,
 //! clock, key material and the per-node caches that keep the hot paths free of queries.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, RwLock};
@@ -21,6 +22,7 @@ use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError, apps, clients, keys as key_store, tenants};
 use crate::telemetry::Metrics;
 use crate::tenant::TenantId;
+use crate::tenant::resolve::TenantCtx;
 use crate::web::Templates;
 
 /// How long a node trusts its cached tenants and keys. Changes made on this node invalidate at
@@ -70,13 +72,14 @@ pub struct Inner {
     dummy_password_hash: tokio::sync::OnceCell<String>,
     /// Outgoing HTTP (back-channel logout, client JWKS): short timeouts, no redirects followed.
     pub http: reqwest::Client,
-    tenants_by_id: TtlCache<TenantId, Option<Arc<Tenant>>>,
+    /// Tenants with their issuer as reached by path, so routing a request builds no string.
+    tenants_by_id: TtlCache<TenantId, Option<TenantCtx>>,
     /// All tenant hosts in one map, so probing random Host headers costs no query.
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
     keyrings: TtlCache<TenantId, Arc<Keyring>>,
     clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
     /// Documents built from the keyring (discovery, SAML metadata) by issuer, serialized once.
-    documents: TtlCache<(String, Document), bytes::Bytes>,
+    documents: TtlCache<(Arc<str>, Document), bytes::Bytes>,
     /// Users as protocols see them (account, department path, roles), by (tenant, user id), so
     /// UserInfo, refresh grants and single sign-on cost no query for a user seen recently.
     subjects: TtlCache<(TenantId, String), Option<Arc<Subject>>>,
@@ -255,6 +258,11 @@ impl App {
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
+        Ok(self.tenant_at_path(id).await?.map(|ctx| ctx.tenant))
+    }
+
+    /// The tenant reached at `/t/{id}`, with that issuer.
+    pub async fn tenant_at_path(&self, id: &TenantId) -> Result<Option<TenantCtx>, StoreError> {
         let now = self.now();
         if let Some(hit) = self.tenants_by_id.get(id, now) {
             return Ok(hit);
@@ -264,9 +272,18 @@ impl App {
             .store
             .run(move |c| tenants::find(c, &key))
             .await?
-            .map(Arc::new);
+            .map(|tenant| TenantCtx {
+                issuer: self.issuer(&tenant.id).into(),
+                tenant: Arc::new(tenant),
+            });
         self.tenants_by_id.put(id.clone(), found.clone(), now);
         Ok(found)
+    }
+
+    /// [`App::tenant_at_path`] from the cache alone, by the slug as written: `None` when the cache
+    /// does not know it, so the router resolves a known tenant without awaiting anything.
+    pub fn cached_tenant_at_path(&self, slug: &str) -> Option<Option<TenantCtx>> {
+        self.tenants_by_id.get(slug, self.now())
     }
 
     pub async fn tenant_by_host(&self, host: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
@@ -307,12 +324,12 @@ impl App {
     pub async fn document(
         &self,
         tenant: &TenantId,
-        issuer: &str,
+        issuer: &Arc<str>,
         which: Document,
         build: impl FnOnce(&Keyring) -> bytes::Bytes,
     ) -> Result<bytes::Bytes, KeyError> {
         let now = self.now();
-        let key = (issuer.to_string(), which);
+        let key = (issuer.clone(), which);
         if let Some(hit) = self.documents.get(&key, now) {
             return Ok(hit);
         }
@@ -402,7 +419,11 @@ impl<K, V> Default for TtlCache<K, V> {
 const CACHE_MAX_ENTRIES: usize = 10_000;
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    pub(crate) fn get(&self, key: &K, now: UnixTime) -> Option<V> {
+    pub(crate) fn get<Q>(&self, key: &Q, now: UnixTime) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.read().ok()?;
         let (value, at) = entries.get(key)?;
         (now.0 - at.0 < CACHE_TTL_SECS && now.0 >= at.0).then(|| value.clone())

@@ -544,9 +544,20 @@ impl Config {
                 "use at least 1024 (default 65536)",
             ));
         }
+        // Request extractors stop at 2 MiB whatever this says; a larger setting would lie.
+        if self.http.max_body_bytes > MAX_BODY_LIMIT {
+            return Err(ConfigError::new(
+                "http.max_body_bytes",
+                "is above 2097152 (2 MiB)",
+                "use at most 2097152 (default 65536)",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The largest `http.max_body_bytes`: axum's extractors' own bound.
+const MAX_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// `database_url` → `database.url`: the first `_` after a section name separates section and key.
 fn env_key_to_path(key: &str) -> String {
@@ -704,6 +715,18 @@ mod tests {
         assert_eq!(e.key, "database.url");
         let e = Config::load_from(None, env(&[("SESAME_LISTEN", "localhost")])).unwrap_err();
         assert_eq!(e.key, "listen");
+    }
+
+    #[test]
+    fn body_limit_is_bounded_both_ways() {
+        for bad in ["100", "4194304"] {
+            let e =
+                Config::load_from(None, env(&[("SESAME_HTTP_MAX_BODY_BYTES", bad)])).unwrap_err();
+            assert_eq!(e.key, "http.max_body_bytes", "{bad}");
+        }
+        let ok =
+            Config::load_from(None, env(&[("SESAME_HTTP_MAX_BODY_BYTES", "2097152")])).unwrap();
+        assert_eq!(ok.http.max_body_bytes, 2097152);
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! Serving the router over HTTP or HTTPS (rustls) with graceful shutdown: on SIGTERM or SIGINT
 //! the listener closes and in-flight requests get `http.shutdown_grace_secs` to finish.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
+use axum::ServiceExt;
+use axum::extract::Request;
+use axum::response::Response;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use tower::Service;
 
 /// Loads the PEM certificate chain and key; errors name the config key.
 pub async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
@@ -24,14 +28,23 @@ pub async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig>
     })
 }
 
-/// Serves until `shutdown` completes, then drains for at most `grace`.
-pub async fn run(
+/// Serves `service` (the router, see `router::build`) until `shutdown` completes, then drains for
+/// at most `grace`.
+pub async fn run<S>(
     listener: std::net::TcpListener,
-    router: Router,
+    service: S,
     tls: Option<RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    S: Service<Request<hyper::body::Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
     listener.set_nonblocking(true)?;
     let handle: Handle<SocketAddr> = Handle::new();
     let on_signal = handle.clone();
@@ -43,7 +56,7 @@ pub async fn run(
         );
         on_signal.graceful_shutdown(Some(grace));
     });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let service = service.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(config) => {
             axum_server::from_tcp_rustls(listener, config)?

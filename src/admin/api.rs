@@ -121,8 +121,8 @@ async fn authenticate(
         .ok_or(ApiError::Unauthenticated)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let for_us = match claims.get("aud") {
-        Some(Value::String(a)) => *a == tenant.issuer,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&tenant.issuer)),
+        Some(Value::String(a)) => **a == *tenant.issuer,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&*tenant.issuer)),
         _ => false,
     };
     let live = claims

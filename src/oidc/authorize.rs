@@ -143,7 +143,7 @@ async fn hinted_subject(
     Ok(ring.verify(hint, "JWT").and_then(|claims| {
         let iss = claims.get("iss").and_then(serde_json::Value::as_str);
         let sub = claims.get("sub").and_then(serde_json::Value::as_str);
-        (iss == Some(tenant.issuer.as_str()))
+        (iss == Some(&*tenant.issuer))
             .then(|| sub.map(str::to_string))
             .flatten()
     }))

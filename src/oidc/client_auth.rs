@@ -193,7 +193,7 @@ async fn check(
             let keys = assertion::client_keys(app, tenant.id(), &client).await?;
             let audiences = vec![
                 format!("{}/{endpoint}", tenant.issuer),
-                tenant.issuer.clone(),
+                tenant.issuer.to_string(),
             ];
             let verified = assertion::verify(jwt, &keys, client_id, &audiences, app.now())
                 .ok_or(fail.clone())?;

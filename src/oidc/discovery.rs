@@ -4,8 +4,7 @@
 //! The document lists only what this server does; a capability joins it with its code.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::reply::ResponseMode;
@@ -13,6 +12,7 @@ use super::request::USER_SCOPES;
 use crate::app::{App, Document};
 use crate::crypto::keys::Alg;
 use crate::tenant::resolve::TenantCtx;
+use crate::web;
 use crate::web::error::PageError;
 
 /// Relying parties re-fetch at most this often. A rotation publishes the next key a full
@@ -72,41 +72,21 @@ pub async fn configuration(
             bytes::Bytes::from(metadata(&issuer, &ring.algorithms()).to_string())
         })
         .await?;
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(DISCOVERY_MAX_AGE),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    Ok(response)
+    Ok(web::public_document(
+        body,
+        "application/json",
+        DISCOVERY_MAX_AGE,
+    ))
 }
 
 /// `GET /t/{tenant}/jwks`
 pub async fn jwks(State(app): State<App>, tenant: TenantCtx) -> Result<Response, PageError> {
     let ring = app.keyring(tenant.id()).await?;
-    let mut response = ring.jwks_json().into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jwk-set+json"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(JWKS_MAX_AGE),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    Ok(response)
+    Ok(web::public_document(
+        ring.jwks_json(),
+        "application/jwk-set+json",
+        JWKS_MAX_AGE,
+    ))
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ async fn access_token_claims(
     let Some(mut claims) = ring.verify(token, access_token::TYP) else {
         return Ok(None);
     };
-    let live = claims.get("iss").and_then(Value::as_str) == Some(tenant.issuer.as_str())
+    let live = claims.get("iss").and_then(Value::as_str) == Some(&*tenant.issuer)
         && claims
             .get("exp")
             .and_then(Value::as_i64)
@@ -114,7 +114,7 @@ async fn refresh_token_claims(
     m.insert("client_id".into(), json!(grant.client_id));
     m.insert("scope".into(), json!(grant.scope));
     m.insert("exp".into(), json!(grant.expires_at.0));
-    m.insert("iss".into(), json!(tenant.issuer));
+    m.insert("iss".into(), json!(&*tenant.issuer));
     if let Some(sub) = grant.user_id {
         m.insert("sub".into(), json!(sub));
     }

@@ -153,11 +153,11 @@ pub async fn userinfo(
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     // A token minted for another resource (RFC 8707) is that resource's, not UserInfo's.
     let for_userinfo = match claims.get("aud") {
-        Some(Value::String(a)) => *a == tenant.issuer,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&tenant.issuer)),
+        Some(Value::String(a)) => **a == *tenant.issuer,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&*tenant.issuer)),
         _ => false,
     };
-    let live = text("iss") == Some(tenant.issuer.as_str())
+    let live = text("iss") == Some(&*tenant.issuer)
         && for_userinfo
         && claims
             .get("exp")

@@ -7,8 +7,7 @@
 //! `WantAuthnRequestsSigned`; a tenant can have it signed (`saml_sign_metadata`).
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -132,14 +131,11 @@ pub async fn metadata(State(app): State<App>, tenant: TenantCtx) -> Result<Respo
             },
         )
         .await?;
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/samlmetadata+xml"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(MAX_AGE));
-    Ok(response)
+    Ok(crate::web::public_document(
+        body,
+        "application/samlmetadata+xml",
+        MAX_AGE,
+    ))
 }
 
 #[cfg(test)]

@@ -73,6 +73,22 @@ impl TenantSpec {
 }
 
 impl Tenant {
+    /// An active tenant with default settings, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> Tenant {
+        Tenant {
+            id: TenantId::parse(id).unwrap(),
+            display_name: id.to_string(),
+            status: TenantStatus::Active,
+            trial_expires_at: None,
+            hosts: Vec::new(),
+            branding: serde_json::json!({}),
+            settings: serde_json::json!({}),
+            created_at: UnixTime(0),
+            updated_at: UnixTime(0),
+        }
+    }
+
     pub fn spec(&self) -> TenantSpec {
         TenantSpec {
             display_name: self.display_name.clone(),

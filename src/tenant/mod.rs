@@ -3,6 +3,7 @@
 
 pub mod resolve;
 
+use std::borrow::Borrow;
 use std::fmt;
 
 /// A tenant's slug: 1-63 of `a-z 0-9 -`, not starting or ending with `-`, so it is safe in URLs,
@@ -28,6 +29,13 @@ impl TenantId {
     }
 
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Lets caches keyed by tenant be probed with a slug from a path, before it is copied.
+impl Borrow<str> for TenantId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

@@ -1,20 +1,28 @@
-//! What every request and response passes, in one middleware: the request id, the request's span
-//! and access-log line, error rendering, security headers and metrics.
+//! What every request and response passes, in one service: the request id, the request's span
+//! and access-log line, the body-size and time limits, error rendering, security headers and
+//! metrics.
 //!
-//! One layer, not five: each `from_fn` layer boxes a future and a service per request, and each
-//! tower-http layer adds its own future. Discovery and JWKS answer from cached bytes, so this
-//! envelope is most of what they cost beyond the kernel's TCP work.
+//! One hand-written service, not a stack of layers: each `from_fn` layer boxes a future and a
+//! service per request, and each tower-http layer adds its own future. Discovery and JWKS answer
+//! from cached bytes, so this envelope is most of what they cost beyond the kernel's TCP work.
 
-use std::time::Instant;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::body::{Body, HttpBody};
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::Limited;
+use tower::{BoxError, Service};
 use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use crate::app::App;
-use crate::i18n;
+use crate::i18n::{self, Locale};
 use crate::telemetry::{self, RouteLabel};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -28,48 +36,177 @@ const CSP: HeaderValue = HeaderValue::from_static(
      frame-ancestors 'none'; base-uri 'none'",
 );
 
-pub async fn envelope(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let request_id = match req.headers().get(&REQUEST_ID) {
-        Some(id) if acceptable(id) => id.clone(),
-        _ => {
-            let id = new_request_id();
-            req.headers_mut().insert(REQUEST_ID, id.clone());
-            id
-        }
-    };
-    let id = request_id.to_str().unwrap_or_default();
-    let method = telemetry::method_label(req.method());
-    // For an error page, should there be one: the language from the cookie and the browser.
-    let html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
-        .then(|| i18n::negotiate(&i18n::Preferences::of(req.headers())));
-    let span = tracing::info_span!("request", method, path = %req.uri().path(), request_id = %id);
-    let response = next.run(req).instrument(span.clone()).await;
+/// Wraps the router (`inner`); see the module documentation.
+#[derive(Clone)]
+pub struct Envelope<S> {
+    app: App,
+    inner: S,
+    /// A request still unanswered after this gets 408.
+    timeout: Duration,
+    /// A request whose `Content-Length` is larger gets 413 before any handler runs; a body
+    /// without one fails as it is read past this, which extractors answer with 413.
+    max_body: usize,
+}
 
-    let _entered = span.enter();
-    let mut response = super::error::render(&app, html, id, response);
-    security_headers(app.config.https(), &mut response);
-    response
-        .headers_mut()
-        .insert(REQUEST_ID, request_id.clone());
-    let route = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map_or("unmatched", |l| l.0);
-    let status = response.status().as_u16();
-    let elapsed = start.elapsed();
-    app.metrics
-        .observe(method, route, status, elapsed.as_secs_f64());
-    tracing::info!(
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "finished processing request"
-    );
-    response
+impl<S> Envelope<S> {
+    pub fn new(app: App, inner: S) -> Envelope<S> {
+        let timeout = Duration::from_secs(app.config.http.request_timeout_secs.max(1));
+        let max_body = app.config.http.max_body_bytes;
+        Envelope {
+            app,
+            inner,
+            timeout,
+            max_body,
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Envelope<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    B: HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Enveloped<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .map(|v| v.to_str().ok().and_then(|v| v.parse::<usize>().ok()));
+        // hyper holds a body to its `Content-Length`; only a body without one (chunked, or an
+        // HTTP/2 stream) needs bounding as it is read.
+        let body = match declared {
+            Some(Some(_)) => Body::new(body),
+            _ if body.is_end_stream() => Body::new(body),
+            _ => Body::new(Limited::new(body, self.max_body)),
+        };
+        let too_large = matches!(declared, Some(Some(length)) if length > self.max_body);
+        let req = Request::from_parts(parts, body);
+        let request_id = match req.headers().get(&REQUEST_ID) {
+            Some(id) if acceptable(id) => id.clone(),
+            _ => new_request_id(),
+        };
+        let method = telemetry::method_label(req.method());
+        // For an error page, should there be one: the language from the cookie and the browser.
+        let html = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+            .then(|| i18n::negotiate(&i18n::Preferences::of(req.headers())));
+        let span = tracing::info_span!(
+            "request",
+            method,
+            path = %req.uri().path(),
+            request_id = %request_id.to_str().unwrap_or_default(),
+        );
+        let stage = if too_large {
+            Stage::Refused
+        } else {
+            Stage::Running {
+                future: tokio::time::timeout_at(
+                    tokio::time::Instant::from_std(start) + self.timeout,
+                    self.inner.call(req),
+                )
+                .instrument(span.clone()),
+            }
+        };
+        Enveloped {
+            stage,
+            after: Some(After {
+                app: self.app.clone(),
+                start,
+                request_id,
+                method,
+                html,
+                span,
+            }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's answer, finished by [`After`].
+    pub struct Enveloped<F> {
+        #[pin]
+        stage: Stage<F>,
+        after: Option<After>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Running { #[pin] future: Instrumented<tokio::time::Timeout<F>> },
+        Refused,
+    }
+}
+
+impl<F> Future for Enveloped<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.stage.project() {
+            StageProj::Running { future } => match ready!(future.poll(cx)) {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_elapsed) => StatusCode::REQUEST_TIMEOUT.into_response(),
+            },
+            StageProj::Refused => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        };
+        Poll::Ready(Ok(match this.after.take() {
+            Some(after) => after.finish(response),
+            None => response,
+        }))
+    }
+}
+
+/// What the envelope keeps from the request for the response.
+struct After {
+    app: App,
+    start: Instant,
+    request_id: HeaderValue,
+    method: &'static str,
+    html: Option<Locale>,
+    span: tracing::Span,
+}
+
+impl After {
+    fn finish(self, response: Response) -> Response {
+        let _entered = self.span.enter();
+        let id = self.request_id.to_str().unwrap_or_default();
+        let mut response = super::error::render(&self.app, self.html, id, response);
+        security_headers(self.app.config.https(), &mut response);
+        response.headers_mut().insert(REQUEST_ID, self.request_id);
+        let route = response
+            .extensions()
+            .get::<RouteLabel>()
+            .map_or("unmatched", |l| l.0);
+        let status = response.status().as_u16();
+        let elapsed = self.start.elapsed();
+        self.app
+            .metrics
+            .observe(self.method, route, status, elapsed.as_secs_f64());
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "finished processing request"
+        );
+        response
+    }
 }
 
 fn acceptable(id: &HeaderValue) -> bool {

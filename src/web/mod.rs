@@ -161,6 +161,29 @@ pub fn auto_post(
     response
 }
 
+/// A public document served from cached bytes (discovery, JWKS, SAML metadata): cacheable for
+/// `cache_control`, readable from any origin. The header map is sized once for these and the
+/// envelope's security headers, so the hottest responses never grow it.
+pub fn public_document(
+    body: bytes::Bytes,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
+    let mut headers = axum::http::HeaderMap::with_capacity(12);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.headers_mut() = headers;
+    response
+}
+
 /// A page as a response with `status`, never cached (it may carry a CSRF token or a user's data),
 /// and with `form_action` added to the page's `form-action` policy when its form, or a redirect
 /// after it, ends at another origin (an app's redirect URI).

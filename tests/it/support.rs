@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use diesel::Connection;
@@ -119,7 +118,7 @@ pub fn test_config(db: &TestDb, data_dir: &std::path::Path) -> Config {
 
 pub struct TestApp {
     pub app: App,
-    pub router: Router,
+    pub router: sesame::router::Http,
     pub clock: Arc<FixedClock>,
     pub _db: TestDb,
     pub _data_dir: tempfile::TempDir,
@@ -263,7 +262,18 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub fn start(router: Router, grace: std::time::Duration) -> TestServer {
+    pub fn start<S>(router: S, grace: std::time::Duration) -> TestServer
+    where
+        S: tower::Service<
+                axum::extract::Request<hyper::body::Incoming>,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send,
+    {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

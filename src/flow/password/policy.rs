@@ -292,17 +292,7 @@ mod tests {
 
     #[test]
     fn tenants_set_classes_history_and_age() {
-        let mut tenant = Tenant {
-            id: crate::tenant::TenantId::parse("acme").unwrap(),
-            display_name: "Acme".into(),
-            status: crate::store::tenants::TenantStatus::Active,
-            trial_expires_at: None,
-            hosts: Vec::new(),
-            branding: serde_json::json!({}),
-            settings: serde_json::json!({}),
-            created_at: UnixTime(0),
-            updated_at: UnixTime(0),
-        };
+        let mut tenant = Tenant::for_tests("acme");
         tenant.settings = serde_json::json!({
             "password_min_length": 12,
             "password_min_classes": 3,
