@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -25,6 +26,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::master::MasterKey;
+use super::verified::{self, Claims, Verified};
 use super::{CryptoError, cert};
 use crate::clock::UnixTime;
 use crate::store::keys::{KeyState, NewSigningKey, StoredKey};
@@ -320,6 +322,8 @@ pub struct Keyring {
     saml_key: Option<SamlKey>,
     /// Active first, then the next, then retired ones still published.
     saml_certificates: Vec<SamlCertificate>,
+    /// Tokens verified with these keys (see `crypto::verified`).
+    verified: Verified,
 }
 
 impl Keyring {
@@ -386,13 +390,18 @@ impl Keyring {
             jwks_json: bytes::Bytes::from(json!({ "keys": &published }).to_string()),
             jwks: json!({ "keys": published }),
             verifiers,
+            verified: Verified::default(),
         })
     }
 
     /// The claims of a JWT this tenant signed with a published key, if its signature verifies and
     /// its `typ` is `typ`. The header's `alg` must be the key's own, so `alg: none` and algorithm
     /// confusion fail. Expiry and audience are the caller's to check.
-    pub fn verify(&self, token: &str, typ: &str) -> Option<Map<String, Value>> {
+    pub fn verify(&self, token: &str, typ: &str) -> Option<Claims> {
+        let memo = verified::key(token, typ);
+        if let Some(claims) = self.verified.get(&memo) {
+            return Some(claims);
+        }
         let (payload, header) = josekit::jwt::decode_with_verifier_selector(token, |header| {
             Ok(header
                 .key_id()
@@ -400,7 +409,12 @@ impl Keyring {
                 .map(|(_, v)| v.as_ref() as &dyn JwsVerifier))
         })
         .ok()?;
-        (header.token_type() == Some(typ)).then(|| payload.claims_set().clone())
+        if header.token_type() != Some(typ) {
+            return None;
+        }
+        let claims: Claims = Arc::new(payload.claims_set().clone());
+        self.verified.put(memo, claims.clone());
+        Some(claims)
     }
 
     /// The key that signs SAML messages, if the tenant has one.
@@ -694,6 +708,8 @@ mod tests {
             let mut claims = Map::new();
             claims.insert("sub".into(), json!("bob"));
             let jwt = ring.sign(alg, "at+jwt", claims).unwrap();
+            assert_eq!(ring.verify(&jwt, "at+jwt").unwrap()["sub"], "bob");
+            // Again, from the memo: the same answer, and still only for its `typ`.
             assert_eq!(ring.verify(&jwt, "at+jwt").unwrap()["sub"], "bob");
             assert!(ring.verify(&jwt, "JWT").is_none(), "typ must match");
             let mut parts: Vec<&str> = jwt.split('.').collect();

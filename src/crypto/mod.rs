@@ -7,6 +7,7 @@ pub mod keys;
 pub mod master;
 pub mod password;
 pub mod secret;
+pub mod verified;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

@@ -62,7 +62,7 @@ async fn access_token_claims(
         return Ok(None);
     }
     let ring = super::grant::keyring(app, tenant.id()).await?;
-    let Some(mut claims) = ring.verify(token, access_token::TYP) else {
+    let Some(claims) = ring.verify(token, access_token::TYP) else {
         return Ok(None);
     };
     let live = claims.get("iss").and_then(Value::as_str) == Some(&*tenant.issuer)
@@ -76,9 +76,10 @@ async fn access_token_claims(
     if !(live && concerns_caller) {
         return Ok(Some(inactive()));
     }
-    claims.insert("active".into(), json!(true));
-    claims.insert("token_type".into(), json!("Bearer"));
-    Ok(Some(claims))
+    let mut answer = std::sync::Arc::unwrap_or_clone(claims);
+    answer.insert("active".into(), json!(true));
+    answer.insert("token_type".into(), json!("Bearer"));
+    Ok(Some(answer))
 }
 
 fn audience_contains(aud: Option<&Value>, client_id: &str) -> bool {

@@ -189,7 +189,8 @@ async fn checked(
         }
         None => None,
     };
-    let client_id = named_client_id(params, hint.as_ref()).map_err(PageError::BadRequest)?;
+    let hint = hint.as_deref();
+    let client_id = named_client_id(params, hint).map_err(PageError::BadRequest)?;
     let client = match client_id {
         Some(id) if id.len() <= 128 => app.client(tenant.id(), id).await?,
         _ => None,
@@ -199,7 +200,7 @@ async fn checked(
             "The app that sent you here is not registered with this organization.".into(),
         ));
     }
-    check(params, hint.as_ref(), &tenant.issuer, client.as_deref()).map_err(PageError::BadRequest)
+    check(params, hint, &tenant.issuer, client.as_deref()).map_err(PageError::BadRequest)
 }
 
 /// The session a verified hint names: its `sid` if live and the hint's user's, else the browser's
