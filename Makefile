@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test deps build
+.PHONY: demo test deps build bench
 
 ## Run Sesame on its embedded default (SQLite, generated keys) with the demo tenant.
 demo: deps
@@ -17,3 +17,8 @@ deps:
 
 build: deps
 	cargo build --release
+
+## Load tests on one core each for server and load (docs/performance.md). Takes a few minutes.
+bench:
+	@scripts/install-deps bench
+	bench/http.sh

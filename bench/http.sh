@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
-command -v wrk >/dev/null || { echo "bench: install wrk (apt-get install -y wrk)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench: install wrk (make bench, or apt-get install -y wrk)" >&2; exit 1; }
 cargo build --release -q --bin sesame --example load
 bin=target/release/sesame
 load=target/release/examples/load
