@@ -63,6 +63,10 @@ echo "== POST /token client_credentials (ES256 access token)"
 BENCH_CLIENT_ID=bench-svc BENCH_CLIENT_SECRET=bench-svc-secret-0123456789-0123456789 \
   wrk_on -s bench/client_credentials.lua "$issuer/token"
 
+echo "== POST /token client_credentials (RS256 access token)"
+BENCH_CLIENT_ID=bench-svc-rs BENCH_CLIENT_SECRET=bench-svc-rs-secret-0123456789-0123456789 \
+  wrk_on -s bench/client_credentials.lua "$issuer/token"
+
 token="$("$load" token "$issuer")"
 echo "== GET /userinfo"
 wrk_on -H "Authorization: Bearer $token" "$issuer/userinfo"

@@ -509,6 +509,7 @@ fn client(
                 jwks_uri: None,
                 backchannel_logout_uri: None,
                 id_token_signed_response_alg: None,
+                access_token_signed_response_alg: None,
                 allowed_scopes: vec![],
                 allowed_resources: vec![],
             };

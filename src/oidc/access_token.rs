@@ -11,6 +11,16 @@ use crate::crypto::keys::Alg;
 pub const TYP: &str = "at+jwt";
 pub const DEFAULT_ALG: Alg = Alg::ES256;
 
+/// The algorithm `client`'s access tokens are signed with: its own choice, or ES256. An
+/// unparsable stored value (the import refuses one) falls back to the default.
+pub fn alg_for(client: &crate::store::clients::Client) -> Alg {
+    client
+        .access_token_alg
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_ALG)
+}
+
 #[derive(Debug, Clone)]
 pub struct AccessToken<'a> {
     pub issuer: &'a str,

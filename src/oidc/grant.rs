@@ -385,7 +385,7 @@ async fn sign_tokens(
         json!(ctx.subject.roles_for_app(client.app_id.as_deref())),
     );
     let access_token = ring
-        .sign(access_token::DEFAULT_ALG, access_token::TYP, at_claims)
+        .sign(access_token::alg_for(client), access_token::TYP, at_claims)
         .map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
             OAuthError::ServerError

@@ -89,7 +89,7 @@ async fn client_credentials(
     .claims();
     let ring = grant::keyring(app, tenant.id()).await?;
     let token = ring
-        .sign(access_token::DEFAULT_ALG, access_token::TYP, claims)
+        .sign(access_token::alg_for(client), access_token::TYP, claims)
         .map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
             OAuthError::ServerError

@@ -72,6 +72,9 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// The ID token algorithm (RS256 when unset, as OIDC Core §15.1 expects).
     pub id_token_alg: Option<String>,
+    /// The access token algorithm (ES256 when unset): RS256 for resource servers that verify
+    /// nothing else.
+    pub access_token_alg: Option<String>,
     /// Scopes beyond the OIDC user scopes that the client may obtain (API scopes).
     pub allowed_scopes: Vec<String>,
     /// RFC 8707 resources the client may name as its tokens' audience.
@@ -100,6 +103,7 @@ impl Client {
             jwks_uri: None,
             backchannel_logout_uri: None,
             id_token_alg: None,
+            access_token_alg: None,
             allowed_scopes: vec![],
             allowed_resources: vec![],
         }
@@ -128,6 +132,7 @@ struct Row {
     id_token_signed_response_alg: Option<String>,
     allowed_scopes: String,
     allowed_resources: String,
+    access_token_signed_response_alg: Option<String>,
 }
 
 fn json_list(s: &str) -> Vec<String> {
@@ -160,6 +165,7 @@ impl From<Row> for Client {
             jwks_uri: r.jwks_uri,
             backchannel_logout_uri: r.backchannel_logout_uri,
             id_token_alg: r.id_token_signed_response_alg,
+            access_token_alg: r.access_token_signed_response_alg,
             allowed_scopes: json_list(&r.allowed_scopes),
             allowed_resources: json_list(&r.allowed_resources),
         }
@@ -211,6 +217,7 @@ struct Columns<'a> {
     id_token_signed_response_alg: Option<&'a str>,
     allowed_scopes: String,
     allowed_resources: String,
+    access_token_signed_response_alg: Option<&'a str>,
 }
 
 impl<'a> From<&'a Client> for Columns<'a> {
@@ -234,6 +241,7 @@ impl<'a> From<&'a Client> for Columns<'a> {
             id_token_signed_response_alg: client.id_token_alg.as_deref(),
             allowed_scopes: to_json(&client.allowed_scopes),
             allowed_resources: to_json(&client.allowed_resources),
+            access_token_signed_response_alg: client.access_token_alg.as_deref(),
         }
     }
 }

@@ -137,6 +137,7 @@ diesel::table! {
         id_token_signed_response_alg -> Nullable<Text>,
         allowed_scopes -> Text,
         allowed_resources -> Text,
+        access_token_signed_response_alg -> Nullable<Text>,
     }
 }
 

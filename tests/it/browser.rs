@@ -95,6 +95,7 @@ first_party = true
 redirect_uris = ["https://wiki.acme.test/cb"]
 secret = "wiki-secret-0123456789-0123456789-012"
 id_token_signed_response_alg = "PS256"
+access_token_signed_response_alg = "RS256"
 
 [[tenants.clients]]
 client_id = "partner"

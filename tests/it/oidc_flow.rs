@@ -206,6 +206,27 @@ both_backends!(single_sign_on_prompt_and_max_age, |db| {
         serde_json::json!([]),
         "wiki belongs to no app: no roles"
     );
+    // The wiki chose RS256 access tokens: the code and refresh grants sign them so, and UserInfo
+    // takes them.
+    let alg = |token: &Value| {
+        jsonwebtoken::decode_header(token.as_str().unwrap())
+            .unwrap()
+            .alg
+    };
+    assert_eq!(alg(&tokens["access_token"]), jsonwebtoken::Algorithm::RS256);
+    let r = b.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 200);
+    let (status, refreshed) = b
+        .refresh(
+            &basic("wiki", WIKI_SECRET),
+            tokens["refresh_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(
+        alg(&refreshed["access_token"]),
+        jsonwebtoken::Algorithm::RS256
+    );
 
     // prompt=none with a session answers at once; prompt=login and a passed max_age ask again.
     let r = b

@@ -55,6 +55,7 @@ fn prepared(db: &TestDb) -> Store {
             jwks_uri: None,
             backchannel_logout_uri: None,
             id_token_alg: None,
+            access_token_alg: None,
             allowed_scopes: vec![],
             allowed_resources: vec![],
         };

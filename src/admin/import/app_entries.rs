@@ -117,7 +117,7 @@ pub(super) fn apply_apps(
 }
 
 const KNOWN_GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-const ID_TOKEN_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
+const TOKEN_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
 
 /// A given client secret must be at least this long (a generated one has 43 characters).
 const MIN_SECRET_CHARS: usize = 32;
@@ -227,16 +227,24 @@ pub fn client_from_entry(
             "a private_key_jwt client needs `jwks` or `jwks_uri`",
         );
     }
-    if let Some(alg) = &e.id_token_signed_response_alg
-        && !ID_TOKEN_ALGS.contains(&alg.get_ref().as_str())
-    {
-        return src.err(
-            alg.span(),
-            format!(
-                "id_token_signed_response_alg must be one of {}",
-                ID_TOKEN_ALGS.join(", ")
-            ),
-        );
+    for (key, alg) in [
+        (
+            "id_token_signed_response_alg",
+            &e.id_token_signed_response_alg,
+        ),
+        (
+            "access_token_signed_response_alg",
+            &e.access_token_signed_response_alg,
+        ),
+    ] {
+        if let Some(alg) = alg
+            && !TOKEN_ALGS.contains(&alg.get_ref().as_str())
+        {
+            return src.err(
+                alg.span(),
+                format!("{key} must be one of {}", TOKEN_ALGS.join(", ")),
+            );
+        }
     }
     if let Some(bad) = e
         .allowed_scopes
@@ -314,6 +322,10 @@ pub fn client_from_entry(
             .map(|u| u.get_ref().clone()),
         id_token_alg: e
             .id_token_signed_response_alg
+            .as_ref()
+            .map(|a| a.get_ref().clone()),
+        access_token_alg: e
+            .access_token_signed_response_alg
             .as_ref()
             .map(|a| a.get_ref().clone()),
         allowed_scopes: e.allowed_scopes.clone(),

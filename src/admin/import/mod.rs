@@ -187,6 +187,10 @@ pub struct ClientEntry {
     /// RS256 (default), PS256, ES256 or EdDSA.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<Spanned<String>>,
+    /// ES256 (default), RS256, PS256 or EdDSA: the access token's algorithm, for resource servers
+    /// that verify only one.
+    #[serde(default)]
+    pub access_token_signed_response_alg: Option<Spanned<String>>,
     /// Scopes beyond openid/profile/email/phone/offline_access the client may obtain.
     #[serde(default)]
     pub allowed_scopes: Vec<String>,

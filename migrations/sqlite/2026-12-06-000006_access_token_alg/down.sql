@@ -1,0 +1,1 @@
+ALTER TABLE oidc_clients DROP COLUMN access_token_signed_response_alg;
