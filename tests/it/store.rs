@@ -556,3 +556,20 @@ fn schema_of(store: &Store) -> std::collections::BTreeSet<(String, String, Strin
         })
         .collect()
 }
+
+/// The write-ahead log is cut back when it starts over, so a burst of writes leaves no file of
+/// hundreds of megabytes behind.
+#[test]
+fn sqlite_connections_bound_the_write_ahead_log_file() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Limit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+    let store = migrated(&crate::support::TestDb::sqlite());
+    let limits: Vec<Limit> = store
+        .run_blocking(|c| Ok(diesel::sql_query("PRAGMA journal_size_limit").load(c)?))
+        .unwrap();
+    assert_eq!(limits[0].journal_size_limit, 64 << 20);
+}
