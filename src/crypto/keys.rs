@@ -20,6 +20,7 @@ use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, PS256, RS256};
 use josekit::jwt::JwtPayload;
 use openssl::pkey::{PKey, Private};
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Rsa;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -289,8 +290,53 @@ pub struct SamlKey {
     pub key: PKey<Private>,
     /// The same key as PKCS#8 DER, the form xmlsec takes.
     pub private_der: Zeroizing<Vec<u8>>,
-    /// Its certificate (DER), for the signature's `KeyInfo`.
+    /// Its certificate (DER).
     pub certificate: Vec<u8>,
+    /// The certificate in base64, as every signature's `KeyInfo` carries it.
+    pub certificate_base64: String,
+    /// Signing contexts already set up for RSA-SHA256, taken and put back by each signature:
+    /// setting one up costs as much as the rest of the XML around an assertion. As many as
+    /// signatures ever ran at once.
+    contexts: std::sync::Mutex<Vec<PkeyCtx<Private>>>,
+}
+
+impl SamlKey {
+    pub fn new(
+        kid: String,
+        key: PKey<Private>,
+        certificate: Vec<u8>,
+    ) -> Result<SamlKey, openssl::error::ErrorStack> {
+        Ok(SamlKey {
+            kid,
+            private_der: Zeroizing::new(key.private_key_to_pkcs8()?),
+            certificate_base64: STANDARD.encode(&certificate),
+            certificate,
+            key,
+            contexts: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `data`: XML Signature's `rsa-sha256`, and the
+    /// `SigAlg` of a signed Redirect-binding query.
+    pub fn sign_rsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let reused = self.contexts.lock().ok().and_then(|mut c| c.pop());
+        let mut ctx = match reused {
+            Some(ctx) => ctx,
+            None => {
+                let mut ctx = PkeyCtx::new(&self.key)?;
+                ctx.sign_init()?;
+                ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1)?;
+                ctx.set_signature_md(openssl::md::Md::sha256())?;
+                ctx
+            }
+        };
+        let mut signature = Vec::with_capacity(512);
+        ctx.sign_to_vec(&Sha256::digest(data), &mut signature)?;
+        if let Ok(mut contexts) = self.contexts.lock() {
+            contexts.push(ctx);
+        }
+        Ok(signature)
+    }
 }
 
 impl fmt::Debug for SamlKey {
@@ -351,12 +397,11 @@ impl Keyring {
                 if key.state == KeyState::Active {
                     let pem = master.decrypt(&key.private_key, &aad(tenant, &key.kid))?;
                     let private = PKey::private_key_from_pem(&pem)?;
-                    saml_key = Some(SamlKey {
-                        kid: key.kid.clone(),
-                        private_der: Zeroizing::new(private.private_key_to_pkcs8()?),
-                        key: private,
-                        certificate: certificate_of(&key.public_jwk)?,
-                    });
+                    saml_key = Some(SamlKey::new(
+                        key.kid.clone(),
+                        private,
+                        certificate_of(&key.public_jwk)?,
+                    )?);
                 }
                 continue;
             }
@@ -663,6 +708,30 @@ pub fn verify_decryptable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saml_signatures_are_rsa_sha256_and_reuse_their_context() {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let saml = SamlKey::new("k".into(), key.clone(), vec![1, 2, 3]).unwrap();
+        assert_eq!(saml.certificate_base64, "AQID");
+        let check = |data: &[u8], signature: &[u8]| {
+            let mut v =
+                openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+            v.verify_oneshot(signature, data).unwrap()
+        };
+        let first = saml.sign_rsa_sha256(b"one").unwrap();
+        assert!(check(b"one", &first));
+        assert!(!check(b"two", &first));
+        // The second signature runs on the context the first put back, over other data.
+        assert_eq!(saml.contexts.lock().unwrap().len(), 1);
+        let second = saml.sign_rsa_sha256(b"two").unwrap();
+        assert!(check(b"two", &second));
+        assert_eq!(saml.contexts.lock().unwrap().len(), 1);
+        // PKCS#1 v1.5 is deterministic: the same as a fresh one-shot signer's.
+        let mut fresh =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+        assert_eq!(fresh.sign_oneshot_to_vec(b"two").unwrap(), second);
+    }
 
     #[test]
     fn rfc7638_thumbprint_example() {

@@ -15,8 +15,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use openssl::hash::MessageDigest;
-use openssl::sign::Signer;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::keys::SamlKey;
@@ -163,16 +161,15 @@ impl El {
                     .child(El::new("ds:DigestMethod", DS).attr("Algorithm", SHA256))
                     .child(El::new("ds:DigestValue", DS).text(digest)),
             );
-        let value = Signer::new(MessageDigest::sha256(), &key.key)?
-            .sign_oneshot_to_vec(signed_info.canonical().as_bytes())?;
+        let value = key.sign_rsa_sha256(signed_info.canonical().as_bytes())?;
         let signature = El::new("ds:Signature", DS)
             .child(signed_info)
             .child(El::new("ds:SignatureValue", DS).text(STANDARD.encode(value)))
-            .child(El::new("ds:KeyInfo", DS).child(
-                El::new("ds:X509Data", DS).child(
-                    El::new("ds:X509Certificate", DS).text(STANDARD.encode(&key.certificate)),
-                ),
-            ));
+            .child(
+                El::new("ds:KeyInfo", DS).child(El::new("ds:X509Data", DS).child(
+                    El::new("ds:X509Certificate", DS).text(key.certificate_base64.as_str()),
+                )),
+            );
         // After the Issuer in a SAML message or assertion (Core §3.2.1, §2.3.3); first in
         // metadata, which has none (Metadata §2.3.2).
         let after_issuer =
@@ -184,31 +181,40 @@ impl El {
 }
 
 fn escape_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            c if super::xml::is_forbidden(c) => {}
-            c => out.push(c),
-        }
-    }
+    escape(out, s, |c| match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '\r' => Some("&#xD;"),
+        _ => None,
+    });
 }
 
 fn escape_attr(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#x9;"),
-            '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            c if super::xml::is_forbidden(c) => {}
-            c => out.push(c),
+    escape(out, s, |c| match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '"' => Some("&quot;"),
+        '\t' => Some("&#x9;"),
+        '\n' => Some("&#xA;"),
+        '\r' => Some("&#xD;"),
+        _ => None,
+    });
+}
+
+/// Appends `s` with each character `replacement` names replaced and those XML forbids dropped,
+/// copying the runs between them whole (most values, base64 above all, are one run).
+fn escape(out: &mut String, s: &str, replacement: impl Fn(char) -> Option<&'static str>) {
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        let swap = replacement(c);
+        if swap.is_some() || super::xml::is_forbidden(c) {
+            out.push_str(&s[run..i]);
+            out.push_str(swap.unwrap_or(""));
+            run = i + c.len_utf8();
         }
     }
+    out.push_str(&s[run..]);
 }
 
 #[cfg(test)]
@@ -217,6 +223,19 @@ mod tests {
 
     const P: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
     const A: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+
+    #[test]
+    fn escaping_copies_runs_and_drops_what_xml_forbids() {
+        let mut out = String::new();
+        escape_text(&mut out, "é\u{1}x\r&<>\"\t漢");
+        assert_eq!(out, "éx&#xD;&amp;&lt;&gt;\"\t漢");
+        out.clear();
+        escape_attr(&mut out, "\"a\nb\u{FFFE}\t>&");
+        assert_eq!(out, "&quot;a&#xA;b&#x9;>&amp;");
+        out.clear();
+        escape_attr(&mut out, "");
+        assert_eq!(out, "");
+    }
 
     #[test]
     fn namespaces_appear_where_first_used_and_attributes_sort() {

@@ -10,8 +10,6 @@ use std::io::Write;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use openssl::hash::MessageDigest;
-use openssl::sign::Signer;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
@@ -253,8 +251,8 @@ pub fn redirect_url(
         query.push_str(&format!("&RelayState={}", enc(r)));
     }
     query.push_str(&format!("&SigAlg={}", enc(RSA_SHA256)));
-    let signature = Signer::new(MessageDigest::sha256(), &key.key)
-        .and_then(|mut s| s.sign_oneshot_to_vec(query.as_bytes()))
+    let signature = key
+        .sign_rsa_sha256(query.as_bytes())
         .map_err(|e| malformed(e.to_string()))?;
     let sep = if url.contains('?') { '&' } else { '?' };
     Ok(format!(
