@@ -56,6 +56,30 @@ async fn post(t: &TestApp, auth: Option<&str>, body: &str) -> TestResponse {
     post_to(t, "/t/acme/token", auth, body).await
 }
 
+/// The claims of an access token of the `acme` tenant, verified as a resource server would: by
+/// an independent library, with only the published JWKS, for an `at+jwt` signed with `alg`.
+async fn verify_access_token(
+    t: &TestApp,
+    token: &str,
+    alg: jsonwebtoken::Algorithm,
+) -> serde_json::Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, alg);
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_slice(&t.get("/t/acme/jwks").await.body).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&header.kid.unwrap()).unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(alg);
+    let issuer = "http://127.0.0.1:8080/t/acme";
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[issuer]);
+    // The test clock is fixed in the future of nothing; callers check exp against it by hand.
+    v.validate_exp = false;
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+        .unwrap()
+        .claims
+}
+
 fn assert_oauth_error(r: &TestResponse, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.text());
     assert_eq!(r.json()["error"], code, "{}", r.text());
@@ -83,22 +107,7 @@ both_backends!(client_credentials_issues_an_rfc9068_access_token, |db| {
     );
     let token = body["access_token"].as_str().unwrap();
 
-    // Verify with an independent library and only the published JWKS.
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
-    let set: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_slice(&t.get("/t/acme/jwks").await.body).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&header.kid.unwrap()).unwrap()).unwrap();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    let issuer = "http://127.0.0.1:8080/t/acme";
-    v.set_issuer(&[issuer]);
-    v.set_audience(&[issuer]);
-    // The test clock is fixed in the future of nothing; check exp against it by hand.
-    v.validate_exp = false;
-    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
-        .unwrap()
-        .claims;
+    let claims = verify_access_token(&t, token, jsonwebtoken::Algorithm::ES256).await;
     assert_eq!(claims["sub"], "svc");
     assert_eq!(claims["client_id"], "svc");
     assert_eq!(
@@ -139,21 +148,7 @@ both_backends!(a_client_may_choose_rs256_access_tokens, |db| {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let token = r.json()["access_token"].as_str().unwrap().to_string();
-    let header = jsonwebtoken::decode_header(&token).unwrap();
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    // A resource server verifies it with the published JWKS alone.
-    let set: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_slice(&t.get("/t/acme/jwks").await.body).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&header.kid.unwrap()).unwrap()).unwrap();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    let issuer = "http://127.0.0.1:8080/t/acme";
-    v.set_issuer(&[issuer]);
-    v.set_audience(&[issuer]);
-    v.validate_exp = false;
-    let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v)
-        .unwrap()
-        .claims;
+    let claims = verify_access_token(&t, &token, jsonwebtoken::Algorithm::RS256).await;
     assert_eq!(claims["client_id"], "svc-rs");
     // Introspection knows it like any other.
     let r = post_to(
