@@ -288,8 +288,6 @@ impl fmt::Debug for ActiveKey {
 pub struct SamlKey {
     pub kid: String,
     pub key: PKey<Private>,
-    /// The same key as PKCS#8 DER, the form xmlsec takes.
-    pub private_der: Zeroizing<Vec<u8>>,
     /// Its certificate (DER).
     pub certificate: Vec<u8>,
     /// The certificate in base64, as every signature's `KeyInfo` carries it.
@@ -301,19 +299,14 @@ pub struct SamlKey {
 }
 
 impl SamlKey {
-    pub fn new(
-        kid: String,
-        key: PKey<Private>,
-        certificate: Vec<u8>,
-    ) -> Result<SamlKey, openssl::error::ErrorStack> {
-        Ok(SamlKey {
+    pub fn new(kid: String, key: PKey<Private>, certificate: Vec<u8>) -> SamlKey {
+        SamlKey {
             kid,
-            private_der: Zeroizing::new(key.private_key_to_pkcs8()?),
             certificate_base64: STANDARD.encode(&certificate),
             certificate,
             key,
             contexts: std::sync::Mutex::new(Vec::new()),
-        })
+        }
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `data`: XML Signature's `rsa-sha256`, and the
@@ -401,7 +394,7 @@ impl Keyring {
                         key.kid.clone(),
                         private,
                         certificate_of(&key.public_jwk)?,
-                    )?);
+                    ));
                 }
                 continue;
             }
@@ -712,7 +705,7 @@ mod tests {
     #[test]
     fn saml_signatures_are_rsa_sha256_and_reuse_their_context() {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let saml = SamlKey::new("k".into(), key.clone(), vec![1, 2, 3]).unwrap();
+        let saml = SamlKey::new("k".into(), key.clone(), vec![1, 2, 3]);
         assert_eq!(saml.certificate_base64, "AQID");
         let check = |data: &[u8], signature: &[u8]| {
             let mut v =

@@ -199,7 +199,7 @@ mod tests {
         let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
         let now = UnixTime(1_700_000_000);
         let certificate = crate::crypto::cert::self_signed(&key, "idp", now).unwrap();
-        let saml_key = SamlKey::new("k".into(), key, certificate.clone()).unwrap();
+        let saml_key = SamlKey::new("k".into(), key, certificate.clone());
         let doc = document("https://id.example.com/t/acme", &[&certificate], false);
         let xml = signed(doc, &saml_key, now).unwrap().canonical();
         // The signature is the descriptor's first child, before the IDPSSODescriptor.
