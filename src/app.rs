@@ -70,8 +70,6 @@ pub struct Inner {
     /// argon2 time as a wrong password and timing tells nobody which accounts exist. Made at the
     /// first sign-in, not at start-up, so an idle node never holds argon2's memory.
     dummy_password_hash: tokio::sync::OnceCell<String>,
-    /// Outgoing HTTP (back-channel logout, client JWKS): short timeouts, no redirects followed.
-    pub http: reqwest::Client,
     /// Tenants with their issuer as reached by path, so routing a request builds no string.
     tenants_by_id: TtlCache<TenantId, Option<TenantCtx>>,
     /// All tenant hosts in one map, so probing random Host headers costs no query.
@@ -132,12 +130,6 @@ impl App {
             clock.clone(),
         )?);
         let templates = Templates::load()?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("sesame/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         // Unknown accounts fail like real ones lock (see flow::login), so a lock tells nothing
         // about which accounts exist.
         let limits = &config.sign_in;
@@ -151,7 +143,6 @@ impl App {
         );
         let limits_window = limits.lockout_duration;
         Ok(App(Arc::new(Inner {
-            http,
             csrf: Csrf::new(DigestKey::new(master.derive("csrf"))),
             captcha_key: DigestKey::new(master.derive("captcha")),
             code_key: DigestKey::new(master.derive("verification-code")),

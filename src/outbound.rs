@@ -1,11 +1,26 @@
-//! Fetching a document an administrator named by URL (an SP's metadata), without letting that
-//! URL reach what the network behind Sesame hides (SSRF): the host is resolved once, every address
-//! it resolves to must be public unless the tenant allowed private ones, and the connection goes
-//! to the checked address (so a second DNS answer cannot swap in another). Redirects are not
-//! followed; size and time are bounded.
+//! Requests to an address an administrator registered (an SP's metadata, a client's `jwks_uri`,
+//! a back-channel logout endpoint), without letting that URL reach what the network behind Sesame
+//! hides (SSRF): the host is resolved once, every address it resolves to must be public unless
+//! the tenant allowed private ones, and the connection goes to the checked address (so a second
+//! DNS answer cannot swap in another). Redirects are not followed; size and time are bounded.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
+
+use crate::store::tenants::Tenant;
+
+/// The tenant setting that lets Sesame reach its apps on loopback, private and other non-public
+/// addresses, and over plain `http` (apps on the company's own network).
+pub const PRIVATE_ADDRESSES: &str = "private_app_addresses";
+
+/// Whether `tenant` allows requests to its apps' non-public addresses (see [`PRIVATE_ADDRESSES`]).
+pub fn tenant_allows_private(tenant: &Tenant) -> bool {
+    tenant
+        .settings
+        .get(PRIVATE_ADDRESSES)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
 
 /// Limits of one fetch.
 #[derive(Debug, Clone)]
@@ -82,14 +97,32 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x0064 && ip.segments()[1] == 0xff9b))
 }
 
+/// What to send.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// A GET asking for these media types.
+    Get { accept: &'a str },
+    /// A POST of an `application/x-www-form-urlencoded` body.
+    PostForm(&'a [(&'a str, &'a str)]),
+}
+
 /// Fetches `url` under `policy`.
 pub async fn fetch(url: &str, policy: &Policy) -> Result<Vec<u8>, FetchError> {
-    tokio::time::timeout(policy.timeout, fetch_unbounded(url, policy))
+    send(url, Request::Get { accept: "*/*" }, policy).await
+}
+
+/// Sends `request` to `url` under `policy` and returns the body of a 2xx answer.
+pub async fn send(url: &str, request: Request<'_>, policy: &Policy) -> Result<Vec<u8>, FetchError> {
+    tokio::time::timeout(policy.timeout, send_unbounded(url, request, policy))
         .await
         .map_err(|_| FetchError::Timeout(policy.timeout))?
 }
 
-async fn fetch_unbounded(url: &str, policy: &Policy) -> Result<Vec<u8>, FetchError> {
+async fn send_unbounded(
+    url: &str,
+    request: Request<'_>,
+    policy: &Policy,
+) -> Result<Vec<u8>, FetchError> {
     let parsed = url::Url::parse(url).map_err(|_| FetchError::InvalidUrl(url.to_string()))?;
     match parsed.scheme() {
         "https" => {}
@@ -125,10 +158,14 @@ async fn fetch_unbounded(url: &str, policy: &Policy) -> Result<Vec<u8>, FetchErr
         .redirect(reqwest::redirect::Policy::none())
         .resolve(&host, addr)
         .connect_timeout(policy.timeout)
+        .user_agent(concat!("sesame/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| FetchError::Network(e.to_string()))?;
-    let mut response = client
-        .get(parsed)
+    let builder = match request {
+        Request::Get { accept } => client.get(parsed).header(reqwest::header::ACCEPT, accept),
+        Request::PostForm(form) => client.post(parsed).form(form),
+    };
+    let mut response = builder
         .send()
         .await
         .map_err(|e| FetchError::Network(e.without_url().to_string()))?;

@@ -256,7 +256,7 @@ pub enum SpCommand {
         metadata: Option<PathBuf>,
         /// The SP's metadata, fetched once from this https URL (at most 1 MiB, within 10 s, no
         /// redirects; public addresses only unless the tenant's settings have
-        /// saml_metadata_private_addresses = true).
+        /// private_app_addresses = true).
         #[arg(long)]
         metadata_url: Option<String>,
         #[arg(long)]

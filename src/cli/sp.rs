@@ -147,8 +147,7 @@ pub fn run(cmd: SpCommand, store: &Store, now: UnixTime) -> anyhow::Result<()> {
 fn fetch_metadata(store: &Store, tid: &TenantId, url: &str) -> anyhow::Result<String> {
     let allow_private = store
         .run_blocking(|c| tenants::find(c, tid))?
-        .and_then(|t| t.settings.get(PRIVATE_ADDRESSES)?.as_bool())
-        .unwrap_or(false);
+        .is_some_and(|t| outbound::tenant_allows_private(&t));
     let policy = outbound::Policy {
         max_bytes: METADATA_MAX_BYTES,
         timeout: METADATA_TIMEOUT,
@@ -160,16 +159,14 @@ fn fetch_metadata(store: &Store, tid: &TenantId, url: &str) -> anyhow::Result<St
             // The fix is the tenant's to make: name it.
             outbound::FetchError::Private { .. } => anyhow!(
                 "{e}; a tenant that registers apps on its own network allows this with the \
-                 setting {PRIVATE_ADDRESSES} = true"
+                 setting {} = true",
+                outbound::PRIVATE_ADDRESSES
             ),
             other => other.into(),
         })
         .with_context(|| format!("cannot fetch the metadata at {url}"))?;
     String::from_utf8(body).map_err(|_| anyhow!("the metadata at {url} is not UTF-8 text"))
 }
-
-/// The tenant setting that lets metadata come from loopback and private addresses.
-pub const PRIVATE_ADDRESSES: &str = "saml_metadata_private_addresses";
 
 fn attribute(arg: &str) -> anyhow::Result<(String, String)> {
     let (name, source) = arg

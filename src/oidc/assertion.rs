@@ -4,6 +4,7 @@
 //! accepted once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +15,9 @@ use serde_json::Value;
 use super::error::OAuthError;
 use crate::app::App;
 use crate::clock::UnixTime;
+use crate::outbound;
 use crate::store::clients::Client;
-use crate::tenant::TenantId;
+use crate::store::tenants::Tenant;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// An assertion may be valid for at most this long, which also bounds how long its `jti` is kept.
@@ -24,6 +26,8 @@ const MAX_LIFETIME: i64 = 600;
 const SKEW: i64 = 60;
 const MAX_JTI_LEN: usize = 256;
 const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// A token request waits this long at most for the client's keys.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ASSERTION_LEN: usize = 8 * 1024;
 
 /// The client an assertion claims to come from (`iss`, which must equal `sub`), read before
@@ -145,10 +149,11 @@ pub fn verify(
 }
 
 /// The client's public keys: registered by value, or fetched from `jwks_uri` (cached per node
-/// for the cache TTL, at most 64 KiB, redirects not followed).
+/// for the cache TTL, at most 64 KiB, redirects not followed, non-public addresses only where the
+/// tenant allows them; see `outbound`).
 pub async fn client_keys(
     app: &App,
-    tenant: &TenantId,
+    tenant: &Tenant,
     client: &Client,
 ) -> Result<Arc<Value>, OAuthError> {
     if let Some(jwks) = &client.jwks {
@@ -157,12 +162,12 @@ pub async fn client_keys(
     let Some(uri) = &client.jwks_uri else {
         return Err(OAuthError::InvalidClient { basic: false });
     };
-    let key = (tenant.clone(), client.client_id.clone());
+    let key = (tenant.id.clone(), client.client_id.clone());
     let now = app.now();
     if let Some(hit) = app.client_jwks.get(&key, now) {
         return Ok(hit);
     }
-    let fetched = fetch(app, uri).await.map_err(|why| {
+    let fetched = fetch(tenant, uri).await.map_err(|why| {
         tracing::warn!(client_id = %client.client_id, %why, "cannot fetch the client's jwks_uri");
         OAuthError::InvalidClient { basic: false }
     })?;
@@ -171,24 +176,24 @@ pub async fn client_keys(
     Ok(fetched)
 }
 
-async fn fetch(app: &App, uri: &str) -> Result<Value, String> {
-    let mut response = app
-        .http
-        .get(uri)
-        .header("accept", "application/json, application/jwk-set+json")
-        .send()
+async fn fetch(tenant: &Tenant, uri: &str) -> Result<Value, String> {
+    let policy = outbound::Policy {
+        max_bytes: MAX_JWKS_BYTES,
+        timeout: FETCH_TIMEOUT,
+        allow_private: outbound::tenant_allows_private(tenant),
+    };
+    let accept = outbound::Request::Get {
+        accept: "application/jwk-set+json, application/json",
+    };
+    let body = outbound::send(uri, accept, &policy)
         .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("status {}", response.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_JWKS_BYTES {
-            return Err("the JWK Set is larger than 64 KiB".into());
-        }
-    }
+        .map_err(|e| match e {
+            outbound::FetchError::Private { .. } | outbound::FetchError::Scheme => format!(
+                "{e} (the tenant setting {} = true allows it)",
+                outbound::PRIVATE_ADDRESSES
+            ),
+            other => other.to_string(),
+        })?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::clock::UnixTime;
 use crate::crypto::keys::Alg;
 use crate::crypto::secret::random_token;
+use crate::outbound;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
@@ -23,6 +24,10 @@ pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 const BACKOFF: [u64; 3] = [0, 2, 10];
 /// A logout token is accepted for this long (§2.4 recommends a short lifetime).
 const LIFETIME: i64 = 120;
+/// One attempt, connecting included, may take this long.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The answer's body means nothing (§2.8); a little is read so the connection ends cleanly.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
 /// §2.4 claims: `iss`, `aud`, `iat`, `exp`, `jti`, `events`, `sub` and `sid`; never a `nonce`.
 pub fn logout_token_claims(
@@ -79,21 +84,31 @@ pub fn notify(app: App, tenant: TenantCtx, client: Client, session: Session) {
                 return;
             }
         };
+        let policy = outbound::Policy {
+            max_bytes: MAX_ANSWER_BYTES,
+            timeout: ATTEMPT_TIMEOUT,
+            allow_private: outbound::tenant_allows_private(&tenant.tenant),
+        };
+        let form = [("logout_token", token.as_str())];
+        let mut attempts = 0;
         for (attempt, pause) in BACKOFF.iter().enumerate() {
             tokio::time::sleep(Duration::from_secs(*pause)).await;
-            let sent = app
-                .http
-                .post(&uri)
-                .form(&[("logout_token", token.as_str())])
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
+            attempts += 1;
+            match outbound::send(&uri, outbound::Request::PostForm(&form), &policy).await {
+                // A body too large to read still came with a 2xx status, checked first.
+                Ok(_) | Err(outbound::FetchError::TooLarge(_)) => {
                     tracing::info!(client_id = %client.client_id, "back-channel logout delivered");
                     return;
                 }
-                Ok(r) => {
-                    tracing::warn!(client_id = %client.client_id, status = %r.status(), attempt, "back-channel logout refused")
+                // The address will not become acceptable by retrying.
+                Err(e @ (outbound::FetchError::Private { .. } | outbound::FetchError::Scheme)) => {
+                    tracing::error!(
+                        client_id = %client.client_id,
+                        error = %e,
+                        setting = outbound::PRIVATE_ADDRESSES,
+                        "back-channel logout not sent: the tenant does not allow this address"
+                    );
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!(client_id = %client.client_id, error = %e, attempt, "back-channel logout failed")
@@ -119,7 +134,7 @@ pub fn notify(app: App, tenant: TenantCtx, client: Client, session: Session) {
                         target: Some(&cid),
                         outcome: "failure",
                         ip: None,
-                        details: json!({ "attempts": BACKOFF.len() }),
+                        details: json!({ "attempts": attempts }),
                     },
                     now,
                 )

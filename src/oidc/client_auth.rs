@@ -190,7 +190,7 @@ async fn check(
             if client.auth_method != AuthMethod::PrivateKeyJwt {
                 return Err(fail);
             }
-            let keys = assertion::client_keys(app, tenant.id(), &client).await?;
+            let keys = assertion::client_keys(app, &tenant.tenant, &client).await?;
             let audiences = vec![
                 format!("{}/{endpoint}", tenant.issuer),
                 tenant.issuer.to_string(),

@@ -129,11 +129,13 @@ async fn private_key_jwt_keys_by_uri() {
         let _ = axum::serve(listener, app).await;
     });
     let t = TestApp::new(TestDb::sqlite()).await;
-    t.import(&format!(
-        r#"
+    let tenant = |allow_private: bool| {
+        format!(
+            r#"
 [[tenants]]
 id = "acme"
 display_name = "Acme"
+settings = {{ private_app_addresses = {allow_private} }}
 
 [[tenants.clients]]
 client_id = "svc"
@@ -141,8 +143,19 @@ auth_method = "private_key_jwt"
 grant_types = ["client_credentials"]
 jwks_uri = "{uri}"
 "#
-    ))
+        )
+    };
+    // A loopback (or any non-public) jwks_uri is not fetched unless the tenant allows it, so a
+    // client registration cannot make Sesame probe the network behind it.
+    t.import(&tenant(false)).await;
+    let r = token(
+        &t,
+        &grant(&assertion(signer.as_ref(), "uri-0", "svc", "u-0")),
+    )
     .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"], "invalid_client");
+    t.import(&tenant(true)).await;
     let r = token(
         &t,
         &grant(&assertion(signer.as_ref(), "uri-1", "svc", "u-1")),

@@ -44,12 +44,14 @@ async fn receiver() -> Receiver {
     }
 }
 
-fn bc_client(url: &str) -> String {
+/// The tenant lets Sesame reach the receiver on loopback only when `allow_private`.
+fn bc_client(url: &str, allow_private: bool) -> String {
     format!(
         r#"
 [[tenants]]
 id = "acme"
 display_name = "Acme & Co"
+settings = {{ private_app_addresses = {allow_private} }}
 
 [[tenants.clients]]
 client_id = "rp-bc"
@@ -65,7 +67,7 @@ backchannel_logout_uri = "{url}"
 both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
     let mut rx = receiver().await;
     let b = Browser::new(db).await;
-    b.t.import(&bc_client(&rx.url)).await;
+    b.t.import(&bc_client(&rx.url, true)).await;
     let p = b
         .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
         .await;
@@ -118,6 +120,46 @@ both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
     let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
     assert_eq!(err["error"], "invalid_grant");
 });
+
+#[tokio::test]
+async fn back_channel_logout_reaches_private_addresses_only_where_the_tenant_allows() {
+    let mut rx = receiver().await;
+    let b = Browser::new(TestDb::sqlite()).await;
+    b.t.import(&bc_client(&rx.url, false)).await;
+    let p = b.sign_in("rp-bc", "https://rp.acme.test/cb", "alice").await;
+    assert!(p.contains_key("code"));
+    let r = b.get("/t/acme/logout").await;
+    assert_eq!(r.status(), 200);
+    let csrf = hidden(&r.text().await.unwrap(), "csrf");
+    let r = b
+        .post_form("/t/acme/logout/confirm", &format!("csrf={csrf}"))
+        .await;
+    assert!(r.status().is_success() || r.status().is_redirection());
+
+    // The refusal is audited at once, without retries, and nothing reached the receiver.
+    let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let failure = loop {
+        let t = acme.clone();
+        let events =
+            b.t.app
+                .store
+                .run(move |c| sesame::store::audit::list(c, &t, 50))
+                .await
+                .unwrap();
+        if let Some(e) = events
+            .into_iter()
+            .find(|e| e.action == "logout.backchannel")
+        {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no audit event");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(failure.outcome, "failure");
+    assert_eq!(failure.details["attempts"], 1);
+    assert!(rx.tokens.try_recv().is_err(), "nothing was sent");
+}
 
 #[tokio::test]
 async fn logout_without_a_hint_asks_and_refuses_open_redirects() {

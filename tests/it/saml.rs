@@ -192,7 +192,7 @@ fn metadata_is_fetched_by_url_only_where_the_tenant_allows() {
     assert!(err.contains("only https URLs"), "{err}");
     let err = e.fails(&add(&format!("https://{at}/metadata")));
     assert!(
-        err.contains("not a public address") && err.contains("saml_metadata_private_addresses"),
+        err.contains("not a public address") && err.contains("private_app_addresses"),
         "{err}"
     );
     let err = e.fails(&add("https://169.254.169.254/latest/meta-data"));
@@ -201,7 +201,7 @@ fn metadata_is_fetched_by_url_only_where_the_tenant_allows() {
     let file = e.dir.path().join("settings.toml");
     std::fs::write(
         &file,
-        "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\nsettings = { saml_metadata_private_addresses = true }\n",
+        "[[tenants]]\nid = \"acme\"\ndisplay_name = \"Acme\"\nsettings = { private_app_addresses = true }\n",
     )
     .unwrap();
     e.ok(&["import", file.to_str().unwrap()]);
