@@ -37,9 +37,16 @@ pub struct Policy {
 pub enum FetchError {
     #[error("'{0}' is not an absolute URL")]
     InvalidUrl(String),
-    #[error("only https URLs are fetched (http only where the tenant allows private addresses)")]
+    /// The messages name the setting that allows more: the fix is the tenant's to make.
+    #[error(
+        "only https URLs are reached (plain http where the tenant setting {setting} = true allows it)",
+        setting = PRIVATE_ADDRESSES
+    )]
     Scheme,
-    #[error("{host} resolves to {ip}, which is not a public address")]
+    #[error(
+        "{host} resolves to {ip}, which is not a public address (the tenant setting {setting} = true allows it)",
+        setting = PRIVATE_ADDRESSES
+    )]
     Private { host: String, ip: IpAddr },
     #[error("cannot resolve {0}")]
     Resolve(String),

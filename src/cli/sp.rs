@@ -155,15 +155,6 @@ fn fetch_metadata(store: &Store, tid: &TenantId, url: &str) -> anyhow::Result<St
     };
     let body = tokio::runtime::Handle::current()
         .block_on(outbound::fetch(url, &policy))
-        .map_err(|e| match e {
-            // The fix is the tenant's to make: name it.
-            outbound::FetchError::Private { .. } => anyhow!(
-                "{e}; a tenant that registers apps on its own network allows this with the \
-                 setting {} = true",
-                outbound::PRIVATE_ADDRESSES
-            ),
-            other => other.into(),
-        })
         .with_context(|| format!("cannot fetch the metadata at {url}"))?;
     String::from_utf8(body).map_err(|_| anyhow!("the metadata at {url} is not UTF-8 text"))
 }

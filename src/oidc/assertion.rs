@@ -187,13 +187,7 @@ async fn fetch(tenant: &Tenant, uri: &str) -> Result<Value, String> {
     };
     let body = outbound::send(uri, accept, &policy)
         .await
-        .map_err(|e| match e {
-            outbound::FetchError::Private { .. } | outbound::FetchError::Scheme => format!(
-                "{e} (the tenant setting {} = true allows it)",
-                outbound::PRIVATE_ADDRESSES
-            ),
-            other => other.to_string(),
-        })?;
+        .map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 

@@ -105,7 +105,6 @@ pub fn notify(app: App, tenant: TenantCtx, client: Client, session: Session) {
                     tracing::error!(
                         client_id = %client.client_id,
                         error = %e,
-                        setting = outbound::PRIVATE_ADDRESSES,
                         "back-channel logout not sent: the tenant does not allow this address"
                     );
                     break;
