@@ -20,13 +20,13 @@ use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, PS256, RS256};
 use josekit::jwt::JwtPayload;
 use openssl::pkey::{PKey, Private};
-use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Rsa;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::master::MasterKey;
+use super::signing::{Contexts, JwsAlg, ReusingSigner};
 use super::verified::{self, Claims, Verified};
 use super::{CryptoError, cert};
 use crate::clock::UnixTime;
@@ -259,11 +259,15 @@ fn verifier_from_jwk(alg: Alg, jwk: &Value) -> Result<Box<dyn JwsVerifier>, Cryp
     })
 }
 
+/// RS256 and ES256, the defaults of every token, sign over reused OpenSSL contexts
+/// ([`signing`]); the others through josekit's own signers.
 fn signer_from_pem(alg: Alg, pem: &[u8]) -> Result<Box<dyn JwsSigner>, CryptoError> {
+    let reusing =
+        |alg| ReusingSigner::new(alg, PKey::private_key_from_pem(pem)?).map_err(CryptoError::Key);
     Ok(match alg {
-        Alg::RS256 => Box::new(RS256.signer_from_pem(pem)?),
+        Alg::RS256 => Box::new(reusing(JwsAlg::RS256)?),
         Alg::PS256 => Box::new(PS256.signer_from_pem(pem)?),
-        Alg::ES256 => Box::new(ES256.signer_from_pem(pem)?),
+        Alg::ES256 => Box::new(reusing(JwsAlg::ES256)?),
         Alg::EdDSA => Box::new(EdDSA.signer_from_pem(pem)?),
     })
 }
@@ -292,10 +296,9 @@ pub struct SamlKey {
     pub certificate: Vec<u8>,
     /// The certificate in base64, as every signature's `KeyInfo` carries it.
     pub certificate_base64: String,
-    /// Signing contexts already set up for RSA-SHA256, taken and put back by each signature:
-    /// setting one up costs as much as the rest of the XML around an assertion. As many as
-    /// signatures ever ran at once.
-    contexts: std::sync::Mutex<Vec<PkeyCtx<Private>>>,
+    /// RSA-SHA256 signing contexts, reused: setting one up costs as much as the rest of the XML
+    /// around an assertion.
+    contexts: Contexts,
 }
 
 impl SamlKey {
@@ -304,31 +307,15 @@ impl SamlKey {
             kid,
             certificate_base64: STANDARD.encode(&certificate),
             certificate,
+            contexts: Contexts::new(key.clone()),
             key,
-            contexts: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `data`: XML Signature's `rsa-sha256`, and the
     /// `SigAlg` of a signed Redirect-binding query.
     pub fn sign_rsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
-        let reused = self.contexts.lock().ok().and_then(|mut c| c.pop());
-        let mut ctx = match reused {
-            Some(ctx) => ctx,
-            None => {
-                let mut ctx = PkeyCtx::new(&self.key)?;
-                ctx.sign_init()?;
-                ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1)?;
-                ctx.set_signature_md(openssl::md::Md::sha256())?;
-                ctx
-            }
-        };
-        let mut signature = Vec::with_capacity(512);
-        ctx.sign_to_vec(&Sha256::digest(data), &mut signature)?;
-        if let Ok(mut contexts) = self.contexts.lock() {
-            contexts.push(ctx);
-        }
-        Ok(signature)
+        self.contexts.sign_sha256(data)
     }
 }
 
@@ -716,10 +703,10 @@ mod tests {
         assert!(check(b"one", &first));
         assert!(!check(b"two", &first));
         // The second signature runs on the context the first put back, over other data.
-        assert_eq!(saml.contexts.lock().unwrap().len(), 1);
+        assert_eq!(saml.contexts.idle(), 1);
         let second = saml.sign_rsa_sha256(b"two").unwrap();
         assert!(check(b"two", &second));
-        assert_eq!(saml.contexts.lock().unwrap().len(), 1);
+        assert_eq!(saml.contexts.idle(), 1);
         // PKCS#1 v1.5 is deterministic: the same as a fresh one-shot signer's.
         let mut fresh =
             openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();

@@ -1,5 +1,6 @@
 //! Key material and secrets: the master key that encrypts signing keys at rest, the signing keys
-//! themselves (generation, rotation, JWKS, JWS, the SAML certificate), argon2 password hashing, and random secrets with
+//! themselves (generation, rotation, JWKS, JWS, the SAML certificate) and their reused OpenSSL
+//! contexts, argon2 password hashing, and random secrets with
 //! their hashes.
 
 pub mod cert;
@@ -7,6 +8,7 @@ pub mod keys;
 pub mod master;
 pub mod password;
 pub mod secret;
+pub mod signing;
 pub mod verified;
 
 #[derive(Debug, thiserror::Error)]

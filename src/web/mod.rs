@@ -129,6 +129,14 @@ impl Templates {
 /// The one script of the auto-submitting page, allowed by its hash in the page's CSP.
 const AUTO_SUBMIT: &str = "document.forms[0].submit();";
 
+/// The CSP source that allows [`AUTO_SUBMIT`], hashed once rather than on every SAML response.
+static AUTO_SUBMIT_SOURCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "'sha256-{}'",
+        STANDARD.encode(Sha256::digest(AUTO_SUBMIT.as_bytes()))
+    )
+});
+
 /// A page that POSTs `params` to `action` by itself (OAuth `form_post`, the SAML HTTP-POST
 /// binding). Without JavaScript the user presses its button. Its CSP allows the one script by
 /// hash and form submission to `action`'s origin only.
@@ -160,15 +168,15 @@ pub fn auto_post(
     let Ok(html) = html else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let script_hash = STANDARD.encode(Sha256::digest(AUTO_SUBMIT.as_bytes()));
     let target = csp_source(action).unwrap_or_default();
     let mut response = (StatusCode::OK, html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     if let Ok(csp) = HeaderValue::from_str(&format!(
-        "default-src 'none'; script-src 'sha256-{script_hash}'; form-action {target}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src {script}; form-action {target}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        script = *AUTO_SUBMIT_SOURCE
     )) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
@@ -344,8 +352,22 @@ mod tests {
                 ("state", "a&b"),
             ],
         );
+        // The page's one script, allowed by its SHA-256 (computed outside Rust) and nothing else.
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            csp.contains("script-src 'sha256-8lDeP0UDwCO6/RhblgeH/ctdBzjVpJxrXizsnIk3cEQ='; "),
+            "{csp}"
+        );
+        assert!(csp.contains("form-action https://sp.example.com;"), "{csp}");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            html.contains(&format!("<script>{AUTO_SUBMIT}</script>")),
+            "{html}"
+        );
         assert!(
             html.contains(r#"value="PHNhbWxwOlJlc3BvbnNlLz4+/w==""#),
             "{html}"
