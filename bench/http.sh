@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load tests against a release build on loopback, each figure beside the machine's own limit from
-# the same run. The server is pinned to core 0 and the load generators to core 1 (taskset), so
-# the server has one core. Bounded: each run lasts DURATION seconds. Needs wrk (Debian package).
+# the same run. The server is pinned to core 0 (unless SERVER_CORES says otherwise) and the load
+# generators to core 1 (taskset), so the server has one core. Bounded: each run lasts DURATION seconds. Needs wrk (Debian package).
 #
 #   bench/http.sh                               # SQLite, 10 s per run
 #   DURATION=5 bench/http.sh

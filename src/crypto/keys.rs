@@ -291,7 +291,6 @@ impl fmt::Debug for ActiveKey {
 /// The active SAML signing key, parsed once.
 pub struct SamlKey {
     pub kid: String,
-    pub key: PKey<Private>,
     /// Its certificate (DER).
     pub certificate: Vec<u8>,
     /// The certificate in base64, as every signature's `KeyInfo` carries it.
@@ -307,9 +306,12 @@ impl SamlKey {
             kid,
             certificate_base64: STANDARD.encode(&certificate),
             certificate,
-            contexts: Contexts::new(key.clone()),
-            key,
+            contexts: Contexts::new(key),
         }
+    }
+
+    pub fn key(&self) -> &PKey<Private> {
+        self.contexts.key()
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `data`: XML Signature's `rsa-sha256`, and the
@@ -744,7 +746,7 @@ mod tests {
         );
         let saml = ring.saml_key().expect("a SAML signing key");
         let cert = openssl::x509::X509::from_der(&saml.certificate).unwrap();
-        assert!(cert.public_key().unwrap().public_eq(&saml.key));
+        assert!(cert.public_key().unwrap().public_eq(saml.key()));
         assert_eq!(ring.saml_certificates().len(), 1);
         assert_eq!(ring.saml_certificates()[0].der, saml.certificate);
         for alg in Alg::ALL {

@@ -56,7 +56,7 @@ impl Contexts {
             Some(ctx) => ctx,
             None => self.fresh()?,
         };
-        let mut signature = Vec::with_capacity(512);
+        let mut signature = Vec::with_capacity(self.key.size());
         ctx.sign_to_vec(&Sha256::digest(data), &mut signature)?;
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(ctx);

@@ -52,7 +52,7 @@ both_backends!(
             "the signing certificate first"
         );
         let cert = X509::from_der(&certs[0]).unwrap();
-        assert!(cert.public_key().unwrap().public_eq(&signing.key));
+        assert!(cert.public_key().unwrap().public_eq(signing.key()));
         assert_ne!(certs[0], certs[1]);
         // Private keys never appear.
         assert!(!xml.contains("PRIVATE"));
