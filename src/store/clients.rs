@@ -286,15 +286,27 @@ pub fn update(
     Ok(())
 }
 
-/// Returns whether a client was removed.
+/// Removes a client and its refresh tokens; returns whether there was one. The tokens go
+/// explicitly, not by a cascade: refresh tokens carry no foreign keys (see the migration
+/// `hot_path_foreign_keys`), and a client registered again under the same ID must not inherit
+/// them.
 pub fn remove(conn: &mut Conn, tenant: &TenantId, client_id: &str) -> Result<bool, StoreError> {
-    let n = diesel::delete(
-        c::table
-            .filter(c::tenant_id.eq(tenant.as_str()))
-            .filter(c::client_id.eq(client_id)),
-    )
-    .execute(conn)?;
-    Ok(n > 0)
+    use super::schema::refresh_tokens as r;
+    super::tx::write(conn, |conn| {
+        diesel::delete(
+            r::table
+                .filter(r::tenant_id.eq(tenant.as_str()))
+                .filter(r::client_id.eq(client_id)),
+        )
+        .execute(conn)?;
+        let n = diesel::delete(
+            c::table
+                .filter(c::tenant_id.eq(tenant.as_str()))
+                .filter(c::client_id.eq(client_id)),
+        )
+        .execute(conn)?;
+        Ok(n > 0)
+    })
 }
 
 /// The longest access- or ID-token lifetime any client of the tenant sets, so a retired key

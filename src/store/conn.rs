@@ -74,7 +74,12 @@ impl r2d2::ManageConnection for Manager {
                 let url = with_connect_timeout(&self.url, self.connect_timeout_secs);
                 let mut c = diesel::PgConnection::establish(&url)
                     .map_err(|e| ConnectError(e.to_string()))?;
-                c.batch_execute("SET TIME ZONE 'UTC'")
+                // A pooled connection lives long and diesel prepares its statements once. After
+                // five runs PostgreSQL may settle on a generic plan costed for the table as it was
+                // then: made on a new, near-empty `refresh_tokens`, it read every token of the
+                // tenant to find one by hash, and refreshes fell from 2,400/s to 500/s within
+                // seconds as the table grew. Planning each run with its values costs little here.
+                c.batch_execute("SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan")
                     .map_err(|e| ConnectError(e.to_string()))?;
                 Conn::Postgres(c)
             }
@@ -87,7 +92,7 @@ impl r2d2::ManageConnection for Manager {
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA foreign_keys = ON",
-                    // `sesame serve` checkpoints the WAL once a second off the request path
+                    // `sesame serve` checkpoints the WAL five times a second off the request path
                     // (`Store::checkpoint`), so a commit seldom pays a checkpoint's fsync; this
                     // is the backstop should that fall behind. Other commands checkpoint when
                     // their last connection closes.

@@ -128,6 +128,45 @@ both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
     );
 });
 
+// Refresh tokens carry no foreign key to their client (a check would lock the client's row on
+// every refresh): removing the client removes them, so a client registered again under the same
+// ID starts with none.
+both_backends!(removing_a_client_removes_its_refresh_tokens, |db| {
+    use sesame::store::clients;
+    let store = prepared(&db);
+    issue(&store, "r1", "crm");
+    issue(&store, "o1", "other");
+    let crm = store
+        .run_blocking(|c| clients::find(c, &acme(), "crm"))
+        .unwrap()
+        .expect("the client exists");
+    assert!(
+        store
+            .run_blocking(|c| clients::remove(c, &acme(), "crm"))
+            .unwrap()
+    );
+    store
+        .run_blocking(|c| clients::insert(c, &acme(), &crm, T0))
+        .unwrap();
+    assert_eq!(rotate(&store, "crm", "r1", "r2", 10), Rotation::Invalid);
+    assert!(
+        store
+            .run_blocking(|c| refresh::find_active(c, &acme(), &TokenHash::of("r1"), T0.plus(10)))
+            .unwrap()
+            .is_none()
+    );
+    // Another client's tokens stay.
+    assert!(matches!(
+        rotate(&store, "other", "o1", "o2", 10),
+        Rotation::Rotated(_)
+    ));
+    assert!(
+        !store
+            .run_blocking(|c| clients::remove(c, &acme(), "crm-gone"))
+            .unwrap()
+    );
+});
+
 both_backends!(refresh_expiry_is_sliding_and_absolute, |db| {
     let store = prepared(&db);
     issue(&store, "a1", "crm");

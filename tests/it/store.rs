@@ -488,6 +488,34 @@ fn migration_folders_name_the_same_migrations() {
     }
 }
 
+/// Every PostgreSQL connection plans each statement with its values: a generic plan cached while
+/// a table was nearly empty once read every refresh token of the tenant to find one by hash.
+#[test]
+fn postgres_connections_never_settle_on_a_generic_plan() {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        plan_cache_mode: String,
+    }
+    let Some(pg) = crate::support::TestDb::postgres() else {
+        eprintln!("skipped: SESAME_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let mode = pg
+        .store()
+        .run_blocking(|c| match c {
+            sesame::store::conn::Conn::Postgres(c) => Ok(diesel::sql_query("SHOW plan_cache_mode")
+                .get_result::<Setting>(c)
+                .map_err(StoreError::from)?
+                .plan_cache_mode),
+            sesame::store::conn::Conn::Sqlite(_) => unreachable!("a PostgreSQL store"),
+        })
+        .unwrap();
+    assert_eq!(mode, "force_custom_plan");
+}
+
 #[tokio::test]
 async fn migrated_schemas_match_across_backends() {
     let Some(pg) = crate::support::TestDb::postgres() else {
