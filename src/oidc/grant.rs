@@ -210,74 +210,96 @@ pub async fn refresh_token(
     let next_hash = TokenHash::of(&next);
     let (t, now) = (tenant.id().clone(), app.now());
     let sliding = app.config.tokens.refresh_token_idle_lifetime;
-    let rotate = |presented: TokenHash| {
-        let (t, cid, next_hash) = (t.clone(), client.client_id.clone(), next_hash.clone());
+    // The consume comes first, in one store call: on the usual path a refresh costs one round
+    // trip. Of two racing uses of a token exactly one rotates it; the other is reuse.
+    let rotation = {
+        let (t, cid) = (t.clone(), client.client_id.clone());
+        let (presented, next_hash) = (presented.clone(), next_hash.clone());
         app.store
             .run(move |c| refresh::rotate(c, &t, &cid, &presented, &next_hash, sliding, now))
+            .await?
     };
-    // Everything that can fail is checked before the token is rotated, so a refused request or an
-    // outage leaves the presented token usable: a client that retries must not look like a thief.
-    let (lookup_t, lookup_hash) = (t.clone(), presented.clone());
-    let live = app
-        .store
-        .run(move |c| refresh::find_active(c, &lookup_t, &lookup_hash, now))
-        .await?
-        .filter(|g| g.client_id == client.client_id);
-    let Some(live) = live else {
-        // Unknown, expired or another client's, or rotated already: the rotation tells which,
-        // and revokes the family on reuse.
-        if let Rotation::Reused { family_id } = rotate(presented).await? {
+    let live = match rotation {
+        Rotation::Rotated(live) => live,
+        Rotation::Reused { family_id } => {
             tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
+            return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
         }
-        return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
+        Rotation::Invalid => return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into())),
     };
+    match tokens_for(app, tenant, client, form, &live, narrowed).await {
+        Ok(mut body) => {
+            body.insert("refresh_token".into(), json!(next));
+            Ok(super::no_store(Json(Value::Object(body)).into_response()))
+        }
+        Err(Refused::EndsFamily(e)) => {
+            let family = live.family_id;
+            app.store
+                .run(move |c| refresh::revoke_family(c, &t, &family, now))
+                .await?;
+            Err(e)
+        }
+        // A refused request or an outage must leave the presented token usable: a client that
+        // retries must not look like a thief. `next` was never handed out.
+        Err(Refused::KeepsToken(e)) => {
+            app.store
+                .run(move |c| refresh::restore(c, &t, &presented, &next_hash, now))
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+/// Why a rotated refresh token's request was refused after all.
+enum Refused {
+    /// The user may no longer have tokens for this app: the family ends here.
+    EndsFamily(OAuthError),
+    /// The request was at fault, or the server: the rotation is undone.
+    KeepsToken(OAuthError),
+}
+
+/// The access and ID tokens of a refresh of `live`, narrowed to the `narrowed` scope if asked.
+async fn tokens_for(
+    app: &App,
+    tenant: &TenantCtx,
+    client: &Client,
+    form: &OAuthForm,
+    live: &refresh::RefreshGrant,
+    narrowed: Option<Scope>,
+) -> Result<Map<String, Value>, Refused> {
     let granted = Scope::parse(&live.scope).unwrap_or_default();
     if narrowed
         .as_ref()
         .is_some_and(|asked| !asked.is_subset_of(&granted))
     {
-        return Err(OAuthError::InvalidScope(
+        return Err(Refused::KeepsToken(OAuthError::InvalidScope(
             "a refresh can only ask for scopes granted before".into(),
-        ));
+        )));
     }
-    let Some(user_id) = live.user_id.clone() else {
-        return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
+    let Some(user_id) = live.user_id.as_deref() else {
+        return Err(Refused::EndsFamily(OAuthError::InvalidGrant(
+            INVALID_REFRESH.into(),
+        )));
     };
-    let subject = match usable_subject(app, tenant.id(), client, &user_id).await {
+    let subject = match usable_subject(app, tenant.id(), client, user_id).await {
         Ok(s) => s,
-        Err(e @ OAuthError::InvalidGrant(_)) => {
-            // The user may no longer have tokens for this app: the family ends here.
-            let (t, family) = (t.clone(), live.family_id.clone());
-            app.store
-                .run(move |c| refresh::revoke_family(c, &t, &family, now))
-                .await?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
+        Err(e @ OAuthError::InvalidGrant(_)) => return Err(Refused::EndsFamily(e)),
+        Err(e) => return Err(Refused::KeepsToken(e)),
     };
     let scope = narrowed.unwrap_or(granted);
     let context = TokenContext {
         subject: &subject,
         scope: &scope,
         nonce: None,
-        auth_time: live.auth_time.unwrap_or(now),
+        auth_time: live.auth_time.unwrap_or(app.now()),
         amr: &[],
         acr: None,
         sid: live.sid.as_deref(),
         claims: None,
     };
-    let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
-    // The single-use step comes last; losing a race to another use of the same token is reuse.
-    match rotate(presented).await? {
-        Rotation::Rotated(_) => {}
-        Rotation::Reused { family_id } => {
-            tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
-            return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
-        }
-        Rotation::Invalid => return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into())),
-    }
-    body.insert("refresh_token".into(), json!(next));
-    Ok(super::no_store(Json(Value::Object(body)).into_response()))
+    sign_tokens(app, tenant, client, &context, form.get("resource"))
+        .await
+        .map_err(Refused::KeepsToken)
 }
 
 /// The user a grant is for, if they may still sign in and use the client's app; otherwise the

@@ -168,6 +168,36 @@ pub fn rotate(
     })
 }
 
+/// Undoes a rotation of `presented` into `next` made at `now` whose answer was never sent (the
+/// request was refused after the consume): `presented` is live again and `next` is gone. A family
+/// revoked meanwhile stays revoked.
+pub fn restore(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    presented: &TokenHash,
+    next: &TokenHash,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    tx::write(conn, |c| {
+        diesel::delete(
+            r::table
+                .filter(r::hash.eq(next.as_bytes().to_vec()))
+                .filter(r::tenant_id.eq(tenant.as_str())),
+        )
+        .execute(c)?;
+        diesel::update(
+            r::table
+                .filter(r::hash.eq(presented.as_bytes().to_vec()))
+                .filter(r::tenant_id.eq(tenant.as_str()))
+                .filter(r::rotated_at.eq(now.0))
+                .filter(r::revoked_at.is_null()),
+        )
+        .set(r::rotated_at.eq(None::<i64>))
+        .execute(c)?;
+        Ok(())
+    })
+}
+
 /// Why `presented` did not rotate: a token rotated before is reuse, and its family is revoked;
 /// anything else is invalid.
 fn not_rotated(

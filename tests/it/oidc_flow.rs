@@ -122,6 +122,10 @@ both_backends!(
             (status, narrowed["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_scope"))
         );
+        // The refused request did not spend the token.
+        let (status, again) = b.refresh(&crm, &second).await;
+        assert_eq!(status, 200, "{again}");
+        let second = again["refresh_token"].as_str().unwrap().to_string();
         let (status, err) = b.refresh(&crm, &first).await;
         assert_eq!(
             (status, err["error"].as_str()),

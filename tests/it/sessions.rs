@@ -128,6 +128,51 @@ both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
     );
 });
 
+// A rotation whose request is refused after the consume is undone: the presented token is live
+// again and the unsent one never works. A family revoked in between stays revoked.
+both_backends!(an_undone_rotation_leaves_the_presented_token_live, |db| {
+    let store = prepared(&db);
+    issue(&store, "r1", "crm");
+    assert!(matches!(
+        rotate(&store, "crm", "r1", "r2", 10),
+        Rotation::Rotated(_)
+    ));
+    let (p, n) = (TokenHash::of("r1"), TokenHash::of("r2"));
+    store
+        .run_blocking(|c| refresh::restore(c, &acme(), &p, &n, T0.plus(10)))
+        .unwrap();
+    assert!(
+        store
+            .run_blocking(|c| refresh::find_active(c, &acme(), &n, T0.plus(11)))
+            .unwrap()
+            .is_none(),
+        "the unsent token is gone"
+    );
+    assert!(matches!(
+        rotate(&store, "crm", "r1", "r3", 12),
+        Rotation::Rotated(_)
+    ));
+    // A rotation of another instant (a rotation that was answered) is not undone.
+    let (p, n) = (TokenHash::of("r1"), TokenHash::of("r3"));
+    store
+        .run_blocking(|c| refresh::restore(c, &acme(), &p, &TokenHash::of("r9"), T0.plus(13)))
+        .unwrap();
+    assert!(matches!(
+        rotate(&store, "crm", "r1", "r4", 14),
+        Rotation::Reused { .. }
+    ));
+    // The family is revoked now: undoing the rotation into r3 leaves r1 spent (still seen as
+    // reused) and r3 revoked.
+    store
+        .run_blocking(|c| refresh::restore(c, &acme(), &p, &n, T0.plus(12)))
+        .unwrap();
+    assert!(matches!(
+        rotate(&store, "crm", "r1", "r5", 15),
+        Rotation::Reused { .. }
+    ));
+    assert_eq!(rotate(&store, "crm", "r3", "r6", 16), Rotation::Invalid);
+});
+
 // Refresh tokens carry no foreign key to their client (a check would lock the client's row on
 // every refresh): removing the client removes them, so a client registered again under the same
 // ID starts with none.
