@@ -161,6 +161,42 @@ pub enum Redemption {
     Invalid,
 }
 
+/// A presented code, opened where it is sealed: no store call yet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Presented {
+    /// A sealed code of this tenant and client within its lifetime. Recording `id` until `exp`
+    /// among the client's used identifiers spends it.
+    Sealed {
+        id: String,
+        exp: UnixTime,
+        grant: Box<CodeGrant>,
+    },
+    /// A stored code, consumed by [`redeem`].
+    Stored,
+    /// Not a code of this tenant and client, or expired.
+    Invalid,
+}
+
+pub fn open_presented(
+    key: &MasterKey,
+    tenant: &TenantId,
+    client_id: &str,
+    code: &str,
+    now: UnixTime,
+) -> Presented {
+    if code.len() == STORED_LEN {
+        return Presented::Stored;
+    }
+    match open(key, tenant, client_id, code) {
+        Some(sealed) if sealed.exp > now => Presented::Sealed {
+            id: format!("code:{}", sealed.id),
+            exp: sealed.exp,
+            grant: Box::new(sealed.grant),
+        },
+        _ => Presented::Invalid,
+    }
+}
+
 /// Spends `code` for `client_id`; a code this client redeemed before is reported as replayed.
 /// A sealed code is opened with `key` and its id recorded (one insert); a stored one is consumed
 /// (one `UPDATE … RETURNING`).
@@ -172,23 +208,18 @@ pub fn redeem(
     code: &str,
     now: UnixTime,
 ) -> Result<Redemption, StoreError> {
-    if code.len() != STORED_LEN {
-        let Some(sealed) = open(key, tenant, client_id, code) else {
-            return Ok(Redemption::Invalid);
-        };
-        if sealed.exp <= now {
-            return Ok(Redemption::Invalid);
-        }
-        let id = format!("code:{}", sealed.id);
-        return Ok(
-            if jtis::remember(conn, tenant, client_id, &id, sealed.exp)? {
-                Redemption::Live(Box::new(sealed.grant))
+    match open_presented(key, tenant, client_id, code, now) {
+        Presented::Sealed { id, exp, grant } => {
+            return Ok(if jtis::remember(conn, tenant, client_id, &id, exp)? {
+                Redemption::Live(grant)
             } else {
                 Redemption::Replayed {
-                    family_id: Some(sealed.grant.family_id),
+                    family_id: Some(grant.family_id),
                 }
-            },
-        );
+            });
+        }
+        Presented::Invalid => return Ok(Redemption::Invalid),
+        Presented::Stored => {}
     }
     let hash = code_hash(client_id, code);
     if let Some(token) = tokens::consume(conn, tenant, KIND, &hash, now)? {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::access_token::{self, AccessToken};
 use super::claims;
-use super::code::{self, CodeGrant, Redemption};
+use super::code::{self, CodeGrant, Presented, Redemption};
 use super::error::OAuthError;
 use super::form::OAuthForm;
 use super::id_token::{self, IdToken};
@@ -25,7 +25,7 @@ use crate::flow::{access, login};
 use crate::store::clients::Client;
 use crate::store::refresh::{self, NewRefreshToken, Rotation};
 use crate::store::subjects::Subject;
-use crate::store::tx;
+use crate::store::{jtis, tx};
 use crate::tenant::TenantId;
 use crate::tenant::resolve::TenantCtx;
 
@@ -81,6 +81,58 @@ enum Redeemed {
     Replayed,
 }
 
+/// Spends a sealed code (records its `once` id) and, if it was not spent before and the request
+/// passed its checks, stores the `refresh` token of the family it starts: one store call (one
+/// statement on PostgreSQL), so a replay arriving meanwhile always finds the family it must
+/// revoke. A refused request still spends the code: a wrong PKCE verifier gets no second guess.
+/// Returns whether this was the code's first use.
+async fn spend_sealed(
+    app: &App,
+    tenant: &TenantId,
+    client: &Client,
+    (once, once_until): (String, UnixTime),
+    grant: &CodeGrant,
+    refresh: Option<TokenHash>,
+    now: UnixTime,
+) -> Result<bool, OAuthError> {
+    let (t, cid) = (tenant.clone(), client.client_id.clone());
+    let Some(hash) = refresh else {
+        return Ok(app
+            .store
+            .run(move |c| jtis::remember(c, &t, &cid, &once, once_until))
+            .await?);
+    };
+    let absolute = client
+        .refresh_token_lifetime
+        .unwrap_or(app.config.tokens.refresh_token_lifetime);
+    let sliding = app.config.tokens.refresh_token_idle_lifetime;
+    let g = (
+        grant.family_id.clone(),
+        grant.user_id.clone(),
+        grant.sid.clone(),
+        grant.scope.clone(),
+        grant.auth_time,
+    );
+    Ok(app
+        .store
+        .run(move |c| {
+            let (family_id, user_id, sid, scope, auth_time) = &g;
+            let token = NewRefreshToken {
+                hash: &hash,
+                family_id,
+                client_id: &cid,
+                user_id: Some(user_id),
+                sid: Some(sid),
+                scope,
+                auth_time: Some(*auth_time),
+                expires_at: now.plus(sliding),
+                family_expires_at: now.plus(absolute),
+            };
+            refresh::issue_once(c, &t, &once, once_until, &token, now)
+        })
+        .await?)
+}
+
 /// RFC 6749 §4.1.3.
 pub async fn authorization_code(
     app: &App,
@@ -104,53 +156,78 @@ pub async fn authorization_code(
     let sliding = app.config.tokens.refresh_token_idle_lifetime;
     let (t, now, cid) = (tenant.id().clone(), app.now(), client.client_id.clone());
     let key = app.code_seal.clone();
-    // The code is consumed and its refresh token stored in one transaction, so a replay arriving
-    // meanwhile always finds the family it must revoke. A refused request still spends the code.
-    let redeemed = app
-        .store
-        .run(move |c| {
-            tx::write(c, |c| {
-                match code::redeem(c, &key, &t, &cid, &presented, now)? {
-                    Redemption::Live(grant) => {
-                        if let Err(e) =
-                            check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref())
-                        {
-                            return Ok(Redeemed::Refused(e));
-                        }
-                        if let Some(hash) = &refresh_hash {
-                            refresh::issue(
-                                c,
-                                &t,
-                                &NewRefreshToken {
-                                    hash,
-                                    family_id: &grant.family_id,
-                                    client_id: &cid,
-                                    user_id: Some(&grant.user_id),
-                                    sid: Some(&grant.sid),
-                                    scope: &grant.scope,
-                                    auth_time: Some(grant.auth_time),
-                                    expires_at: now.plus(sliding),
-                                    family_expires_at: now.plus(absolute),
-                                },
-                                now,
-                            )?;
-                        }
-                        Ok(Redeemed::Granted(grant))
-                    }
-                    Redemption::Replayed { family_id } => {
-                        // §4.1.2: a code used twice revokes what its first use issued.
-                        if let Some(family) = family_id {
-                            refresh::revoke_family(c, &t, &family, now)?;
-                        }
-                        Ok(Redeemed::Replayed)
-                    }
-                    Redemption::Invalid => Ok(Redeemed::Refused(OAuthError::InvalidGrant(
-                        INVALID_CODE.into(),
-                    ))),
+    let redeemed = match code::open_presented(&key, &t, &cid, &presented, now) {
+        Presented::Invalid => return Err(OAuthError::InvalidGrant(INVALID_CODE.into())),
+        Presented::Sealed { id, exp, grant } => {
+            let checked = check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref());
+            let issue = refresh_hash.filter(|_| checked.is_ok());
+            let first = spend_sealed(app, &t, client, (id, exp), &grant, issue, now).await?;
+            match (first, checked) {
+                (true, Ok(())) => Redeemed::Granted(grant),
+                (true, Err(e)) => Redeemed::Refused(e),
+                (false, _) => {
+                    // §4.1.2: a code used twice revokes what its first use issued.
+                    let (t, family) = (t.clone(), grant.family_id.clone());
+                    app.store
+                        .run(move |c| refresh::revoke_family(c, &t, &family, now))
+                        .await?;
+                    Redeemed::Replayed
                 }
-            })
-        })
-        .await?;
+            }
+        }
+        // The code is consumed and its refresh token stored in one transaction, so a replay
+        // arriving meanwhile always finds the family it must revoke. A refused request still
+        // spends the code.
+        Presented::Stored => {
+            let t = t.clone();
+            app.store
+                .run(move |c| {
+                    tx::write(c, |c| {
+                        match code::redeem(c, &key, &t, &cid, &presented, now)? {
+                            Redemption::Live(grant) => {
+                                if let Err(e) = check_redemption(
+                                    &grant,
+                                    redirect_uri.as_deref(),
+                                    verifier.as_deref(),
+                                ) {
+                                    return Ok(Redeemed::Refused(e));
+                                }
+                                if let Some(hash) = &refresh_hash {
+                                    refresh::issue(
+                                        c,
+                                        &t,
+                                        &NewRefreshToken {
+                                            hash,
+                                            family_id: &grant.family_id,
+                                            client_id: &cid,
+                                            user_id: Some(&grant.user_id),
+                                            sid: Some(&grant.sid),
+                                            scope: &grant.scope,
+                                            auth_time: Some(grant.auth_time),
+                                            expires_at: now.plus(sliding),
+                                            family_expires_at: now.plus(absolute),
+                                        },
+                                        now,
+                                    )?;
+                                }
+                                Ok(Redeemed::Granted(grant))
+                            }
+                            Redemption::Replayed { family_id } => {
+                                // §4.1.2: a code used twice revokes what its first use issued.
+                                if let Some(family) = family_id {
+                                    refresh::revoke_family(c, &t, &family, now)?;
+                                }
+                                Ok(Redeemed::Replayed)
+                            }
+                            Redemption::Invalid => Ok(Redeemed::Refused(OAuthError::InvalidGrant(
+                                INVALID_CODE.into(),
+                            ))),
+                        }
+                    })
+                })
+                .await?
+        }
+    };
     let grant = match redeemed {
         Redeemed::Granted(grant) => grant,
         Redeemed::Refused(e) => return Err(e),

@@ -98,6 +98,73 @@ pub fn issue(
     Ok(())
 }
 
+/// Records `once` (a single-use ID of `t`'s client, kept until `once_until`) and, if it was not
+/// recorded before, issues `t`, as one atomic step: a second use of the ID issues nothing, and
+/// whoever sees it used finds the token the first use issued. Returns whether the ID was new.
+pub fn issue_once(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    once: &str,
+    once_until: UnixTime,
+    t: &NewRefreshToken<'_>,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    if let Conn::Postgres(pg) = conn {
+        return issue_once_in_one_statement(pg, tenant, once, once_until, t, now);
+    }
+    tx::write(conn, |c| {
+        let first = super::jtis::remember(c, tenant, t.client_id, once, once_until)?;
+        if first {
+            issue(c, tenant, t, now)?;
+        }
+        Ok(first)
+    })
+}
+
+/// [`issue_once`] in one PostgreSQL statement: one round trip instead of four. A concurrent use
+/// of the same ID waits on the first one's uninserted row and then finds it taken.
+fn issue_once_in_one_statement(
+    pg: &mut diesel::PgConnection,
+    tenant: &TenantId,
+    once: &str,
+    once_until: UnixTime,
+    t: &NewRefreshToken<'_>,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+    const ISSUE_ONCE: &str = "\
+        WITH used AS ( \
+            INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) VALUES ($1, $2, $3, $4) \
+            ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
+        ), issued AS ( \
+            INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
+                                        auth_time, created_at, expires_at, family_expires_at) \
+            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $13 FROM used \
+        ) \
+        SELECT count(*) AS n FROM used";
+    #[derive(QueryableByName)]
+    struct Used {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let used: Used = diesel::sql_query(ISSUE_ONCE)
+        .bind::<Text, _>(tenant.as_str())
+        .bind::<Text, _>(t.client_id)
+        .bind::<Text, _>(once)
+        .bind::<BigInt, _>(once_until.0)
+        .bind::<Binary, _>(t.hash.as_bytes().to_vec())
+        .bind::<Text, _>(t.family_id)
+        .bind::<Nullable<Text>, _>(t.user_id)
+        .bind::<Nullable<Text>, _>(t.sid)
+        .bind::<Text, _>(t.scope)
+        .bind::<Nullable<BigInt>, _>(t.auth_time.map(|x| x.0))
+        .bind::<BigInt, _>(now.0)
+        .bind::<BigInt, _>(t.expires_at.0.min(t.family_expires_at.0))
+        .bind::<BigInt, _>(t.family_expires_at.0)
+        .get_result(pg)?;
+    Ok(used.n == 1)
+}
+
 /// Rotates `presented` (a token of `client_id`) to `next`, whose sliding expiry is `now + sliding`
 /// capped by the family's absolute expiry. The consume is one `UPDATE … RETURNING`, so of two
 /// racing uses exactly one rotates; the other is treated as reuse.

@@ -128,6 +128,60 @@ both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
     );
 });
 
+// A sealed code's redemption: its id recorded and its family's first token stored in one step.
+// A second use of the id stores nothing, and the first use's token is there to be revoked.
+both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
+    let store = prepared(&db);
+    let (first, second) = (TokenHash::of("f1"), TokenHash::of("f2"));
+    let token = |hash| NewRefreshToken {
+        hash,
+        family_id: "fam-code",
+        client_id: "crm",
+        user_id: Some("u1"),
+        sid: Some("sid-1"),
+        scope: "openid offline_access",
+        auth_time: Some(T0),
+        expires_at: T0.plus(3600),
+        family_expires_at: T0.plus(86_400),
+    };
+    let issue = |hash| {
+        store
+            .run_blocking(|c| {
+                refresh::issue_once(c, &acme(), "code:1", T0.plus(60), &token(hash), T0)
+            })
+            .unwrap()
+    };
+    assert!(issue(&first), "the first use");
+    assert!(!issue(&second), "the second use");
+    let live = |hash: &TokenHash| {
+        store
+            .run_blocking(|c| refresh::find_active(c, &acme(), hash, T0.plus(1)))
+            .unwrap()
+    };
+    let granted = live(&first).expect("the first use's token is stored");
+    assert_eq!(
+        (
+            granted.family_id.as_str(),
+            granted.user_id.as_deref(),
+            granted.sid.as_deref()
+        ),
+        ("fam-code", Some("u1"), Some("sid-1"))
+    );
+    assert_eq!(granted.auth_time, Some(T0));
+    assert_eq!(granted.expires_at, T0.plus(3600));
+    assert!(live(&second).is_none(), "the second use stored nothing");
+    // The id is the client's: another client's identical id is its own first use.
+    let other = NewRefreshToken {
+        client_id: "other",
+        ..token(&second)
+    };
+    assert!(
+        store
+            .run_blocking(|c| refresh::issue_once(c, &acme(), "code:1", T0.plus(60), &other, T0))
+            .unwrap()
+    );
+});
+
 // A rotation whose request is refused after the consume is undone: the presented token is live
 // again and the unsent one never works. A family revoked in between stays revoked.
 both_backends!(an_undone_rotation_leaves_the_presented_token_live, |db| {
