@@ -12,7 +12,9 @@
 //! BASE is a tenant's issuer, such as `http://127.0.0.1:8080/t/bench`; the tenant comes from
 //! `bench/tenant.toml`. Every run is bounded by SECONDS. Without RATE each task sends as fast as
 //! it is answered (throughput); with RATE the requests are paced at RATE per second in all and
-//! latencies count from each request's scheduled time (the p99 at a given load).
+//! latencies count from each request's scheduled time (the p99 at a given load). With
+//! `LOAD_SLOWEST` set, the five slowest requests are listed with when they were scheduled, so a
+//! stall shows where it happened.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -191,7 +193,8 @@ async fn measure<S, F>(
                     break;
                 }
                 state = step(c.clone(), state).await;
-                latencies.push(from.elapsed().as_micros() as u64);
+                let offset = slot_time.saturating_duration_since(start).as_millis() as u64;
+                latencies.push((from.elapsed().as_micros() as u64, offset));
             }
             latencies
         }));
@@ -203,7 +206,7 @@ async fn measure<S, F>(
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
+            .map(|(latency, _)| *latency)
             .unwrap_or(0)
     };
     let paced = rate
@@ -216,6 +219,16 @@ async fn measure<S, F>(
         pct(0.50) as f64 / 1000.0,
         pct(0.99) as f64 / 1000.0
     );
+    // Where the slowest requests were scheduled: one stall shows as a cluster of offsets.
+    if std::env::var_os("LOAD_SLOWEST").is_some() {
+        for (latency, offset) in all.iter().rev().take(5) {
+            println!(
+                "  {:.2} ms, scheduled {:.3} s in",
+                *latency as f64 / 1000.0,
+                *offset as f64 / 1000.0
+            );
+        }
+    }
 }
 
 /// A stateless request repeated by every task: `(client, state) -> state` with nothing carried.

@@ -29,6 +29,9 @@ use crate::web::Templates;
 /// once; changes made on another node are seen within this many seconds.
 pub const CACHE_TTL_SECS: i64 = 10;
 
+/// How long before its TTL ends a keyring in use is reloaded (see [`App::keyring`]).
+const KEYRING_RELOAD_AHEAD_SECS: i64 = 2;
+
 /// The documents [`App::document`] keeps, each built from a tenant's keyring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Document {
@@ -75,6 +78,9 @@ pub struct Inner {
     /// All tenant hosts in one map, so probing random Host headers costs no query.
     hosts: TtlCache<(), Arc<HashMap<String, TenantId>>>,
     keyrings: TtlCache<TenantId, Arc<Keyring>>,
+    /// Held while a keyring loads, so the requests that find it expired wait for one load instead
+    /// of each decrypting and parsing every key on the same cores.
+    keyring_loads: tokio::sync::Mutex<()>,
     clients: TtlCache<(TenantId, String), Option<Arc<Client>>>,
     /// Documents built from the keyring (discovery, SAML metadata) by issuer, serialized once.
     documents: TtlCache<(Arc<str>, Document), bytes::Bytes>,
@@ -162,6 +168,7 @@ impl App {
             tenants_by_id: TtlCache::default(),
             hosts: TtlCache::default(),
             keyrings: TtlCache::default(),
+            keyring_loads: tokio::sync::Mutex::new(()),
             clients: TtlCache::default(),
             documents: TtlCache::default(),
             client_jwks: TtlCache::default(),
@@ -299,11 +306,42 @@ impl App {
     }
 
     /// The tenant's parsed signing keys and JWKS, loaded once per TTL.
+    ///
+    /// A load decrypts and parses every key of the tenant, milliseconds of CPU. Under load, the
+    /// requests that find the keyring expired wait for one of them to load it, and in the last
+    /// seconds of its TTL one request reloads it while the others go on with the current one:
+    /// an expiry costs one load, not one per request in flight.
     pub async fn keyring(&self, tenant: &TenantId) -> Result<Arc<Keyring>, KeyError> {
+        let now = self.now();
+        if let Some((hit, age)) = self.keyrings.get_aged(tenant, now) {
+            if age < CACHE_TTL_SECS - KEYRING_RELOAD_AHEAD_SECS {
+                return Ok(hit);
+            }
+            let Ok(_loading) = self.keyring_loads.try_lock() else {
+                return Ok(hit);
+            };
+            return match self.load_keyring(tenant, now).await {
+                Ok(ring) => Ok(ring),
+                // The current keyring is still within its TTL: a failed early reload can wait.
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.as_str(), error = %e, "reloading the keyring failed");
+                    Ok(hit)
+                }
+            };
+        }
+        let _loading = self.keyring_loads.lock().await;
         let now = self.now();
         if let Some(hit) = self.keyrings.get(tenant, now) {
             return Ok(hit);
         }
+        self.load_keyring(tenant, now).await
+    }
+
+    async fn load_keyring(
+        &self,
+        tenant: &TenantId,
+        now: UnixTime,
+    ) -> Result<Arc<Keyring>, KeyError> {
         let key = tenant.clone();
         let stored = self.store.run(move |c| key_store::list(c, &key)).await?;
         let ring = Arc::new(Keyring::load(tenant, &stored, &self.master, now)?);
@@ -415,9 +453,19 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.get_aged(key, now).map(|(value, _)| value)
+    }
+
+    /// A live entry with its age in seconds.
+    pub(crate) fn get_aged<Q>(&self, key: &Q, now: UnixTime) -> Option<(V, i64)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.read().ok()?;
         let (value, at) = entries.get(key)?;
-        (now.0 - at.0 < CACHE_TTL_SECS && now.0 >= at.0).then(|| value.clone())
+        let age = now.0 - at.0;
+        (age < CACHE_TTL_SECS && age >= 0).then(|| (value.clone(), age))
     }
 
     pub(crate) fn put(&self, key: K, value: V, now: UnixTime) {

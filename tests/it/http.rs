@@ -734,3 +734,46 @@ async fn malformed_paths_methods_and_headers_never_500() {
         assert_eq!(r.status, 404, "{host:?}");
     }
 }
+
+// A keyring load decrypts and parses every key: requests that find it expired share one load,
+// and in the TTL's last seconds one request reloads it while the others use the current one.
+#[tokio::test]
+async fn concurrent_requests_share_one_keyring_load() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let tenant = TenantId::default_tenant();
+    let load_all = || async {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (app, tenant) = (t.app.clone(), tenant.clone());
+            set.spawn(async move { app.keyring(&tenant).await.unwrap() });
+        }
+        set.join_all().await
+    };
+    let rings = load_all().await;
+    assert!(
+        rings.iter().all(|r| std::sync::Arc::ptr_eq(r, &rings[0])),
+        "one load for all sixteen"
+    );
+    // Within the TTL but near its end: reloaded once, and every caller gets a keyring.
+    t.clock.advance(sesame::app::CACHE_TTL_SECS - 1);
+    let near_end = load_all().await;
+    let reloaded: Vec<_> = near_end
+        .iter()
+        .filter(|r| !std::sync::Arc::ptr_eq(r, &rings[0]))
+        .collect();
+    assert_eq!(reloaded.len(), 1, "one request reloaded it");
+    let next = t.app.keyring(&tenant).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&next, reloaded[0]),
+        "the reload is kept"
+    );
+    // Past the TTL: loaded again, once.
+    t.clock.advance(sesame::app::CACHE_TTL_SECS);
+    let expired = load_all().await;
+    assert!(
+        expired
+            .iter()
+            .all(|r| std::sync::Arc::ptr_eq(r, &expired[0]))
+    );
+    assert!(!std::sync::Arc::ptr_eq(&expired[0], &next));
+}
