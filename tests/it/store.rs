@@ -601,3 +601,36 @@ fn sqlite_connections_bound_the_write_ahead_log_file() {
         .unwrap();
     assert_eq!(limits[0].journal_size_limit, 64 << 20);
 }
+
+/// A new SQLite database is made with 1 KiB pages, so a commit writes less to the log; one made
+/// before keeps its page size.
+#[test]
+fn new_sqlite_databases_have_small_pages_and_old_ones_keep_theirs() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct PageSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        page_size: i64,
+    }
+    let page_size = |store: &Store| {
+        let sizes: Vec<PageSize> = store
+            .run_blocking(|c| Ok(diesel::sql_query("PRAGMA page_size").load(c)?))
+            .unwrap();
+        sizes[0].page_size
+    };
+    let store = migrated(&crate::support::TestDb::sqlite());
+    assert_eq!(page_size(&store), 1024);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut c = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut c,
+            "PRAGMA page_size = 4096; CREATE TABLE t (x INTEGER);",
+        )
+        .unwrap();
+    }
+    let old = Store::open(&format!("sqlite://{}", path.display()), 1, 5).unwrap();
+    assert_eq!(page_size(&old), 4096);
+}
