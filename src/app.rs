@@ -465,7 +465,9 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         let entries = self.entries.read().ok()?;
         let (value, at) = entries.get(key)?;
         let age = now.0 - at.0;
-        (age < CACHE_TTL_SECS && age >= 0).then(|| (value.clone(), age))
+        (0..CACHE_TTL_SECS)
+            .contains(&age)
+            .then(|| (value.clone(), age))
     }
 
     pub(crate) fn put(&self, key: K, value: V, now: UnixTime) {

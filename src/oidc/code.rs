@@ -21,7 +21,7 @@ use crate::clock::UnixTime;
 use crate::crypto::master::MasterKey;
 use crate::crypto::secret::{TokenHash, random_token};
 use crate::store::tokens::{self, NewOneTimeToken};
-use crate::store::{StoreError, jtis, new_id, sessions};
+use crate::store::{StoreError, new_id, sessions};
 use crate::tenant::TenantId;
 
 pub const KIND: &str = "authorization_code";
@@ -171,7 +171,7 @@ pub enum Presented {
         exp: UnixTime,
         grant: Box<CodeGrant>,
     },
-    /// A stored code, consumed by [`redeem`].
+    /// A stored code, consumed by [`redeem_stored`].
     Stored,
     /// Not a code of this tenant and client, or expired.
     Invalid,
@@ -197,30 +197,16 @@ pub fn open_presented(
     }
 }
 
-/// Spends `code` for `client_id`; a code this client redeemed before is reported as replayed.
-/// A sealed code is opened with `key` and its id recorded (one insert); a stored one is consumed
-/// (one `UPDATE … RETURNING`).
-pub fn redeem(
+/// Consumes a stored code of `client_id` (one `UPDATE … RETURNING`); a code this client redeemed
+/// before is reported as replayed. A sealed code is opened by [`open_presented`] and spent by
+/// recording its id.
+pub fn redeem_stored(
     conn: &mut crate::store::Conn,
-    key: &MasterKey,
     tenant: &TenantId,
     client_id: &str,
     code: &str,
     now: UnixTime,
 ) -> Result<Redemption, StoreError> {
-    match open_presented(key, tenant, client_id, code, now) {
-        Presented::Sealed { id, exp, grant } => {
-            return Ok(if jtis::remember(conn, tenant, client_id, &id, exp)? {
-                Redemption::Live(grant)
-            } else {
-                Redemption::Replayed {
-                    family_id: Some(grant.family_id),
-                }
-            });
-        }
-        Presented::Invalid => return Ok(Redemption::Invalid),
-        Presented::Stored => {}
-    }
     let hash = code_hash(client_id, code);
     if let Some(token) = tokens::consume(conn, tenant, KIND, &hash, now)? {
         return Ok(match serde_json::from_value::<CodeGrant>(token.payload) {

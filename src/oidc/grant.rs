@@ -155,8 +155,7 @@ pub async fn authorization_code(
         .unwrap_or(app.config.tokens.refresh_token_lifetime);
     let sliding = app.config.tokens.refresh_token_idle_lifetime;
     let (t, now, cid) = (tenant.id().clone(), app.now(), client.client_id.clone());
-    let key = app.code_seal.clone();
-    let redeemed = match code::open_presented(&key, &t, &cid, &presented, now) {
+    let redeemed = match code::open_presented(&app.code_seal, &t, &cid, &presented, now) {
         Presented::Invalid => return Err(OAuthError::InvalidGrant(INVALID_CODE.into())),
         Presented::Sealed { id, exp, grant } => {
             let checked = check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref());
@@ -183,7 +182,7 @@ pub async fn authorization_code(
             app.store
                 .run(move |c| {
                     tx::write(c, |c| {
-                        match code::redeem(c, &key, &t, &cid, &presented, now)? {
+                        match code::redeem_stored(c, &t, &cid, &presented, now)? {
                             Redemption::Live(grant) => {
                                 if let Err(e) = check_redemption(
                                     &grant,

@@ -122,7 +122,7 @@ pub fn issue_once(
 }
 
 /// [`issue_once`] in one PostgreSQL statement: one round trip instead of four. A concurrent use
-/// of the same ID waits on the first one's uninserted row and then finds it taken.
+/// of the same ID waits for the first one's row to commit and then finds the ID taken.
 fn issue_once_in_one_statement(
     pg: &mut diesel::PgConnection,
     tenant: &TenantId,
