@@ -761,7 +761,15 @@ async fn concurrent_requests_share_one_keyring_load() {
         .iter()
         .filter(|r| !std::sync::Arc::ptr_eq(r, &rings[0]))
         .collect();
-    assert_eq!(reloaded.len(), 1, "one request reloaded it");
+    // The callers polled before the reload finished got the current keyring; those after, the
+    // reloaded one. Either way there was exactly one reload.
+    assert!(!reloaded.is_empty(), "reloaded before the TTL ended");
+    assert!(
+        reloaded
+            .iter()
+            .all(|r| std::sync::Arc::ptr_eq(r, reloaded[0])),
+        "one request reloaded it"
+    );
     let next = t.app.keyring(&tenant).await.unwrap();
     assert!(
         std::sync::Arc::ptr_eq(&next, reloaded[0]),
