@@ -81,6 +81,14 @@ enum Redeemed {
     Replayed,
 }
 
+/// A new refresh-token family's sliding and absolute lifetimes, in seconds.
+fn new_family_lifetimes(app: &App, client: &Client) -> (i64, i64) {
+    let absolute = client
+        .refresh_token_lifetime
+        .unwrap_or(app.config.tokens.refresh_token_lifetime);
+    (app.config.tokens.refresh_token_idle_lifetime, absolute)
+}
+
 /// Spends a sealed code (records its `once` id) and, if it was not spent before and the request
 /// passed its checks, stores the `refresh` token of the family it starts: one store call (one
 /// statement on PostgreSQL), so a replay arriving meanwhile always finds the family it must
@@ -102,10 +110,7 @@ async fn spend_sealed(
             .run(move |c| jtis::remember(c, &t, &cid, &once, once_until))
             .await?);
     };
-    let absolute = client
-        .refresh_token_lifetime
-        .unwrap_or(app.config.tokens.refresh_token_lifetime);
-    let sliding = app.config.tokens.refresh_token_idle_lifetime;
+    let (sliding, absolute) = new_family_lifetimes(app, client);
     let g = (
         grant.family_id.clone(),
         grant.user_id.clone(),
@@ -150,10 +155,6 @@ pub async fn authorization_code(
         .any(|g| g == "refresh_token")
         .then(|| random_token(32));
     let refresh_hash = refresh_token.as_deref().map(TokenHash::of);
-    let absolute = client
-        .refresh_token_lifetime
-        .unwrap_or(app.config.tokens.refresh_token_lifetime);
-    let sliding = app.config.tokens.refresh_token_idle_lifetime;
     let (t, now, cid) = (tenant.id().clone(), app.now(), client.client_id.clone());
     let redeemed = match code::open_presented(&app.code_seal, &t, &cid, &presented, now) {
         Presented::Invalid => return Err(OAuthError::InvalidGrant(INVALID_CODE.into())),
@@ -179,6 +180,7 @@ pub async fn authorization_code(
         // spends the code.
         Presented::Stored => {
             let t = t.clone();
+            let (sliding, absolute) = new_family_lifetimes(app, client);
             app.store
                 .run(move |c| {
                     tx::write(c, |c| {
