@@ -320,7 +320,7 @@ impl App {
             let Ok(_loading) = self.keyring_loads.try_lock() else {
                 return Ok(hit);
             };
-            return match self.load_keyring(tenant, now).await {
+            return match self.load_keyring(tenant, now, Some(hit.clone())).await {
                 Ok(ring) => Ok(ring),
                 // The current keyring is still within its TTL: a failed early reload can wait.
                 Err(e) => {
@@ -334,17 +334,27 @@ impl App {
         if let Some(hit) = self.keyrings.get(tenant, now) {
             return Ok(hit);
         }
-        self.load_keyring(tenant, now).await
+        let expired = self.keyrings.get_stale(tenant);
+        self.load_keyring(tenant, now, expired).await
     }
 
+    /// Reads the tenant's keys and keeps `current` if they are the ones it was built from: the
+    /// TTL is there to notice rotations made on other nodes, and most reloads find none.
     async fn load_keyring(
         &self,
         tenant: &TenantId,
         now: UnixTime,
+        current: Option<Arc<Keyring>>,
     ) -> Result<Arc<Keyring>, KeyError> {
         let key = tenant.clone();
         let stored = self.store.run(move |c| key_store::list(c, &key)).await?;
-        let ring = Arc::new(Keyring::load(tenant, &stored, &self.master, now)?);
+        let ring = match current {
+            Some(ring) if ring.built_from(&stored, now) => ring,
+            _ => {
+                self.metrics.keyring_built();
+                Arc::new(Keyring::load(tenant, &stored, &self.master, now)?)
+            }
+        };
         self.keyrings.put(tenant.clone(), ring.clone(), now);
         Ok(ring)
     }
@@ -468,6 +478,16 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         (0..CACHE_TTL_SECS)
             .contains(&age)
             .then(|| (value.clone(), age))
+    }
+
+    /// The entry whatever its age, for a reload that may keep it.
+    pub(crate) fn get_stale<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entries = self.entries.read().ok()?;
+        entries.get(key).map(|(value, _)| value.clone())
     }
 
     pub(crate) fn put(&self, key: K, value: V, now: UnixTime) {

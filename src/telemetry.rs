@@ -63,6 +63,7 @@ pub struct Metrics {
     pool_connections: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    keyring_builds: Counter,
 }
 
 impl Default for Metrics {
@@ -77,6 +78,7 @@ impl Default for Metrics {
         let pool_connections = Gauge::default();
         let pool_idle = Gauge::default();
         let pool_max = Gauge::default();
+        let keyring_builds = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -102,6 +104,11 @@ impl Default for Metrics {
             "Configured pool size",
             pool_max.clone(),
         );
+        registry.register(
+            "keyring_builds",
+            "Tenant keyrings decrypted and parsed: a first use, or a key rotated or retired",
+            keyring_builds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -109,6 +116,7 @@ impl Default for Metrics {
             pool_connections,
             pool_idle,
             pool_max,
+            keyring_builds,
         }
     }
 }
@@ -125,6 +133,15 @@ impl Metrics {
         self.latency
             .get_or_create(&RouteLabels { method, route })
             .observe(seconds);
+    }
+
+    pub fn keyring_built(&self) {
+        self.keyring_builds.inc();
+    }
+
+    /// How many keyrings this node has built since it started.
+    pub fn keyring_builds(&self) -> u64 {
+        self.keyring_builds.get()
     }
 
     /// OpenMetrics text with the pool gauges read at scrape time.

@@ -1,5 +1,7 @@
 //! HTTP surface: discovery, JWKS, tenant routing, operations endpoints, headers, and import.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Map, json};
@@ -401,8 +403,8 @@ async fn verify_signature_with_published_keys(t: &TestApp, tenant: &str) {
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     use axum::routing::get;
-    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
-    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let entered = Arc::new(tokio::sync::Notify::new());
     let (g, e) = (gate.clone(), entered.clone());
     let router = axum::Router::new().route(
         "/slow",
@@ -741,6 +743,7 @@ async fn malformed_paths_methods_and_headers_never_500() {
 async fn concurrent_requests_share_one_keyring_load() {
     let t = TestApp::new(TestDb::sqlite()).await;
     let tenant = TenantId::default_tenant();
+    let builds = || t.app.metrics.keyring_builds();
     let load_all = || async {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..16 {
@@ -749,39 +752,73 @@ async fn concurrent_requests_share_one_keyring_load() {
         }
         set.join_all().await
     };
+    let before = builds();
     let rings = load_all().await;
-    assert!(
-        rings.iter().all(|r| std::sync::Arc::ptr_eq(r, &rings[0])),
-        "one load for all sixteen"
-    );
-    // Within the TTL but near its end: reloaded once, and every caller gets a keyring.
+    assert_eq!(builds(), before + 1, "one build for all sixteen");
+    assert!(rings.iter().all(|r| Arc::ptr_eq(r, &rings[0])));
+    // A key rotated behind this node's back: the callers that find the keyring expired wait for
+    // one build of the new one.
+    t.rotate_now(KeyKind::Jws(Alg::ES256)).await;
+    t.clock.advance(sesame::app::CACHE_TTL_SECS);
+    let rotated = load_all().await;
+    assert_eq!(builds(), before + 2, "one build after the rotation");
+    assert!(rotated.iter().all(|r| Arc::ptr_eq(r, &rotated[0])));
+    assert!(!Arc::ptr_eq(&rotated[0], &rings[0]));
+    // Rotated again, and the TTL nearly over: one caller rebuilds it while the others go on with
+    // the current keyring; the next caller gets the rebuilt one.
+    t.rotate_now(KeyKind::Jws(Alg::ES256)).await;
     t.clock.advance(sesame::app::CACHE_TTL_SECS - 1);
     let near_end = load_all().await;
-    let reloaded: Vec<_> = near_end
-        .iter()
-        .filter(|r| !std::sync::Arc::ptr_eq(r, &rings[0]))
-        .collect();
-    // The callers polled before the reload finished got the current keyring; those after, the
-    // reloaded one. Either way there was exactly one reload.
-    assert!(!reloaded.is_empty(), "reloaded before the TTL ended");
-    assert!(
-        reloaded
-            .iter()
-            .all(|r| std::sync::Arc::ptr_eq(r, reloaded[0])),
-        "one request reloaded it"
-    );
+    assert_eq!(builds(), before + 3, "one rebuild before the TTL ended");
     let next = t.app.keyring(&tenant).await.unwrap();
+    assert!(!Arc::ptr_eq(&next, &rotated[0]), "the rebuild is kept");
     assert!(
-        std::sync::Arc::ptr_eq(&next, reloaded[0]),
-        "the reload is kept"
-    );
-    // Past the TTL: loaded again, once.
-    t.clock.advance(sesame::app::CACHE_TTL_SECS);
-    let expired = load_all().await;
-    assert!(
-        expired
+        near_end
             .iter()
-            .all(|r| std::sync::Arc::ptr_eq(r, &expired[0]))
+            .all(|r| Arc::ptr_eq(r, &rotated[0]) || Arc::ptr_eq(r, &next))
     );
-    assert!(!std::sync::Arc::ptr_eq(&expired[0], &next));
+}
+
+/// The TTL is there to notice rotations made elsewhere: a reload that finds the same keys keeps
+/// the keyring (and the tokens it has verified) instead of parsing every key again.
+#[tokio::test]
+async fn a_reload_that_finds_the_same_keys_keeps_the_keyring() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let tenant = TenantId::default_tenant();
+    let first = t.app.keyring(&tenant).await.unwrap();
+    let builds = t.app.metrics.keyring_builds();
+    for advance in [
+        sesame::app::CACHE_TTL_SECS - 1,
+        sesame::app::CACHE_TTL_SECS * 3,
+    ] {
+        t.clock.advance(advance);
+        let again = t.app.keyring(&tenant).await.unwrap();
+        assert!(Arc::ptr_eq(&again, &first), "kept after {advance} s");
+    }
+    assert_eq!(
+        t.app.metrics.keyring_builds(),
+        builds,
+        "nothing parsed again"
+    );
+    // A retired key drops out of the JWKS when its grace period ends, with no write to notice:
+    // the keyring is rebuilt for that too.
+    let rotation = t.rotate_now(KeyKind::Jws(Alg::ES256)).await;
+    let retired = rotation.retired.expect("an active key was retired");
+    t.clock.advance(sesame::app::CACHE_TTL_SECS);
+    let rotated = t.app.keyring(&tenant).await.unwrap();
+    let kids = |ring: &sesame::crypto::keys::Keyring| -> Vec<String> {
+        ring.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(kids(&rotated).contains(&retired));
+    assert!(kids(&rotated).contains(&rotation.next));
+    t.clock.advance(600);
+    let after_grace = t.app.keyring(&tenant).await.unwrap();
+    assert!(!Arc::ptr_eq(&after_grace, &rotated));
+    assert!(!kids(&after_grace).contains(&retired));
+    assert_eq!(t.app.metrics.keyring_builds(), builds + 2);
 }
