@@ -5,6 +5,7 @@
 
 mod browser;
 mod nodes;
+mod rp;
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreTokenIntrospectionResponse,
