@@ -3,7 +3,7 @@
 //
 //   node rp.mjs ISSUER CLIENT_ID SECRET REDIRECT_URI POST_LOGOUT_URI
 //
-// It talks over stdin/stdout, one JSON object per line: twice it prints {"authorize": URL} and
+// It talks over stdin/stdout, one JSON object per line: three times it prints {"authorize": URL} and
 // reads the URL the browser came back to; at the end it prints what it saw, with the logout URL. Any check the
 // library makes that fails ends it with an error on stderr and a non-zero exit. The service
 // client's private key (ES256, for private_key_jwt) comes in RP_SVC_JWK.
@@ -32,7 +32,7 @@ client.enableNonRepudiationChecks(config);
 // Authorization code with PKCE (S256), nonce and state: prints the URL, reads where the browser
 // came back to, and redeems the code. The library checks state, the RFC 9207 `iss` parameter,
 // the token response and the ID token (issuer, audience, expiry, nonce, signature).
-const signIn = async () => {
+const signIn = async (extra = {}) => {
   const verifier = client.randomPKCECodeVerifier();
   const nonce = client.randomNonce();
   const state = client.randomState();
@@ -43,13 +43,16 @@ const signIn = async () => {
     code_challenge_method: 'S256',
     nonce,
     state,
+    ...extra,
   });
   say({ authorize: authorize.href });
   const back = (await lines.next()).value;
+  // With `max_age` the library also requires `auth_time` and checks it against the age.
   const tokens = await client.authorizationCodeGrant(config, new URL(back), {
     pkceCodeVerifier: verifier,
     expectedNonce: nonce,
     expectedState: state,
+    maxAge: extra.max_age === undefined ? undefined : Number(extra.max_age),
     idTokenExpected: true,
   });
   if (tokens.token_type.toLowerCase() !== 'bearer') fail(`token_type ${tokens.token_type}`);
@@ -66,9 +69,18 @@ const refusal = async (promise) => {
   fail('a request that must fail succeeded');
 };
 
-// The first sign-in (the password page), then a second through the SSO session.
+// The first sign-in (the password page), then a second through the SSO session, then a third
+// with `prompt=none` from a browser that is not signed in: an error response (with `iss`).
 const tokens = await signIn();
-const again = await signIn();
+const again = await signIn({ max_age: '300' });
+let passive;
+try {
+  await signIn({ prompt: 'none' });
+  fail('prompt=none without a session succeeded');
+} catch (e) {
+  if (!(e instanceof client.AuthorizationResponseError)) throw e;
+  passive = e.error;
+}
 const claims = tokens.claims();
 if (again.claims().sub !== claims.sub) fail('the second sign-in is someone else');
 
@@ -122,6 +134,7 @@ const endSession = client.buildEndSessionUrl(config, {
 say({
   claims,
   userinfo: info,
+  passive,
   reused,
   family,
   introspected,

@@ -103,6 +103,16 @@ async fn openid_client_from_npm_completes_every_flow() {
     let back = r.headers()["location"].to_str().unwrap().to_string();
     assert!(back.starts_with(REDIRECT), "{back}");
     writeln!(rp.stdin.as_mut().unwrap(), "{back}").unwrap();
+    // The third, `prompt=none`, from a browser with no session: an error back to the app.
+    let asked = next_line(&mut rp, &mut out);
+    let r = crate::support::browser()
+        .get(asked["authorize"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    writeln!(rp.stdin.as_mut().unwrap(), "{back}").unwrap();
 
     let done = next_line(&mut rp, &mut out);
     assert!(rp.wait().unwrap().success());
@@ -113,6 +123,7 @@ async fn openid_client_from_npm_completes_every_flow() {
     assert_eq!(claims["tenant"], "acme");
     assert_eq!(done["userinfo"]["sub"], claims["sub"]);
     assert_eq!(done["userinfo"]["preferred_username"], "alice");
+    assert_eq!(done["passive"], "login_required");
     assert_eq!(done["reused"], "invalid_grant", "a rotated refresh token");
     assert_eq!(
         done["family"], "invalid_grant",
