@@ -65,6 +65,9 @@ pub struct Inner {
     /// Keys the digests of browsers and networks users signed in from (see `flow::alerts`): a
     /// plain hash of a /24 would be reversed by trying all 2^24.
     pub origin_key: DigestKey,
+    /// Keys the persistent SAML NameIDs, one pseudonym per user and service provider (see
+    /// `saml::nameid`).
+    pub pseudonym_key: DigestKey,
     /// Email and SMS delivery.
     pub notifier: Arc<crate::notify::Notifier>,
     /// Balancers whose `X-Forwarded-For` names the client (see `web::proxies`).
@@ -153,6 +156,7 @@ impl App {
             captcha_key: DigestKey::new(master.derive("captcha")),
             code_key: DigestKey::new(master.derive("verification-code")),
             origin_key: DigestKey::new(master.derive("sign-in-origins")),
+            pseudonym_key: DigestKey::new(master.derive("saml-persistent-nameid")),
             code_seal: master.sub_key("authorization-code-v1"),
             notifier,
             trusted_proxies,

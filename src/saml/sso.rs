@@ -17,7 +17,6 @@ use samael::schema::AuthnRequest;
 use super::request::{self, Accepted, Refusal, RequestError, Status};
 use super::{nameid, response, signature};
 use crate::app::App;
-use crate::crypto::secret::DigestKey;
 use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
 use crate::flow::{self, access, login, session};
 use crate::i18n::Text;
@@ -433,8 +432,7 @@ pub async fn answer(
         };
         return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
     }
-    let pseudonyms = DigestKey::new(app.master.derive("saml-persistent-nameid"));
-    let Some(name_id) = nameid::value(sp, &subject, &pseudonyms) else {
+    let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key) else {
         let status = Status {
             code: "InvalidNameIDPolicy",
             requester: false,

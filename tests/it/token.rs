@@ -151,13 +151,7 @@ both_backends!(a_client_may_choose_rs256_access_tokens, |db| {
     let claims = verify_access_token(&t, &token, jsonwebtoken::Algorithm::RS256).await;
     assert_eq!(claims["client_id"], "svc-rs");
     // Introspection knows it like any other.
-    let r = post_to(
-        &t,
-        "/t/acme/introspect",
-        Some(&auth),
-        &format!("token={}", form_escape(&token)),
-    )
-    .await;
+    let r = introspect(&t, Some(&auth), &token).await;
     assert_eq!(r.json()["active"], true, "{}", r.text());
 
     // An algorithm Sesame does not sign with is refused at import, naming the key.
@@ -390,6 +384,12 @@ async fn post_to(t: &TestApp, path: &str, auth: Option<&str>, body: &str) -> Tes
         .await
 }
 
+/// `token` introspected (RFC 7662) with the client credentials in `auth`, if any.
+async fn introspect(t: &TestApp, auth: Option<&str>, token: &str) -> TestResponse {
+    let body = format!("token={}", form_escape(token));
+    post_to(t, "/t/acme/introspect", auth, &body).await
+}
+
 fn form_escape(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -410,13 +410,7 @@ both_backends!(
             .as_str()
             .unwrap()
             .to_string();
-        let r = post_to(
-            &t,
-            "/t/acme/introspect",
-            Some(&svc),
-            &format!("token={}", form_escape(&token)),
-        )
-        .await;
+        let r = introspect(&t, Some(&svc), &token).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("cache-control"), Some("no-store"));
         let body = r.json();
@@ -451,32 +445,14 @@ both_backends!(
             "garbage".to_string(),
             "a.b.c".to_string(),
         ] {
-            let r = post_to(
-                &t,
-                "/t/acme/introspect",
-                Some(&svc),
-                &format!("token={}", form_escape(&bad)),
-            )
-            .await;
+            let r = introspect(&t, Some(&svc), &bad).await;
             assert_eq!(r.json(), serde_json::json!({"active": false}), "{bad}");
         }
         t.clock.advance(121);
-        let r = post_to(
-            &t,
-            "/t/acme/introspect",
-            Some(&svc),
-            &format!("token={}", form_escape(&token)),
-        )
-        .await;
+        let r = introspect(&t, Some(&svc), &token).await;
         assert_eq!(r.json()["active"], false, "expired");
         // Unauthenticated callers and missing tokens get OAuth errors.
-        let r = post_to(
-            &t,
-            "/t/acme/introspect",
-            None,
-            &format!("token={}", form_escape(&token)),
-        )
-        .await;
+        let r = introspect(&t, None, &token).await;
         assert_oauth_error(&r, 401, "invalid_client");
         assert_oauth_error(
             &post_to(&t, "/t/acme/introspect", Some(&svc), "").await,
