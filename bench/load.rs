@@ -138,7 +138,9 @@ fn authn_request() -> String {
 }
 
 /// One step of a loop: takes the loop's state (a refresh token, say) and returns the next.
-type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+/// One request of a task: takes the task's state (its client, what it carries from one request to
+/// the next) and gives it back.
+type StepFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Runs `step` in `tasks` concurrent loops for `seconds`; prints the rate and latency.
 ///
@@ -146,7 +148,7 @@ type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = String> + S
 /// throughput). With `rate`, requests are scheduled at that many per second in all, and each
 /// latency is counted from its scheduled time, not from when a busy loop got round to sending it,
 /// so a server that falls behind shows its queue in the percentiles (no coordinated omission).
-async fn measure<S, F>(
+async fn measure<T, S, F>(
     label: &str,
     seconds: u64,
     tasks: usize,
@@ -154,8 +156,9 @@ async fn measure<S, F>(
     setup: impl Fn() -> F,
     step: S,
 ) where
-    F: std::future::Future<Output = (reqwest::Client, String)> + Send + 'static,
-    S: Fn(reqwest::Client, String) -> StepFuture + Send + Sync + Clone + 'static,
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+    S: Fn(T) -> StepFuture<T> + Send + Sync + Clone + 'static,
 {
     let mut prepared = Vec::new();
     for _ in 0..tasks {
@@ -165,7 +168,7 @@ async fn measure<S, F>(
     let deadline = start + Duration::from_secs(seconds);
     let slots = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut handles = Vec::new();
-    for (c, mut state) in prepared {
+    for mut state in prepared {
         let (step, slots) = (step.clone(), slots.clone());
         handles.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -192,7 +195,7 @@ async fn measure<S, F>(
                 if slot_time >= deadline {
                     break;
                 }
-                state = step(c.clone(), state).await;
+                state = step(state).await;
                 let offset = slot_time.saturating_duration_since(start).as_millis() as u64;
                 latencies.push((from.elapsed().as_micros() as u64, offset));
             }
@@ -231,18 +234,71 @@ async fn measure<S, F>(
     }
 }
 
-/// A stateless request repeated by every task: `(client, state) -> state` with nothing carried.
+/// A stateless request repeated by every task with its own client.
 fn repeat(
     make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
-) -> impl Fn(reqwest::Client, String) -> StepFuture + Send + Sync + Clone + 'static {
-    move |c, state| {
+) -> impl Fn(reqwest::Client) -> StepFuture<reqwest::Client> + Send + Sync + Clone + 'static {
+    move |c| {
         let request = make(&c);
         Box::pin(async move {
             let r = request.send().await.unwrap();
             assert!(r.status().is_success(), "{}", r.status());
             r.bytes().await.unwrap();
-            state
+            c
         })
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection sending the same GET again and again. A general client
+/// (reqwest, with its cookie jar and header maps) tops out at about 13,000 requests/s on one core
+/// of a slow machine, short of the 20,000/s discovery and JWKS are paced at; this costs a write
+/// and a read or two per request.
+struct RawGet {
+    stream: tokio::net::TcpStream,
+    request: std::sync::Arc<[u8]>,
+    buf: Vec<u8>,
+}
+
+impl RawGet {
+    async fn connect(url: &str) -> RawGet {
+        let url = url::Url::parse(url).unwrap();
+        let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(80));
+        let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let request = format!("GET {} HTTP/1.1\r\nHost: {authority}\r\n\r\n", url.path());
+        RawGet {
+            stream,
+            request: request.into_bytes().into(),
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    /// Sends the request and reads the whole answer, which must be a 200 with a Content-Length.
+    async fn get(mut self) -> RawGet {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(&self.request).await.unwrap();
+        self.buf.clear();
+        let mut wanted = None;
+        loop {
+            if wanted.is_none()
+                && let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap();
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.trim().parse::<usize>().unwrap())
+                    .unwrap();
+                wanted = Some(end + 4 + length);
+            }
+            if wanted.is_some_and(|w| self.buf.len() >= w) {
+                return self;
+            }
+            let read = self.stream.read_buf(&mut self.buf).await.unwrap();
+            assert!(read > 0, "the server closed the connection");
+        }
     }
 }
 
@@ -307,7 +363,7 @@ async fn main() {
                 async move {
                     let c = client();
                     c.get(&warm).send().await.unwrap();
-                    (c, String::new())
+                    c
                 }
             };
             let label = format!("{} {base}", arg(1));
@@ -319,8 +375,12 @@ async fn main() {
                         "/.well-known/openid-configuration"
                     };
                     let url = format!("{base}{path}");
-                    let step = repeat(move |c| c.get(&url));
-                    measure(&label, seconds, tasks, rate, setup, step).await
+                    let connect = move || {
+                        let url = url.clone();
+                        async move { RawGet::connect(&url).await.get().await }
+                    };
+                    let step = |conn: RawGet| -> StepFuture<RawGet> { Box::pin(conn.get()) };
+                    measure(&label, seconds, tasks, rate, connect, step).await
                 }
                 "client-credentials" => {
                     let url = format!("{base}/token");
@@ -385,7 +445,7 @@ async fn main() {
                         (c, t["refresh_token"].as_str().unwrap().to_string())
                     }
                 },
-                move |c, token| {
+                move |(c, token): (reqwest::Client, String)| -> StepFuture<_> {
                     let base = base.clone();
                     Box::pin(async move {
                         let r = c
@@ -400,7 +460,8 @@ async fn main() {
                             .unwrap();
                         assert!(r.status().is_success(), "refresh: {}", r.status());
                         let body: serde_json::Value = r.json().await.unwrap();
-                        body["refresh_token"].as_str().unwrap().to_string()
+                        let next = body["refresh_token"].as_str().unwrap().to_string();
+                        (c, next)
                     })
                 },
             )
@@ -420,16 +481,16 @@ async fn main() {
                         let c = client();
                         let code = sign_in(&c, &base, "openid").await;
                         redeem(&c, &base, &code).await;
-                        (c, String::new())
+                        c
                     }
                 },
-                move |c, _| {
+                move |c: reqwest::Client| -> StepFuture<_> {
                     let base = base.clone();
                     Box::pin(async move {
                         let r = c.get(authorize_url(&base, "openid")).send().await.unwrap();
                         let code = code_of(r.headers()["location"].to_str().unwrap());
                         redeem(&c, &base, &code).await;
-                        String::new()
+                        c
                     })
                 },
             )
@@ -448,10 +509,10 @@ async fn main() {
                     async move {
                         let c = client();
                         sign_in(&c, &base, "openid").await;
-                        (c, String::new())
+                        c
                     }
                 },
-                move |c, _| {
+                move |c: reqwest::Client| -> StepFuture<_> {
                     let base = base.clone();
                     Box::pin(async move {
                         let r = c
@@ -461,7 +522,7 @@ async fn main() {
                             .unwrap();
                         assert_eq!(r.status(), 200, "saml sso");
                         r.bytes().await.unwrap();
-                        String::new()
+                        c
                     })
                 },
             )
