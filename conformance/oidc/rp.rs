@@ -65,6 +65,19 @@ fn next_line(rp: &mut Child, out: &mut BufReader<ChildStdout>) -> Value {
     serde_json::from_str(&line).unwrap()
 }
 
+/// Hands the relying party the URL the browser came back to the app with.
+fn answer(rp: &mut Child, back: &str) {
+    assert!(back.starts_with(REDIRECT), "{back}");
+    writeln!(rp.stdin.as_mut().unwrap(), "{back}").unwrap();
+}
+
+/// Where a `303 See Other` answer to GET `url` sends the browser.
+async fn redirect_of(browser: &reqwest::Client, url: &str) -> String {
+    let r = browser.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_from_npm_completes_every_flow() {
     let Some(dir) = relying_party() else {
@@ -85,34 +98,25 @@ async fn openid_client_from_npm_completes_every_flow() {
         .unwrap();
     let mut out = BufReader::new(rp.stdout.take().unwrap());
 
+    // The first authorization goes through the sign-in page.
     let asked = next_line(&mut rp, &mut out);
     let authorize = asked["authorize"].as_str().unwrap();
     assert!(authorize.starts_with(&format!("{issuer}/authorize?")));
     let browser = browser();
     let back = sign_in_via(&browser, authorize, &sesame.base, "alice").await;
-    assert!(back.starts_with(REDIRECT), "{back}");
-    writeln!(rp.stdin.as_mut().unwrap(), "{back}").unwrap();
-    // The second authorization finds the browser signed in: straight back to the app.
+    answer(&mut rp, &back);
+    // The second finds the browser signed in: straight back to the app.
     let asked = next_line(&mut rp, &mut out);
-    let r = browser
-        .get(asked["authorize"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    let back = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(back.starts_with(REDIRECT), "{back}");
-    writeln!(rp.stdin.as_mut().unwrap(), "{back}").unwrap();
+    let back = redirect_of(&browser, asked["authorize"].as_str().unwrap()).await;
+    answer(&mut rp, &back);
     // The third, `prompt=none`, from a browser with no session: an error back to the app.
     let asked = next_line(&mut rp, &mut out);
-    let r = crate::support::browser()
-        .get(asked["authorize"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    let back = r.headers()["location"].to_str().unwrap().to_string();
-    writeln!(rp.stdin.as_mut().unwrap(), "{back}").unwrap();
+    let back = redirect_of(
+        &crate::support::browser(),
+        asked["authorize"].as_str().unwrap(),
+    )
+    .await;
+    answer(&mut rp, &back);
 
     let done = next_line(&mut rp, &mut out);
     assert!(rp.wait().unwrap().success());
@@ -140,10 +144,7 @@ async fn openid_client_from_npm_completes_every_flow() {
     );
 
     // The logout URL the library built ends the session and comes back with its state.
-    let end_session = done["end_session"].as_str().unwrap();
-    let r = browser.get(end_session).send().await.unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let to = redirect_of(&browser, done["end_session"].as_str().unwrap()).await;
     assert!(to.starts_with(HOME), "{to}");
     assert_eq!(query(&to)["state"], "bye");
 }
