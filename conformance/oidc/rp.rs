@@ -125,6 +125,10 @@ async fn openid_client_from_npm_completes_every_flow() {
     assert_eq!(claims["aud"], "crm-web");
     assert_eq!(claims["email"], "alice@acme.test");
     assert_eq!(claims["tenant"], "acme");
+    assert_eq!(
+        claims["acr"],
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+    );
     assert_eq!(done["userinfo"]["sub"], claims["sub"]);
     assert_eq!(done["userinfo"]["preferred_username"], "alice");
     assert_eq!(done["passive"], "login_required");

@@ -13,6 +13,35 @@ use crate::store::sessions::{self, NewSession, Session};
 use crate::tenant::TenantId;
 use crate::tenant::resolve::TenantCtx;
 
+/// The authentication context of a password sign-in over TLS (SAML Authn Context §3.4.18).
+pub const CLASS_PASSWORD: &str =
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+/// A one-time code sent to the user's phone or mailbox, with no password.
+pub const CLASS_CODE: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileOneFactorUnregistered";
+pub const CLASS_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified";
+/// The classes a sign-in can reach, as discovery lists them in `acr_values_supported`.
+pub const CLASSES: [&str; 2] = [CLASS_PASSWORD, CLASS_CODE];
+
+/// How strongly a sign-in with these methods (RFC 8176 `amr` values) authenticated the user, as
+/// one class that serves as both the SAML `AuthnContextClassRef` and the OpenID Connect `acr`, so
+/// an app learns the same thing over either protocol.
+pub fn assurance_class(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == "pwd") {
+        CLASS_PASSWORD
+    } else if amr.iter().any(|m| m == "otp" || m == "sms" || m == "email") {
+        CLASS_CODE
+    } else {
+        CLASS_UNSPECIFIED
+    }
+}
+
+/// `acr` as one of the classes above, if it is one.
+pub fn known_class(acr: &str) -> Option<&'static str> {
+    [CLASS_PASSWORD, CLASS_CODE, CLASS_UNSPECIFIED]
+        .into_iter()
+        .find(|c| *c == acr)
+}
+
 /// A completed sign-in, ready to become a session.
 #[derive(Debug, Clone)]
 pub struct SignedIn {

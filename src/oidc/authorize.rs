@@ -321,7 +321,13 @@ pub async fn answer(
                 sid: session.sid.clone(),
                 auth_time: session.auth_time,
                 amr: session.amr.clone(),
-                acr: session.acr.clone(),
+                // Sessions record how the user signed in (`amr`); the class follows from it.
+                acr: Some(
+                    session
+                        .acr
+                        .clone()
+                        .unwrap_or_else(|| session::assurance_class(&session.amr).to_string()),
+                ),
                 family_id: CodeGrant::new_family_id(),
             };
             let code = code::issue(app, tenant.id(), &grant).await?;

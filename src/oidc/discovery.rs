@@ -45,6 +45,7 @@ pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
             "name", "preferred_username", "locale", "updated_at", "email", "email_verified",
             "phone_number", "phone_number_verified", "tenant", "department", "employee_no", "roles"
         ],
+        "acr_values_supported": crate::flow::session::CLASSES,
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

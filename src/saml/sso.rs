@@ -30,12 +30,8 @@ use crate::web::error::PageError;
 
 /// How long an assertion is valid when the SP's registration does not say.
 pub const DEFAULT_ASSERTION_LIFETIME: i64 = 300;
-/// The authentication context of a password sign-in over TLS (SAML Authn Context §3.4.18).
-pub const CLASS_PASSWORD: &str =
-    "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
-/// A one-time code sent to the user's phone or mailbox, with no password.
-pub const CLASS_CODE: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileOneFactorUnregistered";
-const CLASS_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified";
+use crate::flow::session::CLASS_UNSPECIFIED;
+pub use crate::flow::session::{CLASS_CODE, CLASS_PASSWORD};
 
 fn refused(e: &RequestError) -> PageError {
     PageError::BadRequest(format!("The app's SAML request cannot be processed: {e}."))
@@ -336,17 +332,11 @@ pub async fn decline(
 
 /// The SAML class for how the session's user signed in.
 pub fn authn_class(session: &Session) -> &'static str {
-    if session.amr.iter().any(|m| m == "pwd") {
-        CLASS_PASSWORD
-    } else if session
-        .amr
-        .iter()
-        .any(|m| m == "otp" || m == "sms" || m == "email")
-    {
-        CLASS_CODE
-    } else {
-        CLASS_UNSPECIFIED
-    }
+    session
+        .acr
+        .as_deref()
+        .and_then(flow::session::known_class)
+        .unwrap_or_else(|| flow::session::assurance_class(&session.amr))
 }
 
 /// Answers `accepted` for the signed-in `session`: the user must still be allowed in and may use

@@ -140,6 +140,7 @@ both_backends!(a_code_by_email_or_by_sms_signs_in, |db| {
         .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
         .await;
     assert_eq!(claims["amr"], serde_json::json!(["otp"]));
+    assert_eq!(claims["acr"], sesame::flow::session::CLASS_CODE);
 
     // By SMS, the number typed as people do: spaces and dashes, the region chosen apart.
     let page = code_page(&b).await;

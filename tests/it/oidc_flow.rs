@@ -70,6 +70,8 @@ both_backends!(
             .await;
         assert_eq!(id["nonce"], "n-1");
         assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+        // The same class a SAML app is told in its AuthnContextClassRef.
+        assert_eq!(id["acr"], sesame::flow::session::CLASS_PASSWORD);
         assert_eq!(id["auth_time"], crate::support::T0.0);
         assert!(id["sid"].is_string());
         assert_eq!(id["roles"], serde_json::json!(["crm:rep"]));

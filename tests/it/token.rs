@@ -347,6 +347,10 @@ async fn discovery_advertises_what_is_served() {
         d["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
+    assert_eq!(
+        d["acr_values_supported"],
+        serde_json::json!(sesame::flow::session::CLASSES)
+    );
     for required in [
         "issuer",
         "authorization_endpoint",
