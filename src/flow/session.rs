@@ -22,24 +22,22 @@ pub const CLASS_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unsp
 /// The classes a sign-in can reach, as discovery lists them in `acr_values_supported`.
 pub const CLASSES: [&str; 2] = [CLASS_PASSWORD, CLASS_CODE];
 
-/// How strongly a sign-in with these methods (RFC 8176 `amr` values) authenticated the user, as
-/// one class that serves as both the SAML `AuthnContextClassRef` and the OpenID Connect `acr`, so
-/// an app learns the same thing over either protocol.
-pub fn assurance_class(amr: &[String]) -> &'static str {
-    if amr.iter().any(|m| m == "pwd") {
+/// How strongly the session's user was authenticated, as one class that serves as both the SAML
+/// `AuthnContextClassRef` and the OpenID Connect `acr`, so an app learns the same thing over
+/// either protocol. A class recorded with the session wins; otherwise it follows from the sign-in
+/// methods (RFC 8176 `amr` values).
+pub fn assurance_class(session: &Session) -> &'static str {
+    let recorded = [CLASS_PASSWORD, CLASS_CODE, CLASS_UNSPECIFIED]
+        .into_iter()
+        .find(|c| session.acr.as_deref() == Some(*c));
+    let amr = &session.amr;
+    recorded.unwrap_or(if amr.iter().any(|m| m == "pwd") {
         CLASS_PASSWORD
     } else if amr.iter().any(|m| m == "otp" || m == "sms" || m == "email") {
         CLASS_CODE
     } else {
         CLASS_UNSPECIFIED
-    }
-}
-
-/// `acr` as one of the classes above, if it is one.
-pub fn known_class(acr: &str) -> Option<&'static str> {
-    [CLASS_PASSWORD, CLASS_CODE, CLASS_UNSPECIFIED]
-        .into_iter()
-        .find(|c| *c == acr)
+    })
 }
 
 /// A completed sign-in, ready to become a session.

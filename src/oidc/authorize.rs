@@ -321,13 +321,7 @@ pub async fn answer(
                 sid: session.sid.clone(),
                 auth_time: session.auth_time,
                 amr: session.amr.clone(),
-                // Sessions record how the user signed in (`amr`); the class follows from it.
-                acr: Some(
-                    session
-                        .acr
-                        .clone()
-                        .unwrap_or_else(|| session::assurance_class(&session.amr).to_string()),
-                ),
+                acr: Some(session::assurance_class(session).to_string()),
                 family_id: CodeGrant::new_family_id(),
             };
             let code = code::issue(app, tenant.id(), &grant).await?;

@@ -330,15 +330,6 @@ pub async fn decline(
     .await
 }
 
-/// The SAML class for how the session's user signed in.
-pub fn authn_class(session: &Session) -> &'static str {
-    session
-        .acr
-        .as_deref()
-        .and_then(flow::session::known_class)
-        .unwrap_or_else(|| flow::session::assurance_class(&session.amr))
-}
-
 /// Answers `accepted` for the signed-in `session`: the user must still be allowed in and may use
 /// the SP's app, the requested authentication context must be met, then the assertion goes out.
 pub async fn answer(
@@ -408,7 +399,7 @@ pub async fn answer(
         )
         .await;
     }
-    let class = authn_class(session);
+    let class = session::assurance_class(session);
     if !accepted.requested_classes.is_empty()
         && !accepted
             .requested_classes
