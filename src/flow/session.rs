@@ -40,6 +40,22 @@ pub fn assurance_class(session: &Session) -> &'static str {
     })
 }
 
+/// Whether `session` reached one of the `wanted` classes; any session does when none is wanted or
+/// when `unspecified` is among them.
+pub fn reaches(wanted: &[String], session: &Session) -> bool {
+    let class = assurance_class(session);
+    wanted.is_empty() || wanted.iter().any(|w| w == class || w == CLASS_UNSPECIFIED)
+}
+
+/// Whether some sign-in could reach one of the `wanted` classes, so that sending the user to the
+/// sign-in page is worth it.
+pub fn reachable(wanted: &[String]) -> bool {
+    wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| CLASSES.contains(&w.as_str()) || w == CLASS_UNSPECIFIED)
+}
+
 /// A completed sign-in, ready to become a session.
 #[derive(Debug, Clone)]
 pub struct SignedIn {

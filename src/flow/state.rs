@@ -51,6 +51,11 @@ pub struct Requirements {
     pub force_login: bool,
     /// OIDC `max_age`: the session's sign-in must be at most this many seconds old.
     pub max_age: Option<i64>,
+    /// The authentication classes the sign-in must reach, any one of them: the values of an
+    /// essential `acr` in an OIDC `claims` request, or a SAML `RequestedAuthnContext`. Empty
+    /// when any class will do.
+    #[serde(default)]
+    pub classes: Vec<String>,
     pub login_hint: Option<String>,
     pub ui_locales: Vec<String>,
     /// The app's redirect URI: the sign-in form's submission ends there, so the page's
@@ -142,7 +147,7 @@ impl LoginFlow {
 /// Whether a live SSO session already satisfies the flow's requirements, so the user is not asked
 /// again (OIDC Core §3.1.2.3: `prompt=login` and `max_age` demand a fresh sign-in).
 pub fn session_satisfies(needs: &Requirements, session: &Session, now: UnixTime) -> bool {
-    if needs.force_login {
+    if needs.force_login || !super::session::reaches(&needs.classes, session) {
         return false;
     }
     match needs.max_age {
@@ -163,6 +168,7 @@ mod tests {
             channel: Channel::Web,
             force_login: false,
             max_age: None,
+            classes: vec![],
             login_hint: None,
             ui_locales: vec![],
             return_to: "https://crm.example.com/cb".into(),

@@ -10,6 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::claims;
 use super::code::{self, CodeGrant};
 use super::consent;
 use super::form::OAuthForm;
@@ -102,6 +103,9 @@ async fn authorize(
         );
     }
     let needs = requirements(&req, &client);
+    if !session::reachable(&needs.classes) {
+        return Ok(unmet(&req, app));
+    }
     let hinted = match params.get("id_token_hint") {
         Some(hint) => match hinted_subject(app, tenant, hint).await? {
             Some(sub) => Some(sub),
@@ -158,6 +162,7 @@ fn requirements(req: &AuthorizeRequest, client: &Client) -> Requirements {
         // No account chooser yet: choosing an account means signing in.
         force_login: req.prompt.login || req.prompt.select_account,
         max_age: req.max_age,
+        classes: claims::essential_acr(req.claims.as_ref()),
         login_hint: req.login_hint.clone(),
         ui_locales: req.ui_locales.clone(),
         return_to: req.reply.redirect_uri().to_string(),
@@ -237,6 +242,11 @@ pub async fn answer(
         // The sign-in page tells the user why, with their account's own message.
         return start_flow(app, tenant, headers, req, requirements(req, client)).await;
     };
+    // A sign-in the user just made may still miss the class an essential `acr` demands (a code
+    // where the app asked for a password): OIDC Core §5.5.1.1 makes that a failed sign-in.
+    if !session::reaches(&claims::essential_acr(req.claims.as_ref()), session) {
+        return Ok(unmet(req, app));
+    }
     if !access::may_use(app_record.as_deref(), client.channel, &subject) {
         record_denial(app, tenant, &subject.user.id, client).await?;
         let denied = || {
@@ -328,6 +338,16 @@ pub async fn answer(
             Ok(req.reply.send(&app.templates, &[("code", &code)]))
         }
     }
+}
+
+/// The answer to a request whose essential `acr` no sign-in here meets (OpenID Connect Core Error
+/// Code `unmet_authentication_requirements`).
+fn unmet(req: &AuthorizeRequest, app: &App) -> Response {
+    req.reply.error(
+        &app.templates,
+        "unmet_authentication_requirements",
+        "the sign-in does not reach the authentication class the claims request demands",
+    )
 }
 
 /// Continues a flow this module started, once the user has signed in.

@@ -27,6 +27,32 @@ pub fn requested_names(claims: Option<&Value>, place: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The classes an essential `acr` in the ID token's `claims` request demands (OIDC Core
+/// §5.5.1.1): its `values`, or its single `value`. The sign-in must reach one of them or fail.
+/// A voluntary `acr`, like `acr_values`, is a wish: the token states what the sign-in met.
+pub fn essential_acr(claims: Option<&Value>) -> Vec<String> {
+    let Some(acr) = claims
+        .and_then(|c| c.get("id_token"))
+        .and_then(|c| c.get("acr"))
+    else {
+        return Vec::new();
+    };
+    if acr.get("essential").and_then(Value::as_bool) != Some(true) {
+        return Vec::new();
+    }
+    let values = match (acr.get("values"), acr.get("value")) {
+        (Some(Value::Array(values)), _) => values.iter().collect(),
+        (_, Some(value)) => vec![value],
+        _ => Vec::new(),
+    };
+    values
+        .into_iter()
+        .filter_map(Value::as_str)
+        .take(MAX_REQUESTED)
+        .map(str::to_string)
+        .collect()
+}
+
 /// Every claim Sesame can state about `subject`, each tagged with the scope that releases it.
 fn available(
     subject: &Subject,
@@ -178,5 +204,25 @@ mod tests {
             vec!["name".to_string()]
         );
         assert!(requested_names(None, "userinfo").is_empty());
+    }
+
+    #[test]
+    fn only_an_essential_acr_demands_its_values() {
+        let acr = |v: Value| essential_acr(Some(&json!({ "id_token": { "acr": v } })));
+        assert_eq!(
+            acr(json!({"essential": true, "values": ["a", "b", 7]})),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert_eq!(
+            acr(json!({"essential": true, "value": "a"})),
+            vec!["a".to_string()]
+        );
+        assert!(acr(json!({"values": ["a"]})).is_empty(), "voluntary");
+        assert!(acr(json!({"essential": false, "value": "a"})).is_empty());
+        assert!(acr(json!({"essential": true})).is_empty(), "no values");
+        assert!(acr(Value::Null).is_empty());
+        let in_userinfo = json!({"userinfo": {"acr": {"essential": true, "value": "a"}}});
+        assert!(essential_acr(Some(&in_userinfo)).is_empty());
+        assert!(essential_acr(None).is_empty());
     }
 }

@@ -51,6 +51,7 @@ pub async fn ask(
         channel: client.channel,
         force_login: false,
         max_age: None,
+        classes: Vec::new(),
         login_hint: None,
         ui_locales: req.ui_locales.clone(),
         return_to: req.reply.redirect_uri().to_string(),

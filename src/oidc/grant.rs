@@ -111,31 +111,38 @@ async fn spend_sealed(
             .await?);
     };
     let (sliding, absolute) = new_family_lifetimes(app, client);
-    let g = (
-        grant.family_id.clone(),
-        grant.user_id.clone(),
-        grant.sid.clone(),
-        grant.scope.clone(),
-        grant.auth_time,
-    );
+    let grant = grant.clone();
     Ok(app
         .store
         .run(move |c| {
-            let (family_id, user_id, sid, scope, auth_time) = &g;
-            let token = NewRefreshToken {
-                hash: &hash,
-                family_id,
-                client_id: &cid,
-                user_id: Some(user_id),
-                sid: Some(sid),
-                scope,
-                auth_time: Some(*auth_time),
-                expires_at: now.plus(sliding),
-                family_expires_at: now.plus(absolute),
-            };
+            let token = new_family(&grant, &hash, &cid, now.plus(sliding), now.plus(absolute));
             refresh::issue_once(c, &t, &once, once_until, &token, now)
         })
         .await?)
+}
+
+/// The first refresh token of the family a code's redemption starts: it carries the sign-in's
+/// facts forward, so the ID tokens of later refreshes state them too (OIDC Core §12.2).
+fn new_family<'a>(
+    grant: &'a CodeGrant,
+    hash: &'a TokenHash,
+    client_id: &'a str,
+    expires_at: UnixTime,
+    family_expires_at: UnixTime,
+) -> NewRefreshToken<'a> {
+    NewRefreshToken {
+        hash,
+        family_id: &grant.family_id,
+        client_id,
+        user_id: Some(&grant.user_id),
+        sid: Some(&grant.sid),
+        scope: &grant.scope,
+        auth_time: Some(grant.auth_time),
+        amr: &grant.amr,
+        acr: grant.acr.as_deref(),
+        expires_at,
+        family_expires_at,
+    }
 }
 
 /// RFC 6749 §4.1.3.
@@ -194,22 +201,10 @@ pub async fn authorization_code(
                                     return Ok(Redeemed::Refused(e));
                                 }
                                 if let Some(hash) = &refresh_hash {
-                                    refresh::issue(
-                                        c,
-                                        &t,
-                                        &NewRefreshToken {
-                                            hash,
-                                            family_id: &grant.family_id,
-                                            client_id: &cid,
-                                            user_id: Some(&grant.user_id),
-                                            sid: Some(&grant.sid),
-                                            scope: &grant.scope,
-                                            auth_time: Some(grant.auth_time),
-                                            expires_at: now.plus(sliding),
-                                            family_expires_at: now.plus(absolute),
-                                        },
-                                        now,
-                                    )?;
+                                    let (sliding, absolute) =
+                                        (now.plus(sliding), now.plus(absolute));
+                                    let token = new_family(&grant, hash, &cid, sliding, absolute);
+                                    refresh::issue(c, &t, &token, now)?;
                                 }
                                 Ok(Redeemed::Granted(grant))
                             }
@@ -370,8 +365,8 @@ async fn tokens_for(
         scope: &scope,
         nonce: None,
         auth_time: live.auth_time.unwrap_or(app.now()),
-        amr: &[],
-        acr: None,
+        amr: &live.amr,
+        acr: live.acr.as_deref(),
         sid: live.sid.as_deref(),
         claims: None,
     };

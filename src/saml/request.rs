@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use samael::schema::AuthnRequest;
+use samael::schema::{AuthnContextComparison, AuthnRequest};
 
 use super::registry::refuse_dtd;
 use super::{BINDING_POST, NAMEID_UNSPECIFIED, PROTOCOL_NS};
@@ -134,8 +134,8 @@ pub struct Accepted {
     pub relay_state: Option<String>,
     pub force_authn: bool,
     pub is_passive: bool,
-    /// Requested authentication context classes with `exact` (or no) comparison; empty when the SP
-    /// leaves it to the IdP.
+    /// The classes the sign-in must reach one of, from the request's `RequestedAuthnContext` with
+    /// its comparison applied; empty when the SP leaves it to the IdP.
     pub requested_classes: Vec<String>,
 }
 
@@ -213,12 +213,10 @@ pub fn check(
             "this service provider is registered for another NameID format",
         ));
     }
-    let requested_classes = req
-        .requested_authn_context
-        .as_ref()
-        .and_then(|c| c.authn_context_class_refs.as_ref())
-        .map(|refs| refs.iter().filter_map(|r| r.value.clone()).collect())
-        .unwrap_or_default();
+    let requested_classes = requested_classes(req).map_err(|status| Refusal::Status {
+        acs: acs.clone(),
+        status,
+    })?;
     Ok(Accepted {
         sp_id: sp.id.clone(),
         request_id: Some(req.id.clone()),
@@ -228,6 +226,35 @@ pub fn check(
         is_passive: req.is_passive.unwrap_or(false),
         requested_classes,
     })
+}
+
+/// The classes a sign-in must reach one of for `req`'s `RequestedAuthnContext` (SAML Core
+/// §3.3.2.2.1). Sesame's classes (a password, a one-time code) are each one factor and rank
+/// alike, so `minimum` and `maximum` of a class Sesame knows are met by any of them, `exact` by
+/// the listed ones, and `better` by none.
+fn requested_classes(req: &AuthnRequest) -> Result<Vec<String>, Status> {
+    let Some(requested) = req.requested_authn_context.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let listed: Vec<String> = requested
+        .authn_context_class_refs
+        .iter()
+        .flatten()
+        .filter_map(|r| r.value.clone())
+        .collect();
+    match requested.comparison {
+        Some(AuthnContextComparison::Better) if !listed.is_empty() => Err(Status {
+            code: "NoAuthnContext",
+            requester: false,
+            message: "no authentication context stronger than those requested is offered",
+        }),
+        Some(AuthnContextComparison::Minimum | AuthnContextComparison::Maximum)
+            if crate::flow::session::reachable(&listed) =>
+        {
+            Ok(Vec::new())
+        }
+        _ => Ok(listed),
+    }
 }
 
 /// The registered consumer the request names by URL or index, or the SP's default one. A URL must

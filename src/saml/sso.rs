@@ -28,10 +28,18 @@ use crate::store::sessions::Session;
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 
+pub use crate::flow::session::{CLASS_CODE, CLASS_PASSWORD};
+
 /// How long an assertion is valid when the SP's registration does not say.
 pub const DEFAULT_ASSERTION_LIFETIME: i64 = 300;
-use crate::flow::session::CLASS_UNSPECIFIED;
-pub use crate::flow::session::{CLASS_CODE, CLASS_PASSWORD};
+
+/// No sign-in here reaches a class the request's `RequestedAuthnContext` lists (SAML Core
+/// §3.3.2.2.1).
+const NO_AUTHN_CONTEXT: Status = Status {
+    code: "NoAuthnContext",
+    requester: false,
+    message: "the requested authentication context cannot be met",
+};
 
 fn refused(e: &RequestError) -> PageError {
     PageError::BadRequest(format!("The app's SAML request cannot be processed: {e}."))
@@ -190,6 +198,18 @@ async fn sign_in(
             None,
         );
     }
+    if !session::reachable(&accepted.requested_classes) {
+        return fail(
+            app,
+            tenant,
+            headers,
+            &accepted.acs,
+            accepted.request_id.as_deref(),
+            accepted.relay_state.as_deref(),
+            &NO_AUTHN_CONTEXT,
+        )
+        .await;
+    }
     let needs = requirements(accepted, sp);
     match session {
         Some(s) if session_satisfies(&needs, &s, now) => {
@@ -267,6 +287,7 @@ fn requirements(accepted: &Accepted, sp: &ServiceProvider) -> Requirements {
         channel: Channel::Web,
         force_login: accepted.force_authn,
         max_age: None,
+        classes: accepted.requested_classes.clone(),
         login_hint: None,
         ui_locales: Vec::new(),
         return_to: accepted.acs.clone(),
@@ -400,18 +421,18 @@ pub async fn answer(
         .await;
     }
     let class = session::assurance_class(session);
-    if !accepted.requested_classes.is_empty()
-        && !accepted
-            .requested_classes
-            .iter()
-            .any(|c| c == class || c == CLASS_UNSPECIFIED)
-    {
-        let status = Status {
-            code: "NoAuthnContext",
-            requester: false,
-            message: "the requested authentication context cannot be met",
-        };
-        return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+    // A sign-in the user just made may still miss the requested class.
+    if !session::reaches(&accepted.requested_classes, session) {
+        return fail(
+            app,
+            tenant,
+            headers,
+            &accepted.acs,
+            irt,
+            relay,
+            &NO_AUTHN_CONTEXT,
+        )
+        .await;
     }
     let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key) else {
         let status = Status {

@@ -211,6 +211,7 @@ async fn sign_in_first(
         channel: AppChannel::Web,
         force_login: again,
         max_age: None,
+        classes: Vec::new(),
         login_hint: None,
         ui_locales: Vec::new(),
         return_to: format!("{}/account", tenant.issuer),

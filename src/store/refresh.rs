@@ -2,6 +2,7 @@
 //! rotates the token within its family, and a rotated token presented again revokes the family.
 
 use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
 
 use super::conn::Conn;
 use super::schema::refresh_tokens as r;
@@ -19,6 +20,10 @@ pub struct NewRefreshToken<'a> {
     pub sid: Option<&'a str>,
     pub scope: &'a str,
     pub auth_time: Option<UnixTime>,
+    /// How the user signed in (RFC 8176 methods and the assurance class), for the ID tokens of
+    /// later refreshes.
+    pub amr: &'a [String],
+    pub acr: Option<&'a str>,
     /// Sliding expiry of this token.
     pub expires_at: UnixTime,
     /// Absolute expiry of the family; no rotation extends past it.
@@ -34,6 +39,8 @@ pub struct RefreshGrant {
     pub sid: Option<String>,
     pub scope: String,
     pub auth_time: Option<UnixTime>,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
     pub expires_at: UnixTime,
     pub family_expires_at: UnixTime,
 }
@@ -48,30 +55,45 @@ pub enum Rotation {
     Invalid,
 }
 
-type GrantRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<i64>,
-    i64,
-    i64,
-);
+/// A token's grant as stored; one shape for diesel's queries and the raw PostgreSQL statement.
+#[derive(Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = r, check_for_backend(crate::store::conn::MultiBackend))]
+struct GrantRow {
+    family_id: String,
+    client_id: String,
+    user_id: Option<String>,
+    sid: Option<String>,
+    scope: String,
+    auth_time: Option<i64>,
+    amr: Option<String>,
+    acr: Option<String>,
+    expires_at: i64,
+    family_expires_at: i64,
+}
 
-fn grant(
-    (family_id, client_id, user_id, sid, scope, auth_time, expires_at, family_expires_at): GrantRow,
-) -> RefreshGrant {
-    RefreshGrant {
-        family_id,
-        client_id,
-        user_id,
-        sid,
-        scope,
-        auth_time: auth_time.map(UnixTime),
-        expires_at: UnixTime(expires_at),
-        family_expires_at: UnixTime(family_expires_at),
+impl From<GrantRow> for RefreshGrant {
+    fn from(row: GrantRow) -> Self {
+        RefreshGrant {
+            family_id: row.family_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            sid: row.sid,
+            scope: row.scope,
+            auth_time: row.auth_time.map(UnixTime),
+            amr: row
+                .amr
+                .and_then(|a| serde_json::from_str(&a).ok())
+                .unwrap_or_default(),
+            acr: row.acr,
+            expires_at: UnixTime(row.expires_at),
+            family_expires_at: UnixTime(row.family_expires_at),
+        }
     }
+}
+
+/// The stored form of an `amr` list: a JSON array, as in `sessions`.
+fn amr_text(amr: &[String]) -> String {
+    serde_json::Value::from(amr.to_vec()).to_string()
 }
 
 pub fn issue(
@@ -90,6 +112,8 @@ pub fn issue(
             r::sid.eq(t.sid),
             r::scope.eq(t.scope),
             r::auth_time.eq(t.auth_time.map(|x| x.0)),
+            r::amr.eq(amr_text(t.amr)),
+            r::acr.eq(t.acr),
             r::created_at.eq(now.0),
             r::expires_at.eq(t.expires_at.0.min(t.family_expires_at.0)),
             r::family_expires_at.eq(t.family_expires_at.0),
@@ -138,8 +162,9 @@ fn issue_once_in_one_statement(
             ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
         ), issued AS ( \
             INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
-                                        auth_time, created_at, expires_at, family_expires_at) \
-            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $13 FROM used \
+                                        auth_time, amr, acr, created_at, expires_at, \
+                                        family_expires_at) \
+            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM used \
         ) \
         SELECT count(*) AS n FROM used";
     #[derive(QueryableByName)]
@@ -158,6 +183,8 @@ fn issue_once_in_one_statement(
         .bind::<Nullable<Text>, _>(t.sid)
         .bind::<Text, _>(t.scope)
         .bind::<Nullable<BigInt>, _>(t.auth_time.map(|x| x.0))
+        .bind::<Text, _>(amr_text(t.amr))
+        .bind::<Nullable<Text>, _>(t.acr)
         .bind::<BigInt, _>(now.0)
         .bind::<BigInt, _>(t.expires_at.0.min(t.family_expires_at.0))
         .bind::<BigInt, _>(t.family_expires_at.0)
@@ -198,22 +225,14 @@ pub fn rotate(
             .filter(r::expires_at.gt(now.0))
             .filter(r::family_expires_at.gt(now.0))
             .set(r::rotated_at.eq(now.0))
-            .returning((
-                r::family_id,
-                r::client_id,
-                r::user_id,
-                r::sid,
-                r::scope,
-                r::auth_time,
-                r::expires_at,
-                r::family_expires_at,
-            ))
+            // The selection itself: `as_returning` has no form for the multi-backend connection.
+            .returning(<GrantRow as Selectable<Sqlite>>::construct_selection())
             .get_result(c)
             .optional()?;
         let Some(row) = row else {
             return not_rotated(c, tenant, client_id, presented, now);
         };
-        let old = grant(row);
+        let old = RefreshGrant::from(row);
         let expires_at = now.plus(sliding).min(old.family_expires_at);
         issue(
             c,
@@ -226,6 +245,8 @@ pub fn rotate(
                 sid: old.sid.as_deref(),
                 scope: &old.scope,
                 auth_time: old.auth_time,
+                amr: &old.amr,
+                acr: old.acr.as_deref(),
                 expires_at,
                 family_expires_at: old.family_expires_at,
             },
@@ -311,17 +332,19 @@ fn rotate_in_one_statement(
             WHERE hash = $2 AND tenant_id = $3 AND client_id = $4 \
               AND rotated_at IS NULL AND revoked_at IS NULL \
               AND expires_at > $1 AND family_expires_at > $1 \
-            RETURNING tenant_id, family_id, client_id, user_id, sid, scope, auth_time, \
+            RETURNING tenant_id, family_id, client_id, user_id, sid, scope, auth_time, amr, acr, \
                       expires_at, family_expires_at \
         ), issued AS ( \
             INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
-                                        auth_time, created_at, expires_at, family_expires_at) \
-            SELECT $5, tenant_id, family_id, client_id, user_id, sid, scope, auth_time, $1, \
-                   LEAST($6, family_expires_at), family_expires_at FROM old \
+                                        auth_time, amr, acr, created_at, expires_at, \
+                                        family_expires_at) \
+            SELECT $5, tenant_id, family_id, client_id, user_id, sid, scope, auth_time, amr, acr, \
+                   $1, LEAST($6, family_expires_at), family_expires_at FROM old \
         ) \
-        SELECT family_id, client_id, user_id, sid, scope, auth_time, expires_at, family_expires_at \
+        SELECT family_id, client_id, user_id, sid, scope, auth_time, amr, acr, expires_at, \
+               family_expires_at \
         FROM old";
-    let row: Option<RotatedRow> = diesel::sql_query(ROTATE)
+    let row: Option<GrantRow> = diesel::sql_query(ROTATE)
         .bind::<BigInt, _>(now.0)
         .bind::<Binary, _>(presented.as_bytes().to_vec())
         .bind::<Text, _>(tenant.as_str())
@@ -330,38 +353,7 @@ fn rotate_in_one_statement(
         .bind::<BigInt, _>(now.plus(sliding).0)
         .get_result(pg)
         .optional()?;
-    Ok(row.map(|r| {
-        grant((
-            r.family_id,
-            r.client_id,
-            r.user_id,
-            r.sid,
-            r.scope,
-            r.auth_time,
-            r.expires_at,
-            r.family_expires_at,
-        ))
-    }))
-}
-
-#[derive(QueryableByName)]
-struct RotatedRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    family_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    client_id: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    user_id: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    sid: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    scope: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    auth_time: Option<i64>,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    expires_at: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    family_expires_at: i64,
+    Ok(row.map(RefreshGrant::from))
 }
 
 /// The grant of a live (unrotated, unrevoked, unexpired) token, for introspection.
@@ -378,19 +370,10 @@ pub fn find_active(
         .filter(r::revoked_at.is_null())
         .filter(r::expires_at.gt(now.0))
         .filter(r::family_expires_at.gt(now.0))
-        .select((
-            r::family_id,
-            r::client_id,
-            r::user_id,
-            r::sid,
-            r::scope,
-            r::auth_time,
-            r::expires_at,
-            r::family_expires_at,
-        ))
+        .select(GrantRow::as_select())
         .get_result(conn)
         .optional()?;
-    Ok(row.map(grant))
+    Ok(row.map(RefreshGrant::from))
 }
 
 /// The family of a token issued to `client_id`, rotated or not (revocation accepts any token of

@@ -233,6 +233,8 @@ diesel::table! {
         family_expires_at -> BigInt,
         rotated_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        amr -> Nullable<Text>,
+        acr -> Nullable<Text>,
     }
 }
 

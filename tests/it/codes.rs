@@ -435,3 +435,97 @@ both_backends!(racing_requests_for_one_destination_send_one_code, |db| {
     assert_eq!(sent, 1, "the cooldown holds against parallel requests");
     assert_eq!(outbox_for(&b, "alice@acme.test").len(), 1);
 });
+
+/// The CRM's redirect for an authorization request of this browser's session.
+async fn answered(b: &Browser, extra: &str) -> std::collections::HashMap<String, String> {
+    let r = b.get(&Browser::authorize_path("crm-web", CRM, extra)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(CRM), "{location}");
+    params(&location)
+}
+
+/// A `claims` request for an `acr` of `class`, essential or not.
+fn acr_claim(class: &str, essential: bool) -> String {
+    let claims =
+        serde_json::json!({"id_token": {"acr": {"essential": essential, "values": [class]}}});
+    format!("&claims={}", enc(&claims.to_string()))
+}
+
+// OIDC Core §5.5.1.1: an essential `acr` with values is met or the sign-in fails. A session of
+// another class sends the user to sign in again; a class that no sign-in here reaches fails at
+// once, without a trip to the page.
+both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
+    use sesame::flow::session::{CLASS_CODE, CLASS_PASSWORD};
+    let b = outbox_browser(db).await;
+    b.sign_in("crm-web", CRM, "alice").await;
+    let acr_of = |p: std::collections::HashMap<String, String>| {
+        let b = &b;
+        async move {
+            let (status, tokens) = b.redeem(&p["code"]).await;
+            assert_eq!(status, 200, "{tokens}");
+            let id = b
+                .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
+                .await;
+            id["acr"].as_str().unwrap().to_string()
+        }
+    };
+    // The password session meets a demand for its own class, and a mere wish for another.
+    let p = answered(&b, &acr_claim(CLASS_PASSWORD, true)).await;
+    assert_eq!(acr_of(p).await, CLASS_PASSWORD);
+    let p = answered(&b, &acr_claim(CLASS_CODE, false)).await;
+    assert_eq!(acr_of(p).await, CLASS_PASSWORD, "a voluntary acr is a wish");
+    // A class no sign-in here reaches.
+    let p = answered(&b, &acr_claim("urn:example:loa:4", true)).await;
+    assert_eq!(p["error"], "unmet_authentication_requirements");
+    assert_eq!(
+        (p["state"].as_str(), p["iss"].as_str()),
+        ("st-1", crate::browser::ISSUER)
+    );
+    // A reachable class the session lacks: the page, or login_required where there may be none.
+    let p = answered(&b, &format!("{}&prompt=none", acr_claim(CLASS_CODE, true))).await;
+    assert_eq!(p["error"], "login_required");
+    let login = b.start("crm-web", CRM, &acr_claim(CLASS_CODE, true)).await;
+    let page = b
+        .get(&format!("{login}&method=code"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
+    let r = submit_code(
+        &b,
+        &sent,
+        "alice@acme.test",
+        &latest_code(&b, "alice@acme.test"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let p = params(r.headers()["location"].to_str().unwrap());
+    assert_eq!(acr_of(p).await, CLASS_CODE);
+    // A sign-in that still misses the class is a failed one.
+    b.t.clock.advance(120);
+    let login = b
+        .start("crm-web", CRM, &acr_claim(CLASS_PASSWORD, true))
+        .await;
+    let page = b
+        .get(&format!("{login}&method=code"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
+    let r = submit_code(
+        &b,
+        &sent,
+        "alice@acme.test",
+        &latest_code(&b, "alice@acme.test"),
+    )
+    .await;
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(CRM), "{location}");
+    assert_eq!(
+        params(location)["error"],
+        "unmet_authentication_requirements"
+    );
+});

@@ -23,6 +23,7 @@ mod policy;
 mod remember;
 mod reset;
 mod saml;
+mod saml_context;
 mod saml_sso;
 mod sessions;
 mod smtp_sink;

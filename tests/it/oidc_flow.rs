@@ -110,6 +110,8 @@ both_backends!(
             .verify(rotated["id_token"].as_str().unwrap(), "crm-web")
             .await;
         assert_eq!(id2["auth_time"], id["auth_time"]);
+        // OIDC Core §12.2: the same rules as at the sign-in, so the same methods and class.
+        assert_eq!((&id2["amr"], &id2["acr"]), (&id["amr"], &id["acr"]));
         assert_eq!(id2["sub"], id["sub"]);
         let (status, narrowed) = b
             .token(

@@ -19,20 +19,20 @@ use sesame::tenant::TenantId;
 use crate::browser::{Browser, PASSWORD, enc, hidden};
 use crate::support::{TestDb, both_backends};
 
-const SP_ENTITY: &str = "https://marketing.acme.test/saml";
-const ACS: &str = "https://marketing.acme.test/acs";
-const SSO: &str = "/t/acme/saml/sso";
+pub(crate) const SP_ENTITY: &str = "https://marketing.acme.test/saml";
+pub(crate) const ACS: &str = "https://marketing.acme.test/acs";
+pub(crate) const SSO: &str = "/t/acme/saml/sso";
 
 /// The marketing app's SP: registered in the tenant, and samael's SP set up with our metadata.
-struct Marketing {
-    sp: Sp,
+pub(crate) struct Marketing {
+    pub(crate) sp: Sp,
     key: openssl::pkey::PKey<openssl::pkey::Private>,
     cert: samael::crypto::CertificateDer,
     sso_url: String,
 }
 
 /// `tweak` adjusts the registration; it is given the SP's own certificate (base64 DER).
-async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings, &str)) -> Marketing {
+pub(crate) async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings, &str)) -> Marketing {
     // samael validates with the wall clock: run the server on it too.
     b.t.clock
         .set(sesame::clock::Clock::now(&sesame::clock::SystemClock));
@@ -99,12 +99,12 @@ async fn marketing(b: &Browser, tweak: impl FnOnce(&mut SpSettings, &str)) -> Ma
 }
 
 impl Marketing {
-    fn request(&self) -> AuthnRequest {
+    pub(crate) fn request(&self) -> AuthnRequest {
         self.sp.make_authentication_request(&self.sso_url).unwrap()
     }
 
     /// The request's Redirect-binding query (unsigned).
-    fn redirect_query(req: &AuthnRequest, relay: &str) -> String {
+    pub(crate) fn redirect_query(req: &AuthnRequest, relay: &str) -> String {
         let url = req.redirect(relay).unwrap().unwrap();
         url.query().unwrap().to_string()
     }
@@ -117,7 +117,7 @@ impl Marketing {
 
 /// The SAMLResponse and RelayState an auto-posting page carries, after checking it posts to the
 /// registered consumer.
-fn posted(html: &str) -> (String, Option<String>) {
+pub(crate) fn posted(html: &str) -> (String, Option<String>) {
     assert!(
         html.contains(&format!("action=\"{}\"", ACS.replace('/', "&#x2f;"))),
         "{html}"
@@ -128,7 +128,7 @@ fn posted(html: &str) -> (String, Option<String>) {
     (hidden(html, "SAMLResponse"), relay)
 }
 
-async fn sign_in(b: &Browser, login: &str, account: &str) -> String {
+pub(crate) async fn sign_in(b: &Browser, login: &str, account: &str) -> String {
     let r = b.submit(login, account, PASSWORD, "").await;
     assert_eq!(r.status(), StatusCode::OK);
     r.text().await.unwrap()

@@ -2,6 +2,7 @@
 
 use sesame::account::Username;
 use sesame::crypto::secret::TokenHash;
+use sesame::flow::session::CLASS_PASSWORD;
 use sesame::store::refresh::{self, NewRefreshToken, Rotation};
 use sesame::store::sessions::{self, NewSession};
 use sesame::store::tenants::{self, TenantSpec};
@@ -76,12 +77,19 @@ fn issue(store: &Store, secret: &str, client: &str) {
         sid: Some("sid-1"),
         scope: "openid offline_access",
         auth_time: Some(T0),
+        amr: &["pwd".to_string()],
+        acr: Some(CLASS_PASSWORD),
         expires_at: T0.plus(3600),
         family_expires_at: T0.plus(86_400),
     };
     store
         .run_blocking(|c| refresh::issue(c, &acme(), &t, T0))
         .unwrap();
+}
+
+/// How the user behind a refresh grant signed in.
+fn signed_in(g: &refresh::RefreshGrant) -> (&[String], Option<&str>) {
+    (&g.amr, g.acr.as_deref())
 }
 
 fn rotate(store: &Store, client: &str, presented: &str, next: &str, at: i64) -> Rotation {
@@ -99,11 +107,21 @@ both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
     };
     assert_eq!(g.scope, "openid offline_access");
     assert_eq!(g.expires_at, T0.plus(3610), "sliding expiry");
+    assert_eq!(
+        signed_in(&g),
+        (&["pwd".to_string()][..], Some(CLASS_PASSWORD))
+    );
     // Another client cannot use it, and that attempt does not consume it.
     assert_eq!(
         rotate(&store, "marketing", "r2", "x", 20),
         Rotation::Invalid
     );
+    // The next token carries the sign-in forward, for the ID token of the refresh after it.
+    let next = store
+        .run_blocking(|c| refresh::find_active(c, &acme(), &TokenHash::of("r2"), T0.plus(21)))
+        .unwrap()
+        .expect("r2 is live");
+    assert_eq!(signed_in(&next), signed_in(&g));
     // The rotated token again: reuse, and the whole family dies, including r2.
     assert_eq!(
         rotate(&store, "crm", "r1", "r3", 30),
@@ -133,6 +151,7 @@ both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
 both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
     let store = prepared(&db);
     let (first, second) = (TokenHash::of("f1"), TokenHash::of("f2"));
+    let amr = ["pwd".to_string()];
     let token = |hash| NewRefreshToken {
         hash,
         family_id: "fam-code",
@@ -141,6 +160,8 @@ both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
         sid: Some("sid-1"),
         scope: "openid offline_access",
         auth_time: Some(T0),
+        amr: &amr,
+        acr: Some(CLASS_PASSWORD),
         expires_at: T0.plus(3600),
         family_expires_at: T0.plus(86_400),
     };
@@ -168,6 +189,10 @@ both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
         ("fam-code", Some("u1"), Some("sid-1"))
     );
     assert_eq!(granted.auth_time, Some(T0));
+    assert_eq!(
+        signed_in(&granted),
+        (&["pwd".to_string()][..], Some(CLASS_PASSWORD))
+    );
     assert_eq!(granted.expires_at, T0.plus(3600));
     assert!(live(&second).is_none(), "the second use stored nothing");
     // The id is the client's: another client's identical id is its own first use.

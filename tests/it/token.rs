@@ -494,6 +494,8 @@ both_backends!(revoking_a_refresh_token_revokes_its_family, |db| {
                     sid: None,
                     scope: "reports:read",
                     auth_time: None,
+                    amr: &[],
+                    acr: None,
                     expires_at: now.plus(3600),
                     family_expires_at: now.plus(86_400),
                 };

@@ -1,0 +1,120 @@
+//! A SAML SP's `RequestedAuthnContext` (SAML Core §3.3.2.2.1) mapped to the sign-in's class: a
+//! session of the requested class answers at once, one of another class signs in again, and a
+//! class that no sign-in here reaches is a `NoAuthnContext` status to the SP.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use samael::schema::{
+    AuthnContextClassRef, AuthnContextComparison, AuthnRequest, RequestedAuthnContext,
+};
+use sesame::saml::sso::{CLASS_CODE, CLASS_PASSWORD};
+
+use crate::browser::Browser;
+use crate::saml_sso::{Marketing, SSO, marketing, posted, sign_in};
+use crate::support::{TestDb, both_backends};
+
+fn asking(
+    m: &Marketing,
+    classes: &[&str],
+    comparison: Option<AuthnContextComparison>,
+) -> AuthnRequest {
+    let mut req = m.request();
+    req.requested_authn_context = Some(RequestedAuthnContext {
+        authn_context_class_refs: Some(
+            classes
+                .iter()
+                .map(|c| AuthnContextClassRef {
+                    value: Some(c.to_string()),
+                })
+                .collect(),
+        ),
+        authn_context_decl_refs: None,
+        comparison,
+    });
+    req
+}
+
+/// The class of the assertion in a Response the SP accepts.
+fn class_of(m: &Marketing, html: &str, req: &AuthnRequest) -> String {
+    let (response, _) = posted(html);
+    let assertion =
+        m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
+            .unwrap();
+    let statement = &assertion.authn_statements.unwrap()[0];
+    let context = statement.authn_context.as_ref().unwrap();
+    context.value.as_ref().unwrap().value.clone().unwrap()
+}
+
+/// The second-level status of a refusing Response.
+fn status_of(html: &str) -> String {
+    let (response, _) = posted(html);
+    let xml = String::from_utf8(STANDARD.decode(response).unwrap()).unwrap();
+    assert!(!xml.contains("Assertion"), "{xml}");
+    xml.split("urn:oasis:names:tc:SAML:2.0:status:")
+        .nth(2)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+both_backends!(a_requested_authn_context_is_met_or_refused, |db| {
+    use AuthnContextComparison::{Better, Exact, Minimum};
+    let b = Browser::new(db).await;
+    let m = marketing(&b, |_, _| {}).await;
+    let get = |req: &AuthnRequest| {
+        let path = format!("{SSO}?{}", Marketing::redirect_query(req, ""));
+        let b = &b;
+        async move { b.get(&path).await }
+    };
+    // Exactly a password: the sign-in page, then an assertion of that class.
+    let req = asking(&m, &[CLASS_PASSWORD], Some(Exact));
+    let r = get(&req).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let html = sign_in(&b, &login, "alice").await;
+    assert_eq!(class_of(&m, &html, &req), CLASS_PASSWORD);
+    // The session answers a request for its class, and for at least a class Sesame knows.
+    for req in [
+        asking(&m, &[CLASS_PASSWORD], None),
+        asking(&m, &[CLASS_CODE], Some(Minimum)),
+    ] {
+        let r = get(&req).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(class_of(&m, &r.text().await.unwrap(), &req), CLASS_PASSWORD);
+    }
+    // Exactly a one-time code: the password session does not do, so the user signs in again.
+    let r = get(&asking(&m, &[CLASS_CODE], Some(Exact))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/t/acme/login?flow=")
+    );
+    // What no sign-in here reaches is refused to the SP at once.
+    let kerberos = "urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos";
+    for req in [
+        asking(&m, &[kerberos], None),
+        asking(&m, &[kerberos], Some(Minimum)),
+        asking(&m, &[CLASS_PASSWORD], Some(Better)),
+    ] {
+        let r = get(&req).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(status_of(&r.text().await.unwrap()), "NoAuthnContext");
+    }
+});
+
+// A sign-in that still misses the exact class is refused, not answered with another class.
+#[tokio::test]
+async fn a_sign_in_that_misses_the_exact_class_is_refused() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |_, _| {}).await;
+    let req = asking(&m, &[CLASS_CODE], Some(AuthnContextComparison::Exact));
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    let html = sign_in(&b, &login, "alice").await;
+    assert_eq!(status_of(&html), "NoAuthnContext");
+}
