@@ -4,7 +4,7 @@
 //! A tenant's routes are one flat router, reached two ways: `/t/{tenant}/…` and the root of a host
 //! the tenant lists. [`Dispatch`] resolves the tenant before routing (from the cache, without
 //! awaiting, when it knows the tenant) and hands the router a request without the `/t/{tenant}`
-//! prefix, so no route carries a middleware of its own.
+//! prefix, so no route needs a middleware of its own to find its tenant.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -107,6 +107,40 @@ async fn the_example_crm_signs_in_through_the_real_page_in_chromium() {
         .unwrap();
     assert!(roles.contains("crm:rep"), "{roles}");
 
+    // A script of the CRM's page (another origin) reads Sesame's token and UserInfo answers, as
+    // a browser-based app does; introspection stays closed to it.
+    let seen = c
+        .execute_async(
+            r#"const [issuer, done] = arguments;
+            (async () => {
+              const info = await fetch(issuer + "/userinfo", {headers: {authorization: "Bearer x"}});
+              const token = await fetch(issuer + "/token", {method: "POST",
+                headers: {"content-type": "application/x-www-form-urlencoded"},
+                body: "grant_type=authorization_code&code=x&client_id=nobody"});
+              let introspect = "read";
+              try { await fetch(issuer + "/introspect", {method: "POST", body: "token=x"}); }
+              catch (e) { introspect = "blocked"; }
+              done([info.status, info.headers.get("www-authenticate"), token.status,
+                    (await token.json()).error, introspect]);
+            })();"#,
+            vec![serde_json::json!(sesame.issuer("acme"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen[0], 401, "{seen}");
+    assert!(
+        seen[1].as_str().unwrap().contains("invalid_token"),
+        "{seen}"
+    );
+    assert_eq!(
+        (&seen[2], &seen[3]),
+        (
+            &serde_json::json!(401),
+            &serde_json::json!("invalid_client")
+        )
+    );
+    assert_eq!(seen[4], "blocked", "{seen}");
+
     // Logging out of the CRM signs out of Sesame as well.
     c.find(Locator::Id("logout"))
         .await

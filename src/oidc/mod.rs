@@ -12,6 +12,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod code;
 pub mod consent;
+pub mod cors;
 pub mod discovery;
 pub mod error;
 pub mod form;
@@ -29,6 +30,7 @@ pub mod token;
 pub mod userinfo;
 
 use axum::Router;
+use axum::middleware::map_response;
 use axum::routing::{get, post};
 
 use crate::app::App;
@@ -52,11 +54,24 @@ pub fn routes() -> Router<App> {
         .route("/logout/confirm", post(logout::confirm))
         .route(
             "/userinfo",
-            get(userinfo::userinfo).post(userinfo::userinfo),
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .options(cors::preflight)
+                .layer(map_response(cors::readable)),
         )
-        .route("/token", post(token::token))
+        .route(
+            "/token",
+            post(token::token)
+                .options(cors::preflight)
+                .layer(map_response(cors::readable)),
+        )
         .route("/introspect", post(introspect::introspect))
-        .route("/revoke", post(revoke::revoke))
+        .route(
+            "/revoke",
+            post(revoke::revoke)
+                .options(cors::preflight)
+                .layer(map_response(cors::readable)),
+        )
 }
 
 /// RFC 6749 §5.1 and RFC 7662 §2.2: token and introspection responses are never cached.

@@ -11,6 +11,7 @@ mod browser;
 pub(crate) mod cli;
 mod client_auth;
 mod codes;
+mod cors;
 mod http;
 mod languages;
 mod lockout;
