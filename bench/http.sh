@@ -38,7 +38,7 @@ start=$(date +%s%N)
 pid=$!
 "${on_server[@]}" "$load" hello "$hello_port" &
 hello=$!
-trap 'kill $pid $hello 2>/dev/null; wait $pid $hello 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid $hello 2>/dev/null; wait $pid $hello 2>/dev/null || true; rm -rf "$data"' EXIT
 until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.005; done
 echo "== start to /readyz on an existing database: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 sleep 1
@@ -53,7 +53,7 @@ discovery_port="$(free_port)"
 sized=$!
 "${on_server[@]}" "$load" hello "$discovery_port" "$discovery_bytes" &
 sized2=$!
-trap 'kill $pid $hello $sized $sized2 2>/dev/null; wait $pid $hello $sized $sized2 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid $hello $sized $sized2 2>/dev/null; wait $pid $hello $sized $sized2 2>/dev/null || true; rm -rf "$data"' EXIT
 sleep 0.5
 echo "== GET / on a bare axum route answering 5 bytes (the HTTP ceiling of this machine and core)"
 wrk_on "http://127.0.0.1:$hello_port/"

@@ -56,7 +56,7 @@ pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
         "introspection_endpoint": format!("{issuer}/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint": format!("{issuer}/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
     })

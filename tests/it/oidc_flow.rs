@@ -177,6 +177,57 @@ both_backends!(a_replayed_code_revokes_the_tokens_it_issued, |db| {
     }
 });
 
+// A public client (a mobile or single-page app) holds no secret: it redeems its code with the
+// PKCE verifier alone and revokes its refresh token by its client_id (RFC 7009 §2.1).
+both_backends!(a_public_client_redeems_and_revokes_without_a_secret, |db| {
+    let b = Browser::new(db).await;
+    let cb = "com.acme.crm:/cb";
+    let p = b.sign_in("crm-mobile", cb, "alice").await;
+    let (status, tokens) = b
+        .token(
+            None,
+            &format!(
+                "grant_type=authorization_code&client_id=crm-mobile&code={}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc(&p["code"]),
+                enc(cb)
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let refreshing = format!(
+        "grant_type=refresh_token&client_id=crm-mobile&refresh_token={}",
+        enc(refresh)
+    );
+    let revoke = |auth: String, token: &str| {
+        let body = format!("{auth}&token={}", enc(token));
+        let b = &b;
+        async move { b.post_form("/t/acme/revoke", &body).await.status() }
+    };
+    // A client_id alone names no other client: an unknown one is refused.
+    assert_eq!(
+        revoke("client_id=nobody".into(), refresh).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, rotated) = b.token(None, &refreshing).await;
+    assert_eq!(status, 200, "{rotated}");
+    let live = rotated["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        revoke("client_id=crm-mobile".into(), live).await,
+        StatusCode::OK
+    );
+    let (_, err) = b
+        .token(
+            None,
+            &format!(
+                "grant_type=refresh_token&client_id=crm-mobile&refresh_token={}",
+                enc(live)
+            ),
+        )
+        .await;
+    assert_eq!(err["error"], "invalid_grant", "revoked");
+});
+
 both_backends!(single_sign_on_prompt_and_max_age, |db| {
     let b = Browser::new(db).await;
     b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")

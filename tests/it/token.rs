@@ -351,6 +351,8 @@ async fn discovery_advertises_what_is_served() {
         d["acr_values_supported"],
         serde_json::json!(sesame::flow::session::CLASSES)
     );
+    // Public clients revoke their own tokens by client_id.
+    assert_eq!(d["revocation_endpoint_auth_methods_supported"][3], "none");
     for required in [
         "issuer",
         "authorization_endpoint",
