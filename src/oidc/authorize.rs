@@ -119,10 +119,13 @@ async fn authorize(
         },
         None => None,
     };
-    // OIDC Core §3.1.2.2: a session of someone other than the hinted user does not count.
+    // OIDC Core §3.1.2.2 and §5.5.1: a session of someone other than the user the hint or the
+    // `claims` request names does not count.
+    let named = claims::requested_sub(req.claims.as_ref());
     let current = session::current(app, tenant.id(), headers)
         .await?
-        .filter(|s| hinted.as_ref().is_none_or(|sub| *sub == s.user_id));
+        .filter(|s| hinted.as_ref().is_none_or(|sub| *sub == s.user_id))
+        .filter(|s| named.is_none_or(|sub| sub == s.user_id));
     match current {
         Some(s) if session_satisfies(&needs, &s, now) && !req.prompt.select_account => {
             answer(app, tenant, headers, &req, &client, &s, Decided::default()).await
@@ -246,6 +249,14 @@ pub async fn answer(
     // where the app asked for a password): OIDC Core §5.5.1.1 makes that a failed sign-in.
     if !session::reaches(&claims::essential_acr(req.claims.as_ref()), session) {
         return Ok(unmet(req, app));
+    }
+    // §5.5.1: a request naming a `sub` is answered only for that user, whoever signed in.
+    if claims::requested_sub(req.claims.as_ref()).is_some_and(|sub| sub != session.user_id) {
+        return Ok(req.reply.error(
+            &app.templates,
+            "login_required",
+            "the signed-in user is not the one the claims request names",
+        ));
     }
     if !access::may_use(app_record.as_deref(), client.channel, &subject) {
         record_denial(app, tenant, &subject.user.id, client).await?;

@@ -53,6 +53,12 @@ pub fn essential_acr(claims: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
+/// The user a `claims` request names by an ID token `sub` with a `value` (OIDC Core §5.5.1): only
+/// that user's sign-in may be answered.
+pub fn requested_sub(claims: Option<&Value>) -> Option<&str> {
+    claims?.get("id_token")?.get("sub")?.get("value")?.as_str()
+}
+
 /// Every claim Sesame can state about `subject`, each tagged with the scope that releases it.
 fn available(
     subject: &Subject,
@@ -224,5 +230,18 @@ mod tests {
         let in_userinfo = json!({"userinfo": {"acr": {"essential": true, "value": "a"}}});
         assert!(essential_acr(Some(&in_userinfo)).is_empty());
         assert!(essential_acr(None).is_empty());
+    }
+
+    #[test]
+    fn a_sub_with_a_value_names_a_user() {
+        let named = json!({"id_token": {"sub": {"value": "u1"}}});
+        assert_eq!(requested_sub(Some(&named)), Some("u1"));
+        for other in [
+            json!({"id_token": {"sub": null}}),
+            json!({"id_token": {"sub": {"value": 7}}}),
+            json!({"userinfo": {"sub": {"value": "u1"}}}),
+        ] {
+            assert_eq!(requested_sub(Some(&other)), None, "{other}");
+        }
     }
 }

@@ -228,6 +228,42 @@ both_backends!(a_public_client_redeems_and_revokes_without_a_secret, |db| {
     assert_eq!(err["error"], "invalid_grant", "revoked");
 });
 
+// OIDC Core §5.5.1: a `claims` request naming a `sub` by value is answered only for that user:
+// another user's session sends the browser to sign in, and a sign-in as anyone else fails.
+both_backends!(
+    a_claims_request_naming_a_sub_is_answered_only_for_that_user,
+    |db| {
+        let b = Browser::new(db).await;
+        let cb = "https://crm.acme.test/cb";
+        let p = b.sign_in("crm-web", cb, "alice").await;
+        let (_, tokens) = b.redeem(&p["code"]).await;
+        let id = b
+            .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
+            .await;
+        let naming = |sub: &str| {
+            let claims = serde_json::json!({"id_token": {"sub": {"value": sub}}});
+            format!("&claims={}", enc(&claims.to_string()))
+        };
+        let alice = naming(id["sub"].as_str().unwrap());
+        let r = b.get(&Browser::authorize_path("crm-web", cb, &alice)).await;
+        assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+        let someone = format!("{}&prompt=none", naming("someone-else"));
+        let r = b
+            .get(&Browser::authorize_path("crm-web", cb, &someone))
+            .await;
+        assert_eq!(
+            params(r.headers()["location"].to_str().unwrap())["error"],
+            "login_required"
+        );
+        let login = b.start("crm-web", cb, &naming("someone-else")).await;
+        let r = b.submit(&login, "alice", PASSWORD, "").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let p = params(r.headers()["location"].to_str().unwrap());
+        assert_eq!(p["error"], "login_required");
+        assert!(!p.contains_key("code"));
+    }
+);
+
 both_backends!(single_sign_on_prompt_and_max_age, |db| {
     let b = Browser::new(db).await;
     b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
