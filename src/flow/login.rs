@@ -109,10 +109,14 @@ pub async fn page(
         true => Some(captcha::issue(&app, tenant.id(), &flow.id, &address).await?),
         false => None,
     };
+    // A flow that only a one-time code can satisfy opens on the code method.
+    let code_mode = offers_code(&app, &flow)
+        && (params.get("method") == Some("code")
+            || !session::admits(&flow.needs.classes, session::CLASS_PASSWORD));
     let shown = Shown {
         account: &hint,
         captcha,
-        code_mode: params.get("method") == Some("code") && super::code::offered(&app),
+        code_mode,
         ..Shown::default()
     };
     let mut response = render(
@@ -440,6 +444,12 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// Whether the page offers a one-time code: the tenant can send one, and the flow accepts the
+/// class a code sign-in reaches.
+fn offers_code(app: &App, flow: &LoginFlow) -> bool {
+    super::code::offered(app) && session::admits(&flow.needs.classes, session::CLASS_CODE)
+}
+
 pub(super) fn render(
     app: &App,
     tenant: &TenantCtx,
@@ -482,8 +492,10 @@ pub(super) fn render(
             code_mode => shown.code_mode,
             code_action => format!("{base}/code"),
             send_action => format!("{base}/code/send"),
-            password_url => &here,
-            code_url => super::code::offered(app).then_some(&code_here),
+            // Only the methods whose class the flow accepts are offered (an app's essential `acr`,
+            // an SP's RequestedAuthnContext).
+            password_url => session::admits(&flow.needs.classes, session::CLASS_PASSWORD).then_some(&here),
+            code_url => offers_code(app, flow).then_some(&code_here),
             captcha => shown.captcha,
             captcha_refresh => format!("{}&captcha=1", if shown.code_mode { &code_here } else { &here }),
             captcha_max => captcha::MAX_ANSWER,

@@ -40,11 +40,15 @@ pub fn assurance_class(session: &Session) -> &'static str {
     })
 }
 
-/// Whether `session` reached one of the `wanted` classes; any session does when none is wanted or
-/// when `unspecified` is among them.
-pub fn reaches(wanted: &[String], session: &Session) -> bool {
-    let class = assurance_class(session);
+/// Whether a sign-in of `class` meets `wanted`: any does when none is wanted or when
+/// `unspecified` is among them.
+pub fn admits(wanted: &[String], class: &str) -> bool {
     wanted.is_empty() || wanted.iter().any(|w| w == class || w == CLASS_UNSPECIFIED)
+}
+
+/// Whether `session` reached one of the `wanted` classes.
+pub fn reaches(wanted: &[String], session: &Session) -> bool {
+    admits(wanted, assurance_class(session))
 }
 
 /// Whether some sign-in could reach one of the `wanted` classes, so that sending the user to the

@@ -201,9 +201,10 @@ pub async fn authorization_code(
                                     return Ok(Redeemed::Refused(e));
                                 }
                                 if let Some(hash) = &refresh_hash {
-                                    let (sliding, absolute) =
+                                    let (expires, family_expires) =
                                         (now.plus(sliding), now.plus(absolute));
-                                    let token = new_family(&grant, hash, &cid, sliding, absolute);
+                                    let token =
+                                        new_family(&grant, hash, &cid, expires, family_expires);
                                     refresh::issue(c, &t, &token, now)?;
                                 }
                                 Ok(Redeemed::Granted(grant))

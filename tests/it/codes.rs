@@ -486,12 +486,10 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
     let p = answered(&b, &format!("{}&prompt=none", acr_claim(CLASS_CODE, true))).await;
     assert_eq!(p["error"], "login_required");
     let login = b.start("crm-web", CRM, &acr_claim(CLASS_CODE, true)).await;
-    let page = b
-        .get(&format!("{login}&method=code"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    // The page offers only the method that can meet the demand.
+    let page = b.get(&login).await.text().await.unwrap();
+    assert!(page.contains("id=\"get-code\""), "opens on the code method");
+    assert!(!page.contains("id=\"tab-password\""), "{page}");
     let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
     let r = submit_code(
         &b,
@@ -514,6 +512,8 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
         .text()
         .await
         .unwrap();
+    assert!(!page.contains("id=\"get-code\"") && !page.contains("id=\"code-login\""));
+    // A code sent and typed anyway, by a script rather than the page.
     let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
     let r = submit_code(
         &b,
