@@ -350,3 +350,63 @@ async fn pysaml2_verifies_the_signed_metadata() {
         "{err}"
     );
 }
+
+// pysaml2's RequestedAuthnContext: the class it asks for exactly comes back in the assertion it
+// accepts; `minimum` of a class Sesame offers is met from the session; a class Sesame does not
+// offer is a `NoAuthnContext` status, which pysaml2 refuses to take for a sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_gets_the_authentication_context_it_requests() {
+    let Some(sp) = PySp::new() else {
+        return;
+    };
+    const PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+    const KERBEROS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos";
+    let db = Database::sqlite();
+    let sesame = Sesame::start(
+        &db,
+        MASTER_KEY,
+        Some(&tenant("http://127.0.0.1:3999/callback")),
+    )
+    .await;
+    sp.connect(&sesame, &["--sign", "both"]).await;
+    let client = browser();
+    let request = sp.json(&["redirect", "", PASSWORD, "exact"], None);
+    let r = sign_in_page(
+        &client,
+        request["url"].as_str().unwrap(),
+        &sesame.base,
+        "alice",
+    )
+    .await;
+    let html = r.text().await.unwrap();
+    let accepted = sp.accept(&html, request["id"].as_str().unwrap());
+    assert_eq!(accepted["authn_class"], PASSWORD);
+
+    let answered = |request: Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(request["url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "answered from the session");
+            r.text().await.unwrap()
+        }
+    };
+    let request = sp.json(&["redirect", "", PASSWORD, "minimum"], None);
+    let html = answered(request.clone()).await;
+    let accepted = sp.accept(&html, request["id"].as_str().unwrap());
+    assert_eq!(accepted["authn_class"], PASSWORD);
+
+    let request = sp.json(&["redirect", "", KERBEROS, "exact"], None);
+    let html = answered(request.clone()).await;
+    assert!(decoded(&html).contains("status:NoAuthnContext"));
+    let response = hidden(&html, "SAMLResponse");
+    let (ok, _, err) = sp.outcome(
+        &["accept", request["id"].as_str().unwrap()],
+        Some(&response),
+    );
+    assert!(!ok, "pysaml2 took a refusal for a sign-in");
+    assert!(err.contains("NoAuthnContext"), "{err}");
+}

@@ -6,7 +6,8 @@ here relaxes a check; the configuration only names the SP's endpoints, its keys,
 metadata, and SHA-256 for what it signs (pysaml2 still defaults to SHA-1, which Sesame refuses).
 
     SP_DIR=dir SP_BASE=https://sp.example sp.py metadata
-    SP_DIR=dir SP_BASE=... sp.py redirect RELAY_STATE        -> {"id", "url"}
+    SP_DIR=dir SP_BASE=... sp.py redirect RELAY_STATE [CLASS COMPARISON]  -> {"id", "url"}
+                                  (with a RequestedAuthnContext for CLASS when given)
     SP_DIR=dir SP_BASE=... sp.py post RELAY_STATE            -> {"id", "action", "SAMLRequest"}
     SP_DIR=dir SP_BASE=... sp.py accept REQUEST_ID < SAMLResponse (base64)
                                                               -> {"name_id", "attributes", ...}
@@ -90,12 +91,17 @@ def main():
     client = Saml2Client(config=conf)
     if cmd in ("redirect", "post"):
         binding = BINDING_HTTP_REDIRECT if cmd == "redirect" else BINDING_HTTP_POST
+        # Optional: an authentication context class and its comparison to request.
+        context = {}
+        if len(sys.argv) > 4:
+            context = {"authn_context_class_ref": [sys.argv[3]], "comparison": sys.argv[4]}
         req_id, info = client.prepare_for_authenticate(
             entityid=idp_entity_id(client),
             relay_state=sys.argv[2],
             binding=binding,
             sigalg=SIG_RSA_SHA256,
             digest_alg=DIGEST_SHA256,
+            requested_authn_context=context,
         )
         if cmd == "redirect":
             url = dict(info["headers"])["Location"]
