@@ -114,7 +114,7 @@ pub async fn current(
     headers: &HeaderMap,
 ) -> Result<Option<Session>, StoreError> {
     match Lookup::of(app, tenant, headers) {
-        Some(lookup) => app.store.run(move |c| lookup.run(c)).await,
+        Some(lookup) => app.store.run_quick(move |c| lookup.run(c)).await,
         None => Ok(None),
     }
 }

@@ -107,14 +107,14 @@ async fn spend_sealed(
     let Some(hash) = refresh else {
         return Ok(app
             .store
-            .run(move |c| jtis::remember(c, &t, &cid, &once, once_until))
+            .run_quick(move |c| jtis::remember(c, &t, &cid, &once, once_until))
             .await?);
     };
     let (sliding, absolute) = new_family_lifetimes(app, client);
     let grant = grant.clone();
     Ok(app
         .store
-        .run(move |c| {
+        .run_quick(move |c| {
             let token = new_family(&grant, &hash, &cid, now.plus(sliding), now.plus(absolute));
             refresh::issue_once(c, &t, &once, once_until, &token, now)
         })
@@ -290,7 +290,7 @@ pub async fn refresh_token(
         let (t, cid) = (t.clone(), client.client_id.clone());
         let (presented, next_hash) = (presented.clone(), next_hash.clone());
         app.store
-            .run(move |c| refresh::rotate(c, &t, &cid, &presented, &next_hash, sliding, now))
+            .run_quick(move |c| refresh::rotate(c, &t, &cid, &presented, &next_hash, sliding, now))
             .await?
     };
     let live = match rotation {

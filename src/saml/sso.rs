@@ -161,7 +161,7 @@ async fn proceed(
     let lookup = session::Lookup::of(app, tenant.id(), headers);
     let (fresh, session) = app
         .store
-        .run(move |c| {
+        .run_quick(move |c| {
             let fresh = jtis::remember(c, &t, &issuer, &id, until)?;
             let session = match (&lookup, fresh) {
                 (Some(l), true) => l.run(c)?,

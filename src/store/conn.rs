@@ -54,6 +54,10 @@ impl std::fmt::Debug for Manager {
     }
 }
 
+/// How long a SQLite statement waits for another connection's write lock. The request path's
+/// quick calls (`Store::run_quick`) wait not at all and take the blocking pool instead.
+pub(super) const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
+
 impl Manager {
     pub fn new(url: &str, kind: DatabaseKind, connect_timeout_secs: u64) -> Manager {
         Manager {
@@ -88,7 +92,7 @@ impl r2d2::ManageConnection for Manager {
                     .map_err(|e| ConnectError(e.to_string()))?;
                 // busy_timeout first: the others may have to wait for a writer.
                 for pragma in [
-                    "PRAGMA busy_timeout = 5000",
+                    BUSY_TIMEOUT,
                     // Before WAL, which writes the first page: a new database gets 1 KiB pages.
                     // Every commit writes each page it changed to the log, whole; a refresh
                     // changes seven or so (its rows and the leaves of four indexes), so 1 KiB

@@ -26,6 +26,16 @@ where
         Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         Conn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
+    within_begun(conn, f)
+}
+
+/// Runs `f` in the transaction just begun on `conn`, then commits it, or rolls it back if `f`
+/// fails.
+pub(super) fn within_begun<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<T, E>,
+    E: From<DieselError>,
+{
     match f(conn) {
         Ok(value) => {
             per_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;

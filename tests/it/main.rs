@@ -29,5 +29,6 @@ mod saml_sso;
 mod sessions;
 mod smtp_sink;
 mod store;
+mod store_quick;
 mod token;
 mod trial;
