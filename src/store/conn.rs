@@ -102,12 +102,16 @@ impl r2d2::ManageConnection for Manager {
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA foreign_keys = ON",
-                    // `sesame serve` checkpoints the WAL five times a second off the request path
-                    // (`Store::checkpoint`), so a commit seldom pays a checkpoint's fsync; this
-                    // is the backstop should that fall behind. Other commands checkpoint when
-                    // their last connection closes.
-                    "PRAGMA wal_autocheckpoint = 10000",
-                    // Under a steady stream of writes the log can grow far past that before it
+                    // No commit checkpoints: `sesame serve` does it five times a second off the
+                    // request path (`Store::checkpoint`, which also restarts a log grown long).
+                    // A commit that crossed the automatic threshold would pay a checkpoint's
+                    // writes and fsyncs itself, on an async worker when it is a quick call
+                    // (`Store::run_quick`), holding up every request on that worker: paced at
+                    // 1,500 refreshes/s, p99 went from 2.6-6.6 ms to 11-16 ms with it
+                    // (docs/performance.md). Other commands checkpoint when their last
+                    // connection closes.
+                    "PRAGMA wal_autocheckpoint = 0",
+                    // Under a steady stream of writes the log can grow far before it
                     // starts over (hundreds of MB in a minute of load), and the file keeps its
                     // largest size: cut it back to 64 MiB whenever it starts over.
                     "PRAGMA journal_size_limit = 67108864",

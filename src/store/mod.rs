@@ -233,16 +233,24 @@ impl Store {
     }
 
     /// Copies what SQLite's write-ahead log holds into the database file (a passive checkpoint:
-    /// it waits for no reader or writer), so that commits on the request path do not. Nothing to
-    /// do on PostgreSQL.
+    /// it waits for no reader or writer), so that commits on the request path do not. A log past
+    /// [`WAL_RESTART_FRAMES`] (readers kept it from starting over) is then checkpointed again in
+    /// the mode that waits for them and makes the next writer start it over. Nothing to do on
+    /// PostgreSQL.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         if self.kind != DatabaseKind::Sqlite {
             return Ok(());
         }
         self.run(|c| match c {
             Conn::Sqlite(c) => {
-                use diesel::connection::SimpleConnection;
-                Ok(c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?)
+                use diesel::RunQueryDsl;
+                let passive: Checkpointed =
+                    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
+                if passive.log >= WAL_RESTART_FRAMES {
+                    diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
+                        .get_result::<Checkpointed>(c)?;
+                }
+                Ok(())
             }
             Conn::Postgres(_) => Ok(()),
         })
@@ -268,7 +276,8 @@ impl Store {
     /// transaction taken without waiting (steps that are transactions of their own become
     /// savepoints); when another connection holds the lock, or no connection is idle, the call
     /// takes the blocking pool as [`Store::run`] does, before `f` has run. PostgreSQL calls always
-    /// take the blocking pool: their round trips would stall a worker.
+    /// take the blocking pool: their round trips would stall a worker. Either way `f` is atomic
+    /// only as far as it makes itself so (`tx::write`), as with [`Store::run`].
     pub async fn run_quick<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
@@ -334,6 +343,17 @@ fn begin_without_waiting(conn: &mut Conn) -> bool {
         let _ = AnsiTransactionManager::rollback_transaction(c);
     }
     began && restored
+}
+
+/// Frames in SQLite's write-ahead log past which [`Store::checkpoint`] restarts it (about 10 MB
+/// at 1 KiB pages).
+pub const WAL_RESTART_FRAMES: i64 = 10_000;
+
+/// What `PRAGMA wal_checkpoint` reports: frames in the log, and how many it copied.
+#[derive(diesel::QueryableByName)]
+struct Checkpointed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
 }
 
 #[derive(Debug)]

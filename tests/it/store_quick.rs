@@ -1,6 +1,6 @@
-//! `Store::run_quick`, the request path's short store calls: they commit, a failed one leaves
-//! nothing behind, and on SQLite, where they run on the calling thread, they never wait there for
-//! another connection's write lock.
+//! `Store::run_quick`, the request path's short store calls: they commit, a failed transaction
+//! inside one leaves nothing behind, and on SQLite, where they run on the calling thread, they
+//! never wait there for another connection's write lock.
 
 use std::time::Duration;
 
@@ -27,31 +27,38 @@ fn remember(jti: &'static str) -> impl FnOnce(&mut Conn) -> Result<bool, StoreEr
     move |c| jtis::remember(c, &acme(), "svc", jti, T0.plus(60))
 }
 
-both_backends!(quick_calls_commit_and_a_failed_one_leaves_nothing, |db| {
-    let store = migrated(&db);
-    assert!(store.run_quick(remember("j1")).await.unwrap());
-    assert!(
-        !store.run_quick(remember("j1")).await.unwrap(),
-        "committed: the second use is a replay"
-    );
-    let failed = store
-        .run_quick(|c| {
-            remember("j2")(c)?;
-            Err::<(), _>(StoreError::Invalid("refused after the write".into()))
-        })
-        .await;
-    assert!(failed.is_err());
-    assert!(
-        store.run_quick(remember("j2")).await.unwrap(),
-        "the failed call's write was rolled back"
-    );
-    // Inside, a step that is a transaction of its own still commits with the call.
-    store
-        .run_quick(|c| tx::write(c, |c| remember("j3")(c)))
-        .await
-        .unwrap();
-    assert!(!store.run_quick(remember("j3")).await.unwrap());
-});
+both_backends!(
+    quick_calls_commit_and_a_failed_transaction_leaves_nothing,
+    |db| {
+        let store = migrated(&db);
+        assert!(store.run_quick(remember("j1")).await.unwrap());
+        assert!(
+            !store.run_quick(remember("j1")).await.unwrap(),
+            "committed: the second use is a replay"
+        );
+        // On SQLite the call is a transaction and this one a savepoint in it; on PostgreSQL a
+        // transaction of its own.
+        let failed = store
+            .run_quick(|c| {
+                tx::write(c, |c| {
+                    remember("j2")(c)?;
+                    Err::<(), _>(StoreError::Invalid("refused after the write".into()))
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            store.run_quick(remember("j2")).await.unwrap(),
+            "the failed call's write was rolled back"
+        );
+        // A step that is a transaction of its own commits with the call.
+        store
+            .run_quick(|c| tx::write(c, |c| remember("j3")(c)))
+            .await
+            .unwrap();
+        assert!(!store.run_quick(remember("j3")).await.unwrap());
+    }
+);
 
 // One thread runs every task here: had the quick call waited for the lock on it, the timer below
 // could not fire before the lock's holder let go.
@@ -92,4 +99,47 @@ fn a_quick_call_never_waits_on_the_calling_thread_for_the_write_lock() {
         held.await.unwrap().unwrap();
         assert!(quick.await.unwrap().unwrap(), "and then records its ID");
     });
+}
+
+/// Frames in the log after a passive checkpoint (which copies, and never restarts the log).
+fn log_frames(store: &Store) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Checkpointed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        log: i64,
+    }
+    store
+        .run_blocking(|c| {
+            let Conn::Sqlite(c) = c else { unreachable!() };
+            let row: Checkpointed = diesel::RunQueryDsl::get_result(
+                diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)"),
+                c,
+            )?;
+            Ok(row.log)
+        })
+        .unwrap()
+}
+
+// No commit checkpoints SQLite's log, so no quick call pays for one on its worker: the log grows
+// past the point where SQLite's automatic checkpoint would have started it over, and the
+// server's periodic checkpoint brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_leave_the_log_to_the_periodic_checkpoint() {
+    let db = TestDb::sqlite();
+    let store = migrated(&db);
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.url.trim_start_matches("sqlite://")));
+    let frames = sesame::store::WAL_RESTART_FRAMES as u64;
+    let mut written = 0;
+    while std::fs::metadata(&wal).unwrap().len() <= (frames + 2_000) * 1_048 {
+        let jti: &'static str = Box::leak(format!("j{written}").into_boxed_str());
+        store.run_quick(remember(jti)).await.unwrap();
+        written += 1;
+        assert!(
+            written < 20_000,
+            "the log stopped growing: a commit checkpointed it"
+        );
+    }
+    store.checkpoint().await.unwrap();
+    store.run_quick(remember("after")).await.unwrap();
+    assert!(log_frames(&store) < 100, "the log started over");
 }
