@@ -111,6 +111,12 @@ fn latest_code(b: &Browser, to: &str) -> String {
     code_in(&messages.first().expect("a message").body)
 }
 
+/// Presses **Get** on `page` for `to`, then signs in with the code that arrived.
+async fn code_sign_in(b: &Browser, page: &str, to: &str) -> reqwest::Response {
+    let (_, sent) = get_code(b, page, to).await;
+    submit_code(b, &sent, to, &latest_code(b, to)).await
+}
+
 both_backends!(a_code_by_email_or_by_sms_signs_in, |db| {
     let b = outbox_browser(db).await;
     let page = code_page(&b).await;
@@ -251,14 +257,7 @@ both_backends!(a_code_signs_in_only_its_own_account_and_flow, |db| {
     let r = submit_code(&b, &other, "alice@acme.test", &alices).await;
     assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
     // Bob, who has no password, signs in by code.
-    let (_, sent) = get_code(&b, &other, "bob@acme.test").await;
-    let r = submit_code(
-        &b,
-        &sent,
-        "bob@acme.test",
-        &latest_code(&b, "bob@acme.test"),
-    )
-    .await;
+    let r = code_sign_in(&b, &other, "bob@acme.test").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 });
 
@@ -490,14 +489,7 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
     let page = b.get(&login).await.text().await.unwrap();
     assert!(page.contains("id=\"get-code\""), "opens on the code method");
     assert!(!page.contains("id=\"tab-password\""), "{page}");
-    let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
-    let r = submit_code(
-        &b,
-        &sent,
-        "alice@acme.test",
-        &latest_code(&b, "alice@acme.test"),
-    )
-    .await;
+    let r = code_sign_in(&b, &page, "alice@acme.test").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let p = params(r.headers()["location"].to_str().unwrap());
     assert_eq!(acr_of(p).await, CLASS_CODE);
@@ -514,14 +506,7 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
         .unwrap();
     assert!(!page.contains("id=\"get-code\"") && !page.contains("id=\"code-login\""));
     // A code sent and typed anyway, by a script rather than the page.
-    let (_, sent) = get_code(&b, &page, "alice@acme.test").await;
-    let r = submit_code(
-        &b,
-        &sent,
-        "alice@acme.test",
-        &latest_code(&b, "alice@acme.test"),
-    )
-    .await;
+    let r = code_sign_in(&b, &page, "alice@acme.test").await;
     let location = r.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(CRM), "{location}");
     assert_eq!(

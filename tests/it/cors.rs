@@ -9,27 +9,27 @@ use crate::support::{TestApp, TestDb};
 
 const ORIGIN: &str = "https://spa.example.com";
 
+/// The preflight a page sends before a POST with a bearer token or client credentials.
+fn preflight(path: &str) -> Request<Body> {
+    Request::builder()
+        .method("OPTIONS")
+        .uri(path)
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .body(Body::empty())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn browser_apps_of_any_origin_reach_the_endpoints_meant_for_them() {
     let t = TestApp::new(TestDb::sqlite()).await;
-    // The preflight a page sends before a request with a bearer token or client credentials.
     for path in [
         "/t/default/token",
         "/t/default/userinfo",
         "/t/default/revoke",
     ] {
-        let r = t
-            .send(
-                Request::builder()
-                    .method("OPTIONS")
-                    .uri(path)
-                    .header("origin", ORIGIN)
-                    .header("access-control-request-method", "POST")
-                    .header("access-control-request-headers", "authorization")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
+        let r = t.send(preflight(path)).await;
         assert_eq!(r.status, 204, "{path}");
         assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
         assert!(
@@ -94,17 +94,7 @@ async fn browser_apps_of_any_origin_reach_the_endpoints_meant_for_them() {
         "/t/default/login",
         "/t/default/authorize",
     ] {
-        let r = t
-            .send(
-                Request::builder()
-                    .method("OPTIONS")
-                    .uri(path)
-                    .header("origin", ORIGIN)
-                    .header("access-control-request-method", "POST")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
+        let r = t.send(preflight(path)).await;
         assert_eq!(r.status, 405, "{path}");
         assert_eq!(r.header("access-control-allow-origin"), None, "{path}");
     }
