@@ -285,7 +285,7 @@ impl Store {
     {
         if self.kind == DatabaseKind::Sqlite
             && let Some(mut pooled) = self.pool.try_get()
-            && begin_without_waiting(&mut pooled.conn)
+            && begin_without_waiting(&mut pooled)
         {
             let result = tx::within_begun(&mut pooled.conn, f);
             if matches!(result, Err(StoreError::Unavailable(_))) {
@@ -327,10 +327,11 @@ impl Store {
 }
 
 /// `BEGIN IMMEDIATE` on a SQLite connection if the write lock is free now; whether it began. The
-/// connection's busy timeout is lifted for the attempt only.
-fn begin_without_waiting(conn: &mut Conn) -> bool {
+/// connection's busy timeout is lifted for the attempt only; one that cannot be restored is
+/// marked broken, so the pool drops it rather than hand it to a caller that waits.
+fn begin_without_waiting(pooled: &mut conn::Pooled) -> bool {
     use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-    let Conn::Sqlite(c) = conn else {
+    let Conn::Sqlite(c) = &mut pooled.conn else {
         return false;
     };
     if c.batch_execute("PRAGMA busy_timeout = 0").is_err() {
@@ -339,8 +340,11 @@ fn begin_without_waiting(conn: &mut Conn) -> bool {
     let began = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").is_ok();
     // Restored whatever happened: the connection goes back to the pool for callers that wait.
     let restored = c.batch_execute(conn::BUSY_TIMEOUT).is_ok();
-    if began && !restored {
-        let _ = AnsiTransactionManager::rollback_transaction(c);
+    if !restored {
+        if began {
+            let _ = AnsiTransactionManager::rollback_transaction(c);
+        }
+        pooled.broken = true;
     }
     began && restored
 }
