@@ -199,16 +199,7 @@ async fn sign_in(
         );
     }
     if !session::reachable(&accepted.requested_classes) {
-        return fail(
-            app,
-            tenant,
-            headers,
-            &accepted.acs,
-            accepted.request_id.as_deref(),
-            accepted.relay_state.as_deref(),
-            &NO_AUTHN_CONTEXT,
-        )
-        .await;
+        return refuse(app, tenant, headers, accepted, &NO_AUTHN_CONTEXT).await;
     }
     let needs = requirements(accepted, sp);
     match session {
@@ -221,9 +212,7 @@ async fn sign_in(
                 requester: false,
                 message: "the user is not signed in",
             };
-            let irt = accepted.request_id.as_deref();
-            let relay = accepted.relay_state.as_deref();
-            fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await
+            refuse(app, tenant, headers, accepted, &status).await
         }
         _ => start_flow(app, tenant, headers, accepted, needs).await,
     }
@@ -339,16 +328,7 @@ pub async fn decline(
         requester: false,
         message: "the user declined the tenant's agreement",
     };
-    fail(
-        app,
-        tenant,
-        headers,
-        &accepted.acs,
-        accepted.request_id.as_deref(),
-        accepted.relay_state.as_deref(),
-        &status,
-    )
-    .await
+    refuse(app, tenant, headers, &accepted, &status).await
 }
 
 /// Answers `accepted` for the signed-in `session`: the user must still be allowed in and may use
@@ -373,7 +353,7 @@ pub async fn answer(
             requester: false,
             message: "the signed-in account can no longer sign in",
         };
-        return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+        return refuse(app, tenant, headers, accepted, &status).await;
     };
     let app_record = match &sp.app_id {
         Some(id) => app.app_record(tenant.id(), id).await?,
@@ -405,7 +385,7 @@ pub async fn answer(
                 requester: false,
                 message: "the user must accept the tenant's updated agreement",
             };
-            return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+            return refuse(app, tenant, headers, accepted, &status).await;
         }
         let needs = requirements(accepted, sp);
         let resume = serde_json::to_value(accepted).unwrap_or_default();
@@ -423,16 +403,7 @@ pub async fn answer(
     let class = session::assurance_class(session);
     // A sign-in the user just made may still miss the requested class.
     if !session::reaches(&accepted.requested_classes, session) {
-        return fail(
-            app,
-            tenant,
-            headers,
-            &accepted.acs,
-            irt,
-            relay,
-            &NO_AUTHN_CONTEXT,
-        )
-        .await;
+        return refuse(app, tenant, headers, accepted, &NO_AUTHN_CONTEXT).await;
     }
     let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key) else {
         let status = Status {
@@ -440,7 +411,7 @@ pub async fn answer(
             requester: false,
             message: "the user has no value for the NameID this service provider uses",
         };
-        return fail(app, tenant, headers, &accepted.acs, irt, relay, &status).await;
+        return refuse(app, tenant, headers, accepted, &status).await;
     };
     let format = nameid::format_of(sp.settings.name_id);
     let attributes = nameid::attributes(sp, &subject, sp.app_id.as_deref());
@@ -505,6 +476,19 @@ pub async fn answer(
         app.recorded_session_clients.put(recorded, (), now);
     }
     Ok(post_to(app, tenant, headers, &accepted.acs, &xml, relay))
+}
+
+/// [`fail`] for an accepted request: its consumer URL, ID and RelayState.
+async fn refuse(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    accepted: &Accepted,
+    status: &Status,
+) -> Result<Response, PageError> {
+    let irt = accepted.request_id.as_deref();
+    let relay = accepted.relay_state.as_deref();
+    fail(app, tenant, headers, &accepted.acs, irt, relay, status).await
 }
 
 /// A signed Response refusing the request, posted to the SP's consumer URL.
