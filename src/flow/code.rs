@@ -84,6 +84,12 @@ impl<'a> Page<'a> {
         self.form.get("agree") == Some("yes")
     }
 
+    /// Whether the flow accepts a code sign-in's class. The page hides the method otherwise; a
+    /// script that asks for or types a code anyway is refused before a code is sent or spent.
+    fn accepted(&self) -> bool {
+        session::admits(&self.flow.needs.classes, session::CLASS_CODE)
+    }
+
     fn show(
         &self,
         error: Option<&Text>,
@@ -136,6 +142,9 @@ pub async fn send(
         Ok(page) => page,
         Err(gone) => return Ok(gone),
     };
+    if !page.accepted() {
+        return page.error(&Text::new("login.code_not_accepted"));
+    }
     let now = app.now();
     if let Some(refusal) = super::tenant_refusal(&tenant.tenant, now) {
         return page.error(&refusal);
@@ -291,6 +300,9 @@ pub async fn submit(
         Ok(page) => page,
         Err(gone) => return Ok(gone),
     };
+    if !page.accepted() {
+        return page.error(&Text::new("login.code_not_accepted"));
+    }
     let now = app.now();
     if !page.agreed() {
         return page.error(&Text::new("login.must_agree"));
@@ -373,7 +385,6 @@ pub async fn submit(
     let signed_in = session::SignedIn {
         user_id: user.id.clone(),
         amr,
-        acr: None,
         auth_time: now,
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),

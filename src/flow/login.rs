@@ -175,6 +175,11 @@ pub async fn submit(
             },
         )
     };
+    // The page offers no password to a flow that needs another class; a script that posts one
+    // anyway is refused before any account is looked at, rather than signed in to no purpose.
+    if !session::admits(&flow.needs.classes, session::CLASS_PASSWORD) {
+        return again(&Text::new("login.password_not_accepted"), None);
+    }
     if !agreed {
         return again(&MUST_AGREE, None);
     }
@@ -351,7 +356,6 @@ pub async fn submit(
     let signed_in = session::SignedIn {
         user_id: user.id.clone(),
         amr: vec!["pwd".into()],
-        acr: None,
         auth_time: now,
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),

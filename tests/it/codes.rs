@@ -10,7 +10,7 @@ use sesame::tenant::TenantId;
 
 use sesame::flow::captcha;
 
-use crate::browser::{Browser, enc, hidden, params};
+use crate::browser::{Browser, PASSWORD, enc, hidden, params};
 use crate::support::{TestDb, both_backends};
 
 const CRM: &str = "https://crm.acme.test/cb";
@@ -489,6 +489,15 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
     let page = b.get(&login).await.text().await.unwrap();
     assert!(page.contains("id=\"get-code\""), "opens on the code method");
     assert!(!page.contains("id=\"tab-password\""), "{page}");
+    // A password posted anyway, by a script rather than the page, signs no one in.
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("set-cookie").is_none());
+    let refused = r.text().await.unwrap();
+    assert!(
+        said(&refused).contains("needs a verification code"),
+        "{refused}"
+    );
     let r = code_sign_in(&b, &page, "alice@acme.test").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let p = params(r.headers()["location"].to_str().unwrap());
@@ -505,12 +514,23 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
         .await
         .unwrap();
     assert!(!page.contains("id=\"get-code\"") && !page.contains("id=\"code-login\""));
-    // A code sent and typed anyway, by a script rather than the page.
-    let r = code_sign_in(&b, &page, "alice@acme.test").await;
-    let location = r.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with(CRM), "{location}");
+    // A code asked for or typed anyway, by a script rather than the page, is neither sent nor
+    // spent.
+    let mails = outbox_for(&b, "alice@acme.test").len();
+    let (status, refused) = get_code(&b, &page, "alice@acme.test").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(said(&refused).contains("needs your password"), "{refused}");
     assert_eq!(
-        params(location)["error"],
-        "unmet_authentication_requirements"
+        outbox_for(&b, "alice@acme.test").len(),
+        mails,
+        "no code sent"
     );
+    let r = submit_code(&b, &page, "alice@acme.test", "123456").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let refused = r.text().await.unwrap();
+    assert!(said(&refused).contains("needs your password"), "{refused}");
+    // The password meets it.
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    let p = params(r.headers()["location"].to_str().unwrap());
+    assert_eq!(acr_of(p).await, CLASS_PASSWORD);
 });
