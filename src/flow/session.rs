@@ -24,20 +24,24 @@ pub const CLASSES: [&str; 2] = [CLASS_PASSWORD, CLASS_CODE];
 
 /// How strongly the session's user was authenticated, as one class that serves as both the SAML
 /// `AuthnContextClassRef` and the OpenID Connect `acr`, so an app learns the same thing over
-/// either protocol. A class recorded with the session wins; otherwise it follows from the sign-in
-/// methods (RFC 8176 `amr` values).
+/// either protocol. The class recorded at sign-in wins, so a session keeps what it was granted
+/// if the mapping below changes; a session without one gets it from its methods.
 pub fn assurance_class(session: &Session) -> &'static str {
-    let recorded = [CLASS_PASSWORD, CLASS_CODE, CLASS_UNSPECIFIED]
+    [CLASS_PASSWORD, CLASS_CODE, CLASS_UNSPECIFIED]
         .into_iter()
-        .find(|c| session.acr.as_deref() == Some(*c));
-    let amr = &session.amr;
-    recorded.unwrap_or(if amr.iter().any(|m| m == "pwd") {
+        .find(|c| session.acr.as_deref() == Some(*c))
+        .unwrap_or_else(|| class_of(&session.amr))
+}
+
+/// The class a sign-in by the methods `amr` (RFC 8176 values) reaches.
+pub fn class_of(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == "pwd") {
         CLASS_PASSWORD
     } else if amr.iter().any(|m| m == "otp" || m == "sms" || m == "email") {
         CLASS_CODE
     } else {
         CLASS_UNSPECIFIED
-    })
+    }
 }
 
 /// Whether a sign-in of `class` meets `wanted`: any does when none is wanted or when
@@ -65,7 +69,6 @@ pub fn reachable(wanted: &[String]) -> bool {
 pub struct SignedIn {
     pub user_id: String,
     pub amr: Vec<String>,
-    pub acr: Option<String>,
     pub auth_time: UnixTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
@@ -174,7 +177,7 @@ pub async fn establish(
                         user_id: &s.user_id,
                         auth_time: s.auth_time,
                         amr: &s.amr,
-                        acr: s.acr.as_deref(),
+                        acr: Some(class_of(&s.amr)),
                         remember: remember.is_some(),
                         user_agent: s.user_agent.as_deref(),
                         ip: s.ip.as_deref(),
@@ -189,8 +192,8 @@ pub async fn establish(
             sid,
             user_id: signed_in.user_id,
             auth_time: signed_in.auth_time,
+            acr: Some(class_of(&signed_in.amr).to_string()),
             amr: signed_in.amr,
-            acr: signed_in.acr,
             remember: remember.is_some(),
             user_agent: signed_in.user_agent,
             ip: signed_in.ip,
@@ -234,6 +237,7 @@ pub async fn renew(
                 &hash,
                 auth_time,
                 &amr,
+                class_of(&amr),
                 remember.is_some(),
                 now.plus(idle),
                 now.plus(absolute),
@@ -247,6 +251,7 @@ pub async fn renew(
     let session = Session {
         auth_time: signed_in.auth_time,
         amr: signed_in.amr.clone(),
+        acr: Some(class_of(&signed_in.amr).to_string()),
         remember: remember.is_some(),
         last_seen_at: now,
         idle_expires_at: now.plus(idle.min(absolute)),

@@ -105,7 +105,8 @@ pub fn create(
 }
 
 /// A fresh sign-in by the session's own user (`prompt=login`, `max_age`): the same `sid`, so its
-/// apps keep their sessions, with a new cookie value, sign-in time and methods, and new expiries.
+/// apps keep their sessions, with a new cookie value, sign-in time, methods and class, and new
+/// expiries.
 /// Returns whether the session was live.
 #[expect(clippy::too_many_arguments, reason = "one statement's values")]
 pub fn renew(
@@ -115,6 +116,7 @@ pub fn renew(
     cookie_hash: &TokenHash,
     auth_time: UnixTime,
     amr: &[String],
+    acr: &str,
     remember: bool,
     idle_expires_at: UnixTime,
     absolute_expires_at: UnixTime,
@@ -130,6 +132,7 @@ pub fn renew(
         s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()),
         s::auth_time.eq(auth_time.0),
         s::amr.eq(serde_json::Value::from(amr.to_vec()).to_string()),
+        s::acr.eq(acr),
         s::remember.eq(remember),
         s::last_seen_at.eq(now.0),
         s::idle_expires_at.eq(idle_expires_at.0.min(absolute_expires_at.0)),

@@ -2,7 +2,7 @@
 
 use sesame::account::Username;
 use sesame::crypto::secret::TokenHash;
-use sesame::flow::session::CLASS_PASSWORD;
+use sesame::flow::session::{CLASS_CODE, CLASS_PASSWORD};
 use sesame::store::refresh::{self, NewRefreshToken, Rotation};
 use sesame::store::sessions::{self, NewSession};
 use sesame::store::tenants::{self, TenantSpec};
@@ -442,6 +442,59 @@ both_backends!(sso_sessions_slide_expire_and_revoke, |db| {
         1
     );
 });
+
+both_backends!(
+    a_renewed_session_takes_the_new_sign_in_s_methods_and_class,
+    |db| {
+        let store = prepared(&db);
+        let (cookie, amr) = (TokenHash::of("cookie-1"), vec!["pwd".to_string()]);
+        let new = NewSession {
+            cookie_hash: &cookie,
+            sid: "sid-1",
+            user_id: "u1",
+            auth_time: T0,
+            amr: &amr,
+            acr: Some(CLASS_PASSWORD),
+            remember: false,
+            user_agent: None,
+            ip: None,
+            idle_expires_at: T0.plus(1800),
+            absolute_expires_at: T0.plus(7200),
+        };
+        store
+            .run_blocking(|c| sessions::create(c, &acme(), &new, T0))
+            .unwrap();
+        let (renewed, by_code) = (TokenHash::of("cookie-2"), vec!["email".to_string()]);
+        let live = store
+            .run_blocking(|c| {
+                sessions::renew(
+                    c,
+                    &acme(),
+                    "sid-1",
+                    &renewed,
+                    T0.plus(60),
+                    &by_code,
+                    CLASS_CODE,
+                    false,
+                    T0.plus(1860),
+                    T0.plus(7260),
+                    T0.plus(60),
+                )
+            })
+            .unwrap();
+        assert!(live);
+        let touch = |cookie: &TokenHash| {
+            store
+                .run_blocking(|c| sessions::touch(c, &acme(), cookie, 1800, T0.plus(61)))
+                .unwrap()
+        };
+        assert!(touch(&cookie).is_none(), "the old cookie is spent");
+        let s = touch(&renewed).expect("live");
+        assert_eq!(s.sid, "sid-1");
+        assert_eq!((s.amr, s.acr.as_deref()), (by_code, Some(CLASS_CODE)));
+        assert_eq!(s.auth_time, T0.plus(60));
+    }
+);
 
 both_backends!(
     login_flows_detect_concurrent_steps_and_complete_once,

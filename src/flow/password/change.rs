@@ -161,7 +161,6 @@ pub async fn submit(
     let signed_in = session::SignedIn {
         user_id,
         amr: flow.progress.amr.clone(),
-        acr: None,
         auth_time,
         user_agent: client.user_agent.clone(),
         ip: client.ip.clone(),
