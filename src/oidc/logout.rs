@@ -2,9 +2,10 @@
 //! app it signed into: session-bound refresh tokens are revoked and each client that registered a
 //! `backchannel_logout_uri` gets a logout token (Back-Channel Logout 1.0, [`super::backchannel`]).
 //!
-//! A request with a valid `id_token_hint` names its session and is carried out at once. Without
-//! one, anybody's page could sign the user out, so the user confirms on a CSRF-protected form
-//! first (RP-Initiated Logout §2: the OP SHOULD ask). `post_logout_redirect_uri` must exactly
+//! A request whose valid `id_token_hint` is of the browser's own session is carried out at once.
+//! Otherwise anybody's page could sign the user out, so the user confirms on a CSRF-protected
+//! form first (RP-Initiated Logout §2: the OP SHOULD ask, and MUST when the hint is of another
+//! session or user). Only the browser's own session ever ends here. `post_logout_redirect_uri` must exactly
 //! match one the client registered, or the user sees a page instead of a redirect.
 
 use axum::body::Bytes;
@@ -121,33 +122,23 @@ pub async fn end_session(
         .map_err(|e| PageError::BadRequest(format!("The sign-out request is malformed: {e}.")))?;
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
-    let target = match &req.hinted {
-        Some((sub, sid)) => {
-            let hinted =
-                hinted_session(&app, &tenant, sub, sid.as_deref(), current.clone()).await?;
-            match (&hinted, &current) {
-                // The hint names someone else than the browser's user: that user confirms.
-                (None, Some(s)) if s.user_id != *sub => {
-                    return confirm_page(&app, &tenant, &headers, &params, s).await;
-                }
-                _ => hinted,
-            }
-        }
-        None => {
-            if let Some(s) = &current {
-                return confirm_page(&app, &tenant, &headers, &params, s).await;
-            }
-            None
-        }
-    };
-    // Only the cookie of a session that was actually this browser's is cleared.
-    let clear = match (&target, &current) {
-        (Some(t), Some(c)) => t.sid == c.sid,
-        (_, None) => true,
-        (None, Some(_)) => false,
+    // Only this browser's own session can end here, and at once only when the hint is of that
+    // session (RP-Initiated Logout §2: the OP MUST ask otherwise). A hint alone never ends a
+    // session elsewhere: every app of the tenant holds its users' ID tokens, expired ones are
+    // accepted, and a GET would sign anyone out of every app.
+    let target = match current {
+        Some(s) if req.hinted.as_ref().is_some_and(|hint| is_of(hint, &s)) => Some(s),
+        Some(s) => return confirm_page(&app, &tenant, &headers, &req, &s).await,
+        None => None,
     };
     let locale = flow::language::locale(&tenant, &headers, &[]);
-    finish(&app, &tenant, &headers, &req, target, clear, locale).await
+    finish(&app, &tenant, &headers, &req, target, locale).await
+}
+
+/// Whether the hint's `(sub, sid)` is of `session`: its user, and its `sid` when the hint has
+/// one.
+fn is_of((sub, sid): &(String, Option<String>), session: &Session) -> bool {
+    session.user_id == *sub && sid.as_ref().is_none_or(|sid| *sid == session.sid)
 }
 
 /// `POST /t/{tenant}/logout/confirm`: the user confirmed on the page.
@@ -169,7 +160,7 @@ pub async fn confirm(
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
     let locale = flow::language::locale(&tenant, &headers, &[]);
-    finish(&app, &tenant, &headers, &req, current, true, locale).await
+    finish(&app, &tenant, &headers, &req, current, locale).await
 }
 
 async fn checked(
@@ -203,41 +194,31 @@ async fn checked(
     check(params, hint, &tenant.issuer, client.as_deref()).map_err(PageError::BadRequest)
 }
 
-/// The session a verified hint names: its `sid` if live and the hint's user's, else the browser's
-/// own session if it is that user's. Another user's session is never ended by a hint.
-async fn hinted_session(
-    app: &App,
-    tenant: &TenantCtx,
-    sub: &str,
-    sid: Option<&str>,
-    current: Option<Session>,
-) -> Result<Option<Session>, PageError> {
-    if let Some(sid) = sid {
-        let (t, sid, now) = (tenant.id().clone(), sid.to_string(), app.now());
-        let found = app
-            .store
-            .run(move |c| sessions::find_by_sid(c, &t, &sid, now))
-            .await?;
-        if let Some(s) = found.filter(|s| s.user_id == sub) {
-            return Ok(Some(s));
-        }
-    }
-    Ok(current.filter(|s| s.user_id == sub))
-}
-
 async fn confirm_page(
     app: &App,
     tenant: &TenantCtx,
     headers: &HeaderMap,
-    params: &OAuthForm,
+    req: &LogoutRequest,
     session: &Session,
 ) -> Result<Response, PageError> {
     let slo_urls = crate::saml::slo::logout_endpoints(app, tenant, session).await?;
     let (browser, set_cookie) = session::browser(app, headers);
-    let carried: Vec<(&str, &str)> = ["client_id", "post_logout_redirect_uri", "state"]
-        .into_iter()
-        .filter_map(|k| params.get(k).map(|v| (k, v)))
-        .collect();
+    // The app goes along by its id even when only the hint named it, so that the confirmed
+    // request can still return to it.
+    let carried: Vec<(&str, &str)> = [
+        (
+            "client_id",
+            req.client.as_ref().map(|c| c.client_id.as_str()),
+        ),
+        (
+            "post_logout_redirect_uri",
+            req.redirect.as_ref().map(RedirectUri::as_str),
+        ),
+        ("state", req.state.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
     let html = app.templates.render_in(
         "logout.html",
         flow::language::locale(tenant, headers, &[]),
@@ -249,8 +230,10 @@ async fn confirm_page(
         },
     )?;
     // Confirming may send the browser on to the session's SAML apps' logout endpoints.
-    let targets: Vec<&str> = params
-        .get("post_logout_redirect_uri")
+    let targets: Vec<&str> = req
+        .redirect
+        .as_ref()
+        .map(RedirectUri::as_str)
         .into_iter()
         .chain(slo_urls.iter().map(String::as_str))
         .collect();
@@ -261,7 +244,7 @@ async fn confirm_page(
     Ok(response)
 }
 
-/// Ends `target` (if any), clears the cookie when told, and goes where the app asked or says
+/// Ends `target` (if any), which is this browser's session, clears its cookie, and goes where the app asked or says
 /// goodbye.
 async fn finish(
     app: &App,
@@ -269,7 +252,6 @@ async fn finish(
     headers: &HeaderMap,
     req: &LogoutRequest,
     target: Option<Session>,
-    clear_cookie: bool,
     locale: Locale,
 ) -> Result<Response, PageError> {
     let done = req.redirect.as_ref().map(|uri| {
@@ -309,12 +291,10 @@ async fn finish(
     };
     let jar = session::jar(app);
     let headers = response.headers_mut();
-    if clear_cookie {
-        headers.append(
-            header::SET_COOKIE,
-            jar.clear(&jar.session_name(tenant.id())),
-        );
-    }
+    headers.append(
+        header::SET_COOKIE,
+        jar.clear(&jar.session_name(tenant.id())),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

@@ -286,21 +286,92 @@ async fn a_hint_for_another_user_does_not_sign_this_browser_out() {
         )
         .await;
     let olga_hint = tokens["id_token"].as_str().unwrap().to_string();
-    // Alice signs in here; Olga's hint ends Olga's session, not Alice's, and does not clear
-    // Alice's cookie.
+    // Alice signs in here. Olga's hint is of neither this browser's session nor its user: Alice
+    // is asked, her cookie stays, and Olga's session elsewhere is not touched.
     b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
         .await;
     let r = b
         .get(&format!("/t/acme/logout?id_token_hint={olga_hint}"))
         .await;
     assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-cookie").is_none(), "no cookie cleared");
+    assert!(r.text().await.unwrap().contains("id=\"sign-out\""), "asks");
+    let signed_in = |client: reqwest::Client, app: &'static str, redirect: &'static str| {
+        let url = b
+            .server
+            .url(&Browser::authorize_path(app, redirect, "&prompt=none"));
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            params(r.headers()["location"].to_str().unwrap()).contains_key("code")
+        }
+    };
     assert!(
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .all(|c| !c.to_str().unwrap().starts_with("sesame-session-acme=;")),
-        "Alice's cookie stays"
+        signed_in(
+            b.server.client.clone(),
+            "crm-web",
+            "https://crm.acme.test/cb"
+        )
+        .await
     );
+    assert!(signed_in(other.clone(), "wiki", "https://wiki.acme.test/cb").await);
+    // Nor does the hint end Olga's session from a browser that has none.
+    let stranger = b.other_client();
+    let r = stranger
+        .get(
+            b.server
+                .url(&format!("/t/acme/logout?id_token_hint={olga_hint}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("signed out"));
+    assert!(signed_in(other, "wiki", "https://wiki.acme.test/cb").await);
+}
+
+#[tokio::test]
+async fn a_hint_of_another_session_asks_and_returns_to_the_app_it_names() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    // Alice's ID token from this browser's session, then a second session of hers elsewhere.
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, tokens) = b.redeem(&p["code"]).await;
+    let hint = tokens["id_token"].as_str().unwrap().to_string();
+    let other = b.other_client();
+    let r = b.sign_in_from(&other, "alice", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The hint names the app only by its audience; the page carries it on.
+    let logout = format!(
+        "/t/acme/logout?id_token_hint={hint}&post_logout_redirect_uri={}&state=s1",
+        enc("https://crm.acme.test/bye")
+    );
+    let page = other
+        .get(b.server.url(&logout))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(hidden(&page, "client_id"), "crm-web", "{page}");
+    let r = other
+        .post(b.server.url("/t/acme/logout/confirm"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={}&client_id=crm-web&post_logout_redirect_uri={}&state=s1",
+            hidden(&page, "csrf"),
+            enc("https://crm.acme.test/bye")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "https://crm.acme.test/bye?state=s1"
+    );
+    // The confirmed logout ended that browser's session, not the one the hint was from.
     let r = b
         .get(&Browser::authorize_path(
             "crm-web",
@@ -309,4 +380,11 @@ async fn a_hint_for_another_user_does_not_sign_this_browser_out() {
         ))
         .await;
     assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    // From its own session the hint signs out at once.
+    let r = b.get(&logout).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "https://crm.acme.test/bye?state=s1"
+    );
 }
