@@ -145,12 +145,14 @@ impl LoginFlow {
 }
 
 /// Whether a live SSO session already satisfies the flow's requirements, so the user is not asked
-/// again (OIDC Core §3.1.2.3: `prompt=login` and `max_age` demand a fresh sign-in).
+/// again (OIDC Core §3.1.2.3: `prompt=login` and `max_age` demand a fresh sign-in; `max_age=0`
+/// is `prompt=login`, §3.1.2.1, even for a session signed in within the same second).
 pub fn session_satisfies(needs: &Requirements, session: &Session, now: UnixTime) -> bool {
     if needs.force_login || !super::session::reaches(&needs.classes, session) {
         return false;
     }
     match needs.max_age {
+        Some(0) => false,
         Some(max_age) => now.0.saturating_sub(session.auth_time.0) <= max_age,
         None => true,
     }
@@ -212,6 +214,10 @@ mod tests {
             ..needs()
         };
         assert!(!session_satisfies(&zero, &session(999), now));
+        assert!(
+            !session_satisfies(&zero, &session(1000), now),
+            "not even this second's"
+        );
     }
 
     #[test]

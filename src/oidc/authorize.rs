@@ -106,7 +106,7 @@ async fn authorize(
     if !session::reachable(&needs.classes) {
         return Ok(unmet(&req, app));
     }
-    let hinted = match params.get("id_token_hint") {
+    req.hinted_sub = match params.get("id_token_hint") {
         Some(hint) => match hinted_subject(app, tenant, hint).await? {
             Some(sub) => Some(sub),
             None => {
@@ -121,11 +121,9 @@ async fn authorize(
     };
     // OIDC Core §3.1.2.2 and §5.5.1: a session of someone other than the user the hint or the
     // `claims` request names does not count.
-    let named = claims::requested_sub(req.claims.as_ref());
     let current = session::current(app, tenant.id(), headers)
         .await?
-        .filter(|s| hinted.as_ref().is_none_or(|sub| *sub == s.user_id))
-        .filter(|s| named.is_none_or(|sub| sub == s.user_id));
+        .filter(|s| names(&req, &s.user_id));
     match current {
         Some(s) if session_satisfies(&needs, &s, now) && !req.prompt.select_account => {
             answer(app, tenant, headers, &req, &client, &s, Decided::default()).await
@@ -137,6 +135,13 @@ async fn authorize(
         )),
         _ => start_flow(app, tenant, headers, &req, needs).await,
     }
+}
+
+/// Whether `user_id` is the user the request names, if it names one: by its `id_token_hint`
+/// (OIDC Core §3.1.2.1) or by a `sub` value in its `claims` (§5.5.1).
+fn names(req: &AuthorizeRequest, user_id: &str) -> bool {
+    req.hinted_sub.as_deref().is_none_or(|sub| sub == user_id)
+        && claims::requested_sub(req.claims.as_ref()).is_none_or(|sub| sub == user_id)
 }
 
 /// The `sub` of an ID token this tenant signed (expired ones too: a hint names a user, it grants
@@ -250,12 +255,12 @@ pub async fn answer(
     if !session::reaches(&claims::essential_acr(req.claims.as_ref()), session) {
         return Ok(unmet(req, app));
     }
-    // §5.5.1: a request naming a `sub` is answered only for that user, whoever signed in.
-    if claims::requested_sub(req.claims.as_ref()).is_some_and(|sub| sub != session.user_id) {
+    // A request naming a user is answered only for that user, whoever signed in.
+    if !names(req, &session.user_id) {
         return Ok(req.reply.error(
             &app.templates,
             "login_required",
-            "the signed-in user is not the one the claims request names",
+            "the signed-in user is not the one the request names",
         ));
     }
     if !access::may_use(app_record.as_deref(), client.channel, &subject) {

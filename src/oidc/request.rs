@@ -56,6 +56,10 @@ pub struct AuthorizeRequest {
     pub acr_values: Vec<String>,
     pub login_hint: Option<String>,
     pub ui_locales: Vec<String>,
+    /// The `sub` of the verified `id_token_hint`, set by the endpoint once it has checked the
+    /// signature: only that user's sign-in is answered (OIDC Core §3.1.2.1).
+    #[serde(default)]
+    pub hinted_sub: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,7 +233,7 @@ pub fn parse(
             _ => {
                 return fail(
                     "invalid_request",
-                    "claims must be a JSON object (OIDC Core §5.5)",
+                    "claims must be a JSON object (OIDC Core section 5.5)",
                 );
             }
         },
@@ -264,6 +268,7 @@ pub fn parse(
         acr_values: list("acr_values"),
         login_hint,
         ui_locales: list("ui_locales"),
+        hinted_sub: None,
     })
 }
 
@@ -295,8 +300,19 @@ mod tests {
 
     fn redirect_error(r: Result<AuthorizeRequest, AuthorizeError>) -> &'static str {
         match r {
-            Err(AuthorizeError::Redirect { error, reply, .. }) => {
+            Err(AuthorizeError::Redirect {
+                error,
+                reply,
+                description,
+            }) => {
                 assert_eq!(reply.state.as_deref(), Some("s1"));
+                // RFC 6749 §4.1.2.1: %x20-21 / %x23-5B / %x5D-7E only.
+                assert!(
+                    description
+                        .bytes()
+                        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)),
+                    "{description}"
+                );
                 error
             }
             other => panic!("expected a redirect error, got {other:?}"),

@@ -324,30 +324,53 @@ async fn the_claims_parameter_reaches_userinfo_and_the_id_token() {
 #[tokio::test]
 async fn id_token_hint_must_name_the_signed_in_user() {
     let b = Browser::new(TestDb::sqlite()).await;
+    // Olga's ID token from the wiki, then Alice signs in to the CRM in the same browser.
+    let p = b.sign_in("wiki", "https://wiki.acme.test/cb", "olga").await;
+    let (_, tokens) = b
+        .token(
+            Some(&basic("wiki", WIKI_SECRET)),
+            &format!(
+                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc(&p["code"]),
+                enc("https://wiki.acme.test/cb")
+            ),
+        )
+        .await;
+    let olga_hint = tokens["id_token"].as_str().unwrap().to_string();
     let p = b
         .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
         .await;
     let (_, tokens) = b.redeem(&p["code"]).await;
     let hint = tokens["id_token"].as_str().unwrap().to_string();
-    let path = |hint: &str| {
+    let path = |hint: &str, prompt: &str| {
         Browser::authorize_path(
             "crm-web",
             "https://crm.acme.test/cb",
-            &format!("&prompt=none&id_token_hint={hint}"),
+            &format!("{prompt}&id_token_hint={hint}"),
         )
     };
-    let r = b.get(&path(&hint)).await;
-    assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
-    // Olga's hint while Alice is signed in: login_required.
-    let other = Browser::new(TestDb::sqlite()).await;
-    let _ = other;
+    let error = |r: reqwest::Response| params(r.headers()["location"].to_str().unwrap());
+    let r = b.get(&path(&hint, "&prompt=none")).await;
+    assert!(error(r).contains_key("code"));
+    // Olga's hint while Alice is signed in: not answered from Alice's session.
+    let r = b.get(&path(&olga_hint, "&prompt=none")).await;
+    assert_eq!(error(r)["error"], "login_required");
+    // Without prompt=none the page asks; Alice signing in there is still not Olga.
+    let r = b.get(&path(&olga_hint, "")).await;
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(login.starts_with("/t/acme/login?"), "{login}");
+    let r = b.submit(&login, "alice", PASSWORD, "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let p = error(r);
+    assert_eq!(p["error"], "login_required", "{p:?}");
+    assert_eq!(p["state"], "st-1");
     let mut parts: Vec<&str> = hint.split('.').collect();
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(r#"{"iss":"http://127.0.0.1:8080/t/acme","sub":"someone-else"}"#);
     parts[1] = &forged;
-    let r = b.get(&path(&parts.join("."))).await;
+    let r = b.get(&path(&parts.join("."), "&prompt=none")).await;
     assert_eq!(
-        params(r.headers()["location"].to_str().unwrap())["error"],
+        error(r)["error"],
         "invalid_request",
         "a tampered hint is refused"
     );
