@@ -231,6 +231,20 @@ async fn measure<T, S, F>(
                 *offset as f64 / 1000.0
             );
         }
+        // Requests over 5 ms by the 100 ms they were scheduled in: a few stalls, or a spread.
+        let mut slow = std::collections::BTreeMap::<u64, (usize, u64)>::new();
+        for (latency, offset) in all.iter().filter(|(l, _)| *l > 5_000) {
+            let bucket = slow.entry(offset / 100).or_default();
+            bucket.0 += 1;
+            bucket.1 = bucket.1.max(*latency);
+        }
+        for (bucket, (count, max)) in slow {
+            println!(
+                "  {:.1} s: {count} over 5 ms, up to {:.1} ms",
+                bucket as f64 / 10.0,
+                max as f64 / 1000.0
+            );
+        }
     }
 }
 

@@ -81,14 +81,15 @@ impl From<DieselError> for StoreError {
                     info.message()
                 ))
             }
-            DieselError::DatabaseError(_, info)
-                if info.message().contains("database is locked") =>
-            {
-                StoreError::Unavailable("database is busy".into())
-            }
+            e if is_locked(e) => StoreError::Unavailable("database is busy".into()),
             _ => StoreError::Database(e),
         }
     }
+}
+
+/// Whether `e` is SQLite's answer when another connection holds the lock it needs.
+fn is_locked(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(_, info) if info.message().contains("database is locked"))
 }
 
 /// Turns "UNIQUE constraint failed: users.tenant_id, users.email" (SQLite) or the constraint name
@@ -234,8 +235,9 @@ impl Store {
 
     /// Copies what SQLite's write-ahead log holds into the database file (a passive checkpoint:
     /// it waits for no reader or writer), so that commits on the request path do not. A log past
-    /// [`WAL_RESTART_FRAMES`] (readers kept it from starting over) is then checkpointed again in
-    /// the mode that waits for them and makes the next writer start it over. Nothing to do on
+    /// [`WAL_RESTART_FRAMES`] (readers, or writers ahead of the copy, kept it from starting over)
+    /// is then checkpointed again in the mode that makes the next writer start it over, if no
+    /// reader or writer is in its way right then. Nothing to do on
     /// PostgreSQL.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         if self.kind != DatabaseKind::Sqlite {
@@ -244,11 +246,21 @@ impl Store {
         self.run(|c| match c {
             Conn::Sqlite(c) => {
                 use diesel::RunQueryDsl;
+                use diesel::connection::SimpleConnection;
                 let passive: Checkpointed =
                     diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
                 if passive.log >= WAL_RESTART_FRAMES {
-                    diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
-                        .get_result::<Checkpointed>(c)?;
+                    // Without waiting: RESTART holds the write lock while it waits, through the
+                    // busy handler, for readers to leave the log, and every writer waits with it
+                    // (up to the busy timeout behind one long read). When a reader or writer is in
+                    // the way it does what it can now and the next tick tries again.
+                    c.batch_execute("PRAGMA busy_timeout = 0")?;
+                    let restarted = diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
+                        .get_result::<Checkpointed>(c);
+                    c.batch_execute(conn::BUSY_TIMEOUT).map_err(|e| {
+                        StoreError::Unavailable(format!("restoring the busy timeout: {e}"))
+                    })?;
+                    restarted?;
                 }
                 Ok(())
             }
@@ -275,7 +287,7 @@ impl Store {
     /// of a SAML response (docs/performance.md). A worker must never wait, so they run in a write
     /// transaction taken without waiting (steps that are transactions of their own become
     /// savepoints); when another connection holds the lock, or no connection is idle, the call
-    /// takes the blocking pool as [`Store::run`] does, before `f` has run. PostgreSQL calls always
+    /// waits on the blocking pool ([`Store::run_polling`]), before `f` has run. PostgreSQL calls always
     /// take the blocking pool: their round trips would stall a worker. Either way `f` is atomic
     /// only as far as it makes itself so (`tx::write`), as with [`Store::run`].
     pub async fn run_quick<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -283,17 +295,52 @@ impl Store {
         F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        if self.kind == DatabaseKind::Sqlite
-            && let Some(mut pooled) = self.pool.try_get()
-            && begin_without_waiting(&mut pooled)
-        {
-            let result = tx::within_begun(&mut pooled.conn, f);
-            if matches!(result, Err(StoreError::Unavailable(_))) {
-                pooled.broken = true;
-            }
-            return result;
+        if self.kind != DatabaseKind::Sqlite {
+            return self.run(f).await;
         }
-        self.run(f).await
+        if let Some(mut pooled) = self.pool.try_get()
+            && let Begin::Began = begin_without_waiting(&mut pooled)
+        {
+            return within_begun(&mut pooled, f);
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.run_polling(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// [`Store::run_quick`]'s wait for the write lock, on the blocking pool: `BEGIN IMMEDIATE`
+    /// tried again every 50 µs to 1 ms. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20,
+    /// 25 ms in turn, long beside the lock's holds of microseconds: behind a checkpoint's few
+    /// milliseconds, its waiters woke 53 or 78 ms later, and made a paced load's p99
+    /// (docs/performance.md).
+    fn run_polling<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, StoreError>,
+    {
+        let mut pooled = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let deadline = std::time::Instant::now() + conn::LOCK_WAIT;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match begin_without_waiting(&mut pooled) {
+                Begin::Began => return within_begun(&mut pooled, f),
+                Begin::Failed(e) => return Err(e),
+                Begin::Locked if std::time::Instant::now() >= deadline => {
+                    return Err(StoreError::Unavailable("database is busy".into()));
+                }
+                Begin::Locked => {
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "a wait for another connection's lock, not for a clock"
+                    )]
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
+            }
+        }
     }
 
     /// The same as [`Store::run`] for code already off the async workers (CLI, start-up).
@@ -326,27 +373,54 @@ impl Store {
     }
 }
 
-/// `BEGIN IMMEDIATE` on a SQLite connection if the write lock is free now; whether it began. The
-/// connection's busy timeout is lifted for the attempt only; one that cannot be restored is
-/// marked broken, so the pool drops it rather than hand it to a caller that waits.
-fn begin_without_waiting(pooled: &mut conn::Pooled) -> bool {
+/// What came of trying to begin a write transaction without waiting.
+enum Begin {
+    Began,
+    /// Another connection holds the write lock.
+    Locked,
+    Failed(StoreError),
+}
+
+/// `BEGIN IMMEDIATE` on a SQLite connection if the write lock is free now. The connection's busy
+/// timeout is lifted for the attempt only; one that cannot be restored is marked broken, so the
+/// pool drops it rather than hand it to a caller that waits.
+fn begin_without_waiting(pooled: &mut conn::Pooled) -> Begin {
     use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
     let Conn::Sqlite(c) = &mut pooled.conn else {
-        return false;
+        return Begin::Failed(StoreError::Invalid("not a SQLite connection".into()));
     };
-    if c.batch_execute("PRAGMA busy_timeout = 0").is_err() {
-        return false;
+    if let Err(e) = c.batch_execute("PRAGMA busy_timeout = 0") {
+        return Begin::Failed(e.into());
     }
-    let began = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").is_ok();
+    let began = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE");
     // Restored whatever happened: the connection goes back to the pool for callers that wait.
-    let restored = c.batch_execute(conn::BUSY_TIMEOUT).is_ok();
-    if !restored {
-        if began {
+    if let Err(e) = c.batch_execute(conn::BUSY_TIMEOUT) {
+        if began.is_ok() {
             let _ = AnsiTransactionManager::rollback_transaction(c);
         }
         pooled.broken = true;
+        return Begin::Failed(StoreError::Unavailable(format!(
+            "restoring the busy timeout: {e}"
+        )));
     }
-    began && restored
+    match began {
+        Ok(()) => Begin::Began,
+        Err(e) if is_locked(&e) => Begin::Locked,
+        Err(e) => Begin::Failed(e.into()),
+    }
+}
+
+/// Runs `f` in the transaction [`begin_without_waiting`] began; a connection that failed under it
+/// is dropped by the pool.
+fn within_begun<T, F>(pooled: &mut conn::Pooled, f: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut Conn) -> Result<T, StoreError>,
+{
+    let result = tx::within_begun(&mut pooled.conn, f);
+    if matches!(result, Err(StoreError::Unavailable(_))) {
+        pooled.broken = true;
+    }
+    result
 }
 
 /// Frames in SQLite's write-ahead log past which [`Store::checkpoint`] restarts it (about 10 MB
