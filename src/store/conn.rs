@@ -57,8 +57,6 @@ impl std::fmt::Debug for Manager {
 /// How long a SQLite statement waits for another connection's write lock. The request path's
 /// quick calls (`Store::run_quick`) wait not at all and take the blocking pool instead.
 pub(super) const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
-/// The same wait, for the quick calls that poll for the lock themselves (`Store::run_polling`).
-pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Manager {
     pub fn new(url: &str, kind: DatabaseKind, connect_timeout_secs: u64) -> Manager {

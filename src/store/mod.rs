@@ -35,6 +35,7 @@ pub mod tx;
 pub mod users;
 pub mod verification_codes;
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -156,6 +157,11 @@ fn describe_unique_violation(message: &str, constraint: Option<&str>) -> String 
 pub struct Store {
     pool: r2d2::Pool<conn::Manager>,
     kind: DatabaseKind,
+    /// On SQLite, this process's turn at the write lock for the calls that must wait for it
+    /// ([`Store::run_quick`] off the worker, the checkpoint that restarts the log): they queue
+    /// here, asleep until the holder lets go, rather than in SQLite's busy handler, whose sleeps
+    /// grow to 25 ms and more, or by polling, which spends the core the holder needs.
+    writer: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -209,7 +215,11 @@ impl Store {
         drop(pool.get().map_err(|e| {
             StoreError::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))
         })?);
-        Ok(Store { pool, kind })
+        Ok(Store {
+            pool,
+            kind,
+            writer: Arc::default(),
+        })
     }
 
     pub fn from_config(config: &Config) -> Result<Store, StoreError> {
@@ -243,17 +253,21 @@ impl Store {
         if self.kind != DatabaseKind::Sqlite {
             return Ok(());
         }
-        self.run(|c| match c {
+        let writer = self.writer.clone();
+        self.run(move |c| match c {
             Conn::Sqlite(c) => {
                 use diesel::RunQueryDsl;
                 use diesel::connection::SimpleConnection;
                 let passive: Checkpointed =
                     diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
                 if passive.log >= WAL_RESTART_FRAMES {
-                    // Without waiting: RESTART holds the write lock while it waits, through the
-                    // busy handler, for readers to leave the log, and every writer waits with it
-                    // (up to the busy timeout behind one long read). When a reader or writer is in
-                    // the way it does what it can now and the next tick tries again.
+                    // In this process's turn, so quick calls queue behind it asleep; and without
+                    // waiting: RESTART holds the write lock while it waits, through the busy
+                    // handler, for readers to leave the log, and every writer waits with it (up
+                    // to the busy timeout behind one long read). When a reader or another
+                    // process's writer is in the way it does what it can now and the next tick
+                    // tries again.
+                    let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
                     c.batch_execute("PRAGMA busy_timeout = 0")?;
                     let restarted = diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
                         .get_result::<Checkpointed>(c);
@@ -286,8 +300,8 @@ impl Store {
     /// the blocking pool and back is two context switches, about 50 µs on a virtual machine, 13 %
     /// of a SAML response (docs/performance.md). A worker must never wait, so they run in a write
     /// transaction taken without waiting (steps that are transactions of their own become
-    /// savepoints); when another connection holds the lock, or no connection is idle, the call
-    /// waits on the blocking pool ([`Store::run_polling`]), before `f` has run. PostgreSQL calls always
+    /// savepoints); when another call holds the lock, or no connection is idle, the call waits
+    /// its turn on the blocking pool ([`Store::run_in_turn`]), before `f` has run. PostgreSQL calls always
     /// take the blocking pool: their round trips would stall a worker. Either way `f` is atomic
     /// only as far as it makes itself so (`tx::write`), as with [`Store::run`].
     pub async fn run_quick<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -298,49 +312,60 @@ impl Store {
         if self.kind != DatabaseKind::Sqlite {
             return self.run(f).await;
         }
-        if let Some(mut pooled) = self.pool.try_get()
-            && let Begin::Began = begin_without_waiting(&mut pooled)
-        {
-            return within_begun(&mut pooled, f);
-        }
+        let f = match self.try_now(f) {
+            Ok(done) => return done,
+            Err(f) => f,
+        };
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.run_polling(f))
+        tokio::task::spawn_blocking(move || store.run_in_turn(f))
             .await
             .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
     }
 
-    /// [`Store::run_quick`]'s wait for the write lock, on the blocking pool: `BEGIN IMMEDIATE`
-    /// tried again every 50 µs to 1 ms. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20,
-    /// 25 ms in turn, long beside the lock's holds of microseconds: behind a checkpoint's few
-    /// milliseconds, its waiters woke 53 or 78 ms later, and made a paced load's p99
-    /// (docs/performance.md).
-    fn run_polling<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` on this thread if this process's turn and SQLite's write lock are both free now
+    /// and a connection is idle; otherwise hands `f` back, not run.
+    fn try_now<T, F>(&self, f: F) -> Result<Result<T, StoreError>, F>
     where
         F: FnOnce(&mut Conn) -> Result<T, StoreError>,
     {
+        let _turn = match self.writer.try_lock() {
+            Ok(turn) => turn,
+            Err(TryLockError::Poisoned(turn)) => turn.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(f),
+        };
+        let Some(mut pooled) = self.pool.try_get() else {
+            return Err(f);
+        };
+        match begin_without_waiting(&mut pooled) {
+            true => Ok(within_begun(&mut pooled, f)),
+            false => Err(f),
+        }
+    }
+
+    /// [`Store::run_quick`] off the worker: waits for this process's turn, then for SQLite's
+    /// write lock (held, if at all, by another process or by a statement that does not queue,
+    /// for which the busy timeout waits as it does everywhere).
+    fn run_in_turn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, StoreError>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let _turn = self.turn();
         let mut pooled = self
             .pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let deadline = std::time::Instant::now() + conn::LOCK_WAIT;
-        let mut pause = Duration::from_micros(50);
-        loop {
-            match begin_without_waiting(&mut pooled) {
-                Begin::Began => return within_begun(&mut pooled, f),
-                Begin::Failed(e) => return Err(e),
-                Begin::Locked if std::time::Instant::now() >= deadline => {
-                    return Err(StoreError::Unavailable("database is busy".into()));
-                }
-                Begin::Locked => {
-                    #[expect(
-                        clippy::disallowed_methods,
-                        reason = "a wait for another connection's lock, not for a clock"
-                    )]
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(1));
-                }
-            }
+        match &mut pooled.conn {
+            Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+            Conn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
         }
+        within_begun(&mut pooled, f)
+    }
+
+    /// This process's turn at SQLite's write lock, waited for asleep. A panic under an earlier
+    /// turn left nothing to undo here (the transaction rolled back with its connection).
+    fn turn(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The same as [`Store::run`] for code already off the async workers (CLI, start-up).
@@ -373,41 +398,27 @@ impl Store {
     }
 }
 
-/// What came of trying to begin a write transaction without waiting.
-enum Begin {
-    Began,
-    /// Another connection holds the write lock.
-    Locked,
-    Failed(StoreError),
-}
-
-/// `BEGIN IMMEDIATE` on a SQLite connection if the write lock is free now. The connection's busy
-/// timeout is lifted for the attempt only; one that cannot be restored is marked broken, so the
-/// pool drops it rather than hand it to a caller that waits.
-fn begin_without_waiting(pooled: &mut conn::Pooled) -> Begin {
+/// `BEGIN IMMEDIATE` on a SQLite connection if the write lock is free now; whether it began. The
+/// connection's busy timeout is lifted for the attempt only; one that cannot be restored is
+/// marked broken, so the pool drops it rather than hand it to a caller that waits.
+fn begin_without_waiting(pooled: &mut conn::Pooled) -> bool {
     use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
     let Conn::Sqlite(c) = &mut pooled.conn else {
-        return Begin::Failed(StoreError::Invalid("not a SQLite connection".into()));
+        return false;
     };
-    if let Err(e) = c.batch_execute("PRAGMA busy_timeout = 0") {
-        return Begin::Failed(e.into());
+    if c.batch_execute("PRAGMA busy_timeout = 0").is_err() {
+        return false;
     }
-    let began = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE");
+    let began = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").is_ok();
     // Restored whatever happened: the connection goes back to the pool for callers that wait.
-    if let Err(e) = c.batch_execute(conn::BUSY_TIMEOUT) {
-        if began.is_ok() {
+    let restored = c.batch_execute(conn::BUSY_TIMEOUT).is_ok();
+    if !restored {
+        if began {
             let _ = AnsiTransactionManager::rollback_transaction(c);
         }
         pooled.broken = true;
-        return Begin::Failed(StoreError::Unavailable(format!(
-            "restoring the busy timeout: {e}"
-        )));
     }
-    match began {
-        Ok(()) => Begin::Began,
-        Err(e) if is_locked(&e) => Begin::Locked,
-        Err(e) => Begin::Failed(e.into()),
-    }
+    began && restored
 }
 
 /// Runs `f` in the transaction [`begin_without_waiting`] began; a connection that failed under it
