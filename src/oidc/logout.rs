@@ -5,8 +5,8 @@
 //! A request whose valid `id_token_hint` is of the browser's own session is carried out at once.
 //! Otherwise anybody's page could sign the user out, so the user confirms on a CSRF-protected
 //! form first (RP-Initiated Logout §2: the OP SHOULD ask, and MUST when the hint is of another
-//! session or user). Only the browser's own session ever ends here. `post_logout_redirect_uri` must exactly
-//! match one the client registered, or the user sees a page instead of a redirect.
+//! session or user). Only the browser's own session ever ends here. `post_logout_redirect_uri`
+//! must exactly match one the client registered, or the user sees a page instead of a redirect.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -244,8 +244,8 @@ async fn confirm_page(
     Ok(response)
 }
 
-/// Ends `target` (if any), which is this browser's session, clears its cookie, and goes where the app asked or says
-/// goodbye.
+/// Ends `target` (if any), which is this browser's session, clears its cookie, and goes where the
+/// app asked or says goodbye.
 async fn finish(
     app: &App,
     tenant: &TenantCtx,

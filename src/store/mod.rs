@@ -90,7 +90,8 @@ impl From<DieselError> for StoreError {
 
 /// Whether `e` is SQLite's answer when another connection holds the lock it needs.
 fn is_locked(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(_, info) if info.message().contains("database is locked"))
+    matches!(e, DieselError::DatabaseError(_, info)
+        if info.message().contains("database is locked"))
 }
 
 /// Turns "UNIQUE constraint failed: users.tenant_id, users.email" (SQLite) or the constraint name
@@ -247,40 +248,43 @@ impl Store {
     /// it waits for no reader or writer), so that commits on the request path do not. A log past
     /// [`WAL_RESTART_FRAMES`] (readers, or writers ahead of the copy, kept it from starting over)
     /// is then checkpointed again in the mode that makes the next writer start it over, if no
-    /// reader or writer is in its way right then. Nothing to do on
-    /// PostgreSQL.
+    /// reader or writer is in its way right then. Nothing to do on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        use diesel::RunQueryDsl;
+        use diesel::connection::SimpleConnection;
         if self.kind != DatabaseKind::Sqlite {
             return Ok(());
         }
-        let writer = self.writer.clone();
-        self.run(move |c| match c {
-            Conn::Sqlite(c) => {
-                use diesel::RunQueryDsl;
-                use diesel::connection::SimpleConnection;
-                let passive: Checkpointed =
-                    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
-                if passive.log >= WAL_RESTART_FRAMES {
-                    // In this process's turn, so quick calls queue behind it asleep; and without
-                    // waiting: RESTART holds the write lock while it waits, through the busy
-                    // handler, for readers to leave the log, and every writer waits with it (up
-                    // to the busy timeout behind one long read). When a reader or another
-                    // process's writer is in the way it does what it can now and the next tick
-                    // tries again.
-                    let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                    c.batch_execute("PRAGMA busy_timeout = 0")?;
-                    let restarted = diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
-                        .get_result::<Checkpointed>(c);
-                    c.batch_execute(conn::BUSY_TIMEOUT).map_err(|e| {
-                        StoreError::Unavailable(format!("restoring the busy timeout: {e}"))
-                    })?;
-                    restarted?;
-                }
+        let passive: Checkpointed = self
+            .run(move |c| {
+                Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(sqlite(c)?)?)
+            })
+            .await?;
+        if passive.log < WAL_RESTART_FRAMES {
+            return Ok(());
+        }
+        // In this process's turn, taken before the connection as every caller does, so quick
+        // calls queue behind it asleep; and without waiting: RESTART holds the write lock while it
+        // waits, through the busy handler, for readers to leave the log, and every writer waits
+        // with it (up to the busy timeout behind one long read). When a reader or another
+        // process's writer is in the way, it does what it can now and the next tick tries again.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _turn = store.turn();
+            store.run_blocking(|c| {
+                let c = sqlite(c)?;
+                c.batch_execute("PRAGMA busy_timeout = 0")?;
+                let restarted = diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
+                    .get_result::<Checkpointed>(c);
+                c.batch_execute(conn::BUSY_TIMEOUT).map_err(|e| {
+                    StoreError::Unavailable(format!("restoring the busy timeout: {e}"))
+                })?;
+                restarted?;
                 Ok(())
-            }
-            Conn::Postgres(_) => Ok(()),
+            })
         })
         .await
+        .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
     }
 
     /// Runs `f` with a pooled connection on the blocking pool.
@@ -301,9 +305,9 @@ impl Store {
     /// of a SAML response (docs/performance.md). A worker must never wait, so they run in a write
     /// transaction taken without waiting (steps that are transactions of their own become
     /// savepoints); when another call holds the lock, or no connection is idle, the call waits
-    /// its turn on the blocking pool ([`Store::run_in_turn`]), before `f` has run. PostgreSQL calls always
-    /// take the blocking pool: their round trips would stall a worker. Either way `f` is atomic
-    /// only as far as it makes itself so (`tx::write`), as with [`Store::run`].
+    /// its turn on the blocking pool ([`Store::run_in_turn`]), before `f` has run. PostgreSQL
+    /// calls always take the blocking pool: their round trips would stall a worker. Either way `f`
+    /// is atomic only as far as it makes itself so (`tx::write`), as with [`Store::run`].
     pub async fn run_quick<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
@@ -342,7 +346,8 @@ impl Store {
         }
     }
 
-    /// [`Store::run_quick`] off the worker: waits for this process's turn, then for SQLite's
+    /// [`Store::run_quick`] off the worker: waits for this process's turn, then for a connection
+    /// (in that order, everywhere, so no one holds a connection while queued), then for SQLite's
     /// write lock (held, if at all, by another process or by a statement that does not queue,
     /// for which the busy timeout waits as it does everywhere).
     fn run_in_turn<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -419,6 +424,13 @@ fn begin_without_waiting(pooled: &mut conn::Pooled) -> bool {
         pooled.broken = true;
     }
     began && restored
+}
+
+fn sqlite(c: &mut Conn) -> Result<&mut diesel::SqliteConnection, StoreError> {
+    match c {
+        Conn::Sqlite(c) => Ok(c),
+        Conn::Postgres(_) => Err(StoreError::Invalid("not a SQLite connection".into())),
+    }
 }
 
 /// Runs `f` in the transaction [`begin_without_waiting`] began; a connection that failed under it
