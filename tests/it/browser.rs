@@ -365,12 +365,29 @@ impl Browser {
     }
 
     pub async fn redeem(&self, code: &str) -> (StatusCode, Value) {
+        self.redeem_at("crm-web", CRM_SECRET, "https://crm.acme.test/cb", code)
+            .await
+    }
+
+    /// Redeems a wiki code (the tenant's second confidential client).
+    pub async fn redeem_wiki(&self, code: &str) -> (StatusCode, Value) {
+        self.redeem_at("wiki", WIKI_SECRET, "https://wiki.acme.test/cb", code)
+            .await
+    }
+
+    async fn redeem_at(
+        &self,
+        client: &str,
+        secret: &str,
+        redirect: &str,
+        code: &str,
+    ) -> (StatusCode, Value) {
         self.token(
-            Some(&basic("crm-web", CRM_SECRET)),
+            Some(&basic(client, secret)),
             &format!(
                 "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}",
                 enc(code),
-                enc("https://crm.acme.test/cb")
+                enc(redirect)
             ),
         )
         .await

@@ -502,7 +502,7 @@ both_backends!(an_essential_acr_is_met_or_the_sign_in_fails, |db| {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let p = params(r.headers()["location"].to_str().unwrap());
     assert_eq!(acr_of(p).await, CLASS_CODE);
-    // A sign-in that still misses the class is a failed one.
+    // A demand for the password class: the page offers no code.
     b.t.clock.advance(120);
     let login = b
         .start("crm-web", CRM, &acr_claim(CLASS_PASSWORD, true))

@@ -274,17 +274,7 @@ async fn a_hint_for_another_user_does_not_sign_this_browser_out() {
         .await
         .unwrap();
     let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
-    let (_, tokens) = b
-        .token(
-            Some(&basic("wiki", crate::browser::WIKI_SECRET)),
-            &format!(
-                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
-                enc(&code),
-                enc("https://wiki.acme.test/cb"),
-                crate::browser::VERIFIER
-            ),
-        )
-        .await;
+    let (_, tokens) = b.redeem_wiki(&code).await;
     let olga_hint = tokens["id_token"].as_str().unwrap().to_string();
     // Alice signs in here. Olga's hint is of neither this browser's session nor its user: Alice
     // is asked, her cookie stays, and Olga's session elsewhere is not touched.

@@ -326,16 +326,7 @@ async fn id_token_hint_must_name_the_signed_in_user() {
     let b = Browser::new(TestDb::sqlite()).await;
     // Olga's ID token from the wiki, then Alice signs in to the CRM in the same browser.
     let p = b.sign_in("wiki", "https://wiki.acme.test/cb", "olga").await;
-    let (_, tokens) = b
-        .token(
-            Some(&basic("wiki", WIKI_SECRET)),
-            &format!(
-                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}",
-                enc(&p["code"]),
-                enc("https://wiki.acme.test/cb")
-            ),
-        )
-        .await;
+    let (_, tokens) = b.redeem_wiki(&p["code"]).await;
     let olga_hint = tokens["id_token"].as_str().unwrap().to_string();
     let p = b
         .sign_in("crm-web", "https://crm.acme.test/cb", "alice")

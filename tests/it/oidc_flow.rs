@@ -284,16 +284,7 @@ both_backends!(single_sign_on_prompt_and_max_age, |db| {
         "{location}"
     );
     let p = params(location);
-    let (status, tokens) = b
-        .token(
-            Some(&basic("wiki", WIKI_SECRET)),
-            &format!(
-                "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}",
-                enc(&p["code"]),
-                enc("https://wiki.acme.test/cb")
-            ),
-        )
-        .await;
+    let (status, tokens) = b.redeem_wiki(&p["code"]).await;
     assert_eq!(status, 200, "{tokens}");
     let id = b.verify(tokens["id_token"].as_str().unwrap(), "wiki").await;
     assert_eq!(
