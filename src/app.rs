@@ -14,6 +14,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::DigestKey;
 use crate::flow::cookies::Csrf;
 use crate::limits::FailureLimiter;
+use crate::store::access_revocations::{self, Revoke};
 use crate::store::apps::App as AppRecord;
 use crate::store::clients::Client;
 use crate::store::service_providers::{self, ServiceProvider};
@@ -351,7 +352,15 @@ impl App {
         current: Option<Arc<Keyring>>,
     ) -> Result<Arc<Keyring>, KeyError> {
         let key = tenant.clone();
-        let stored = self.store.run(move |c| key_store::list(c, &key)).await?;
+        let (stored, revoked) = self
+            .store
+            .run(move |c| {
+                Ok((
+                    key_store::list(c, &key)?,
+                    access_revocations::load(c, &key)?,
+                ))
+            })
+            .await?;
         let ring = match current {
             Some(ring) if ring.built_from(&stored, now) => ring,
             _ => {
@@ -359,8 +368,17 @@ impl App {
                 Arc::new(Keyring::load(tenant, &stored, &self.master, now)?)
             }
         };
+        ring.set_revocations(revoked);
         self.keyrings.put(tenant.clone(), ring.clone(), now);
         Ok(ring)
+    }
+
+    /// Makes a revocation just recorded in the store hold on this node at once; the other nodes
+    /// read it with the tenant's keys within the keyring's lifetime.
+    pub fn note_revoked(&self, tenant: &TenantId, what: Revoke<'_>, at: UnixTime) {
+        if let Some(ring) = self.keyrings.get_stale(tenant) {
+            ring.note_revoked(what, at);
+        }
     }
 
     /// The `which` document for `issuer`, built by `build` at most once per TTL.

@@ -1,6 +1,6 @@
 //! Several identical nodes on one PostgreSQL database, as behind a load balancer: every piece of
-//! sign-in state lives in the database, and a key rotated through one node is served and used by
-//! the other within the cache TTL, without a restart.
+//! sign-in state lives in the database, and a key rotated or an access token revoked through one
+//! node is seen by the other within the cache TTL, without a restart.
 
 use std::time::Duration;
 
@@ -19,6 +19,18 @@ async fn token(node: &Sesame, form: &[(&str, &str)]) -> (u16, serde_json::Value)
         .await
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The status UserInfo at `node` answers `access_token` with.
+async fn userinfo(node: &Sesame, access_token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/t/acme/userinfo", node.base))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 fn active_kid(node: &Sesame, alg: &str) -> String {
@@ -88,6 +100,23 @@ async fn two_nodes_share_sign_ins_codes_refresh_families_and_keys() {
     )
     .await;
     assert_eq!(status, 400, "the whole family is gone");
+
+    // So are the access tokens issued under it: at once at B, which found the reuse, and at A
+    // once it reads the tenant's revocations with its keys again.
+    let access = rotated["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&b, access).await, 401);
+    let mut refused_at_a = false;
+    for _ in 0..30 {
+        if userinfo(&a, access).await == 401 {
+            refused_at_a = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        refused_at_a,
+        "A refuses the revoked access token within seconds"
+    );
 
     // A key rotated through A's configuration is served and used by B without a restart.
     let before = active_kid(&a, "RS256");

@@ -9,7 +9,9 @@ use crate::app::App;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::master::MasterKeySource;
-use crate::store::{flows, jtis, outbox, refresh, sessions, tokens, verification_codes};
+use crate::store::{
+    access_revocations, clients, flows, jtis, outbox, refresh, sessions, tokens, verification_codes,
+};
 use crate::{bootstrap, demo, router, server, telemetry};
 
 /// How often expired one-time tokens are swept.
@@ -91,10 +93,18 @@ fn spawn_sweeper(app: App) {
         loop {
             tick.tick().await;
             let now = app.now();
+            let default_lifetime = app.config.tokens.access_token_lifetime;
             let swept = app
                 .store
                 .run(move |c| {
-                    Ok(tokens::sweep_expired(c, now)?
+                    // A revocation older than every access token that can be live revokes
+                    // nothing; five minutes more allow for the nodes' clocks to differ.
+                    let longest = clients::longest_access_token_lifetime(c)?
+                        .unwrap_or(0)
+                        .max(default_lifetime)
+                        + 300;
+                    Ok(access_revocations::sweep(c, now.plus(-longest))?
+                        + tokens::sweep_expired(c, now)?
                         + flows::sweep_expired(c, now)?
                         + jtis::sweep_expired(c, now)?
                         + sessions::sweep_expired(c, now)?

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -30,6 +30,7 @@ use super::signing::{Contexts, JwsAlg, ReusingSigner};
 use super::verified::{self, Claims, Verified};
 use super::{CryptoError, cert};
 use crate::clock::UnixTime;
+use crate::store::access_revocations::{Revocations, Revoke};
 use crate::store::keys::{KeyState, NewSigningKey, StoredKey};
 use crate::store::{Conn, StoreError, keys as key_store, tx};
 use crate::tenant::TenantId;
@@ -373,6 +374,9 @@ pub struct Keyring {
     saml_certificates: Vec<SamlCertificate>,
     /// Tokens verified with these keys (see `crypto::verified`).
     verified: Verified,
+    /// The tenant's access-token revocations, read with the keys at every reload: a reload that
+    /// keeps the keys still replaces them.
+    revocations: RwLock<Arc<Revocations>>,
     /// What it was built from, so a reload that finds the same keys keeps it (see
     /// [`Keyring::built_from`]).
     source: [u8; 32],
@@ -443,6 +447,7 @@ impl Keyring {
             jwks: json!({ "keys": published }),
             verifiers,
             verified: Verified::default(),
+            revocations: RwLock::default(),
         })
     }
 
@@ -475,6 +480,31 @@ impl Keyring {
         let claims: Claims = Arc::new(payload.claims_set().clone());
         self.verified.put(memo, claims.clone());
         Some(claims)
+    }
+
+    /// The tenant's access-token revocations as last read.
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the revocations with those just read from the store.
+    pub fn set_revocations(&self, read: Revocations) {
+        *self
+            .revocations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(read);
+    }
+
+    /// Adds a revocation this node just recorded, so it holds here before the next reload.
+    pub fn note_revoked(&self, what: Revoke<'_>, at: UnixTime) {
+        let mut current = self
+            .revocations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(&mut current).insert(what, at);
     }
 
     /// The key that signs SAML messages, if the tenant has one.

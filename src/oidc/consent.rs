@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::flow::state::{Awaiting, Progress, Requirements};
 use crate::flow::{self, cookies, login, session};
 use crate::i18n::{Locale, Text};
+use crate::store::access_revocations::Revoke;
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
 use crate::store::{consents, flows, refresh};
@@ -259,14 +260,21 @@ pub async fn revoke(
         .ok_or_else(|| PageError::Invalid(Text::new("error.choose_option")))?
         .to_string();
     let (t, uid, now) = (tenant.id().clone(), session.user_id.clone(), app.now());
-    app.store
+    let cid = client_id.clone();
+    let withdrawn = app
+        .store
         .run(move |c| {
-            if consents::revoke(c, &t, &uid, &client_id)? {
-                refresh::revoke_for_user_client(c, &t, &uid, &client_id, now)?;
+            let withdrawn = consents::revoke(c, &t, &uid, &cid)?;
+            if withdrawn {
+                refresh::revoke_for_user_client(c, &t, &uid, &cid, now)?;
             }
-            Ok(())
+            Ok(withdrawn)
         })
         .await?;
+    if withdrawn {
+        let (user, client) = (session.user_id.as_str(), client_id.as_str());
+        app.note_revoked(tenant.id(), Revoke::UserClient { user, client }, now);
+    }
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) =
         HeaderValue::from_str(&format!("{}/account/consents", login::tenant_path(&tenant)))

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use crate::crypto::keys::{KeyError, Keyring};
 use crate::crypto::secret::{TokenHash, random_token};
 use crate::flow::{access, login};
+use crate::store::access_revocations::Revoke;
 use crate::store::clients::Client;
 use crate::store::refresh::{self, NewRefreshToken, Rotation};
 use crate::store::subjects::Subject;
@@ -78,7 +79,8 @@ fn check_redemption(
 enum Redeemed {
     Granted(Box<CodeGrant>),
     Refused(OAuthError),
-    Replayed,
+    /// Redeemed before: the grant it started (if known) is revoked in the store.
+    Replayed(Option<String>),
 }
 
 /// A new refresh-token family's sliding and absolute lifetimes, in seconds.
@@ -119,6 +121,21 @@ async fn spend_sealed(
             refresh::issue_once(c, &t, &once, once_until, &token, now)
         })
         .await?)
+}
+
+/// Revokes a grant: its refresh-token family and the access tokens issued under it.
+async fn revoke_grant(
+    app: &App,
+    tenant: &TenantId,
+    family: &str,
+    now: UnixTime,
+) -> Result<(), OAuthError> {
+    let (t, f) = (tenant.clone(), family.to_string());
+    app.store
+        .run(move |c| refresh::revoke_family(c, &t, &f, now))
+        .await?;
+    app.note_revoked(tenant, Revoke::Grant(family), now);
+    Ok(())
 }
 
 /// The first refresh token of the family a code's redemption starts: it carries the sign-in's
@@ -178,7 +195,7 @@ pub async fn authorization_code(
                     app.store
                         .run(move |c| refresh::revoke_family(c, &t, &family, now))
                         .await?;
-                    Redeemed::Replayed
+                    Redeemed::Replayed(Some(grant.family_id))
                 }
             }
         }
@@ -211,10 +228,10 @@ pub async fn authorization_code(
                             }
                             Redemption::Replayed { family_id } => {
                                 // §4.1.2: a code used twice revokes what its first use issued.
-                                if let Some(family) = family_id {
-                                    refresh::revoke_family(c, &t, &family, now)?;
+                                if let Some(family) = &family_id {
+                                    refresh::revoke_family(c, &t, family, now)?;
                                 }
-                                Ok(Redeemed::Replayed)
+                                Ok(Redeemed::Replayed(family_id))
                             }
                             Redemption::Invalid => Ok(Redeemed::Refused(OAuthError::InvalidGrant(
                                 INVALID_CODE.into(),
@@ -228,7 +245,10 @@ pub async fn authorization_code(
     let grant = match redeemed {
         Redeemed::Granted(grant) => grant,
         Redeemed::Refused(e) => return Err(e),
-        Redeemed::Replayed => {
+        Redeemed::Replayed(family) => {
+            if let Some(family) = family {
+                app.note_revoked(tenant.id(), Revoke::Grant(&family), now);
+            }
             tracing::warn!(client_id = %client.client_id, "an authorization code was presented twice; its tokens are revoked");
             return Err(OAuthError::InvalidGrant(INVALID_CODE.into()));
         }
@@ -238,10 +258,7 @@ pub async fn authorization_code(
         Err(e) => {
             // The refresh token stored with the code must not outlive this refusal.
             if refresh_token.is_some() {
-                let (t, family) = (tenant.id().clone(), grant.family_id.clone());
-                app.store
-                    .run(move |c| refresh::revoke_family(c, &t, &family, now))
-                    .await?;
+                revoke_grant(app, tenant.id(), &grant.family_id, now).await?;
             }
             return Err(e);
         }
@@ -256,6 +273,7 @@ pub async fn authorization_code(
         acr: grant.acr.as_deref(),
         sid: Some(&grant.sid),
         claims: grant.claims.as_ref(),
+        grant: &grant.family_id,
     };
     let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
     if let Some(token) = refresh_token {
@@ -296,6 +314,8 @@ pub async fn refresh_token(
     let live = match rotation {
         Rotation::Rotated(live) => live,
         Rotation::Reused { family_id } => {
+            // The store revoked the family as it found the reuse.
+            app.note_revoked(&t, Revoke::Grant(&family_id), now);
             tracing::warn!(client_id = %client.client_id, family_id = %family_id, "a rotated refresh token was presented again; its family is revoked");
             return Err(OAuthError::InvalidGrant(INVALID_REFRESH.into()));
         }
@@ -307,10 +327,7 @@ pub async fn refresh_token(
             Ok(super::no_store(Json(Value::Object(body)).into_response()))
         }
         Err(Refused::EndsFamily(e)) => {
-            let family = live.family_id;
-            app.store
-                .run(move |c| refresh::revoke_family(c, &t, &family, now))
-                .await?;
+            revoke_grant(app, &t, &live.family_id, now).await?;
             Err(e)
         }
         // A refused request or an outage must leave the presented token usable: a client that
@@ -370,6 +387,7 @@ async fn tokens_for(
         acr: live.acr.as_deref(),
         sid: live.sid.as_deref(),
         claims: None,
+        grant: &live.family_id,
     };
     sign_tokens(app, tenant, client, &context, form.get("resource"))
         .await
@@ -413,6 +431,8 @@ pub struct TokenContext<'a> {
     pub acr: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub claims: Option<&'a Value>,
+    /// The grant (refresh-token family) the tokens are issued under.
+    pub grant: &'a str,
 }
 
 /// Claims asked for one by one (OIDC Core §5.5). Only first-party clients get them beyond their
@@ -453,7 +473,7 @@ async fn sign_tokens(
         .access_token_lifetime
         .unwrap_or(app.config.tokens.access_token_lifetime);
     let audience = super::token::audience(client, &tenant.issuer, resource)?;
-    let jti = random_token(16);
+    let jti = access_token::new_jti(Some(ctx.grant));
     let user_id = &ctx.subject.user.id;
     let mut at_claims = AccessToken {
         issuer: &tenant.issuer,

@@ -62,18 +62,16 @@ async fn access_token_claims(
         return Ok(None);
     }
     let ring = super::grant::keyring(app, tenant.id()).await?;
-    let Some(claims) = ring.verify(token, access_token::TYP) else {
+    if ring.verify(token, access_token::TYP).is_none() {
         return Ok(None);
+    }
+    let Some(claims) = access_token::live_claims(&ring, token, &tenant.issuer, now) else {
+        return Ok(Some(inactive()));
     };
-    let live = claims.get("iss").and_then(Value::as_str) == Some(&*tenant.issuer)
-        && claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .is_some_and(|exp| exp > now.0);
     let concerns_caller = claims.get("client_id").and_then(Value::as_str)
         == Some(client.client_id.as_str())
         || audience_contains(claims.get("aud"), &client.client_id);
-    if !(live && concerns_caller) {
+    if !concerns_caller {
         return Ok(Some(inactive()));
     }
     let mut answer = std::sync::Arc::unwrap_or_clone(claims);

@@ -21,6 +21,7 @@ use super::redirect::RedirectUri;
 use crate::app::App;
 use crate::flow::{self, login, session};
 use crate::i18n::{Locale, Text};
+use crate::store::access_revocations::Revoke;
 use crate::store::clients::Client;
 use crate::store::sessions::{self, Session};
 use crate::store::{StoreError, refresh};
@@ -299,8 +300,8 @@ async fn finish(
     Ok(response)
 }
 
-/// Ends `session` everywhere: the session itself, its refresh tokens (all but offline_access),
-/// and a back-channel logout to every client that signed in through it. The notifications run in
+/// Ends `session` everywhere: the session itself, the access tokens issued in it, its refresh
+/// tokens (all but offline_access), and a back-channel logout to every client that signed in through it. The notifications run in
 /// the background; the user never waits for an app.
 pub async fn end(app: &App, tenant: &TenantCtx, session: &Session) -> Result<(), StoreError> {
     let (t, sid, now) = (tenant.id().clone(), session.sid.clone(), app.now());
@@ -312,6 +313,7 @@ pub async fn end(app: &App, tenant: &TenantCtx, session: &Session) -> Result<(),
             sessions::clients_of(c, &t, &sid)
         })
         .await?;
+    app.note_revoked(tenant.id(), Revoke::Session(&session.sid), now);
     for client_id in clients {
         if let Some(client) = app.client(tenant.id(), &client_id).await?
             && client.backchannel_logout_uri.is_some()

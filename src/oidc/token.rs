@@ -15,7 +15,6 @@ use super::form::OAuthForm;
 use super::grant;
 use super::scope::Scope;
 use crate::app::App;
-use crate::crypto::secret::random_token;
 use crate::store::clients::{AuthMethod, Client};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
@@ -75,7 +74,7 @@ async fn client_credentials(
     let lifetime = client
         .access_token_lifetime
         .unwrap_or(app.config.tokens.access_token_lifetime);
-    let jti = random_token(16);
+    let jti = access_token::new_jti(None);
     let claims = AccessToken {
         issuer: &tenant.issuer,
         audience: &audience,

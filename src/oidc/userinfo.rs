@@ -146,10 +146,9 @@ pub async fn userinfo(
             BearerError::Internal
         }
     })?;
-    let claims = ring
-        .verify(&token, access_token::TYP)
-        .ok_or(BearerError::InvalidToken)?;
     let now = app.now();
+    let claims = access_token::live_claims(&ring, &token, &tenant.issuer, now)
+        .ok_or(BearerError::InvalidToken)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     // A token minted for another resource (RFC 8707) is that resource's, not UserInfo's.
     let for_userinfo = match claims.get("aud") {
@@ -157,13 +156,7 @@ pub async fn userinfo(
         Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&*tenant.issuer)),
         _ => false,
     };
-    let live = text("iss") == Some(&*tenant.issuer)
-        && for_userinfo
-        && claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .is_some_and(|exp| exp > now.0);
-    let (Some(sub), Some(client_id), true) = (text("sub"), text("client_id"), live) else {
+    let (Some(sub), Some(client_id), true) = (text("sub"), text("client_id"), for_userinfo) else {
         return Err(BearerError::InvalidToken);
     };
     let scope = Scope::parse(text("scope").unwrap_or("")).unwrap_or_default();

@@ -11,6 +11,7 @@ use crate::crypto::secret::SecretString;
 use crate::flow::password::{self, PasswordPolicy, Rule};
 use crate::i18n::{Locale, Text};
 use crate::oidc::logout;
+use crate::store::access_revocations::Revoke;
 use crate::store::{refresh, sessions, users};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
@@ -138,6 +139,7 @@ pub async fn change_password(
     app.store
         .run(move |c| refresh::revoke_for_user(c, &t, &uid, now))
         .await?;
+    app.note_revoked(tenant.id(), Revoke::User(&me.user.id), now);
     audit(&app, &tenant, &client, &me, "password.change").await?;
     password::notify_changed(&app, &tenant, &me.user, me.locale).await;
     Ok(done(&tenant, "password"))

@@ -7,6 +7,7 @@
 //! treats a bound LIMIT as a planner input, so it re-prepares such a statement on every run
 //! instead of reusing the cached one.
 
+pub mod access_revocations;
 pub mod agreements;
 pub mod apps;
 pub mod audit;

@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 
+use super::access_revocations::{self, Revoke};
 use super::conn::Conn;
 use super::schema::refresh_tokens as r;
 use super::{StoreError, tx};
@@ -393,57 +394,68 @@ pub fn family_of(
         .optional()?)
 }
 
-/// Revokes every token of the family; returns how many were still unrevoked.
+/// Revokes every token of the family, and the access tokens of its grant; returns how many
+/// refresh tokens were still unrevoked.
 pub fn revoke_family(
     conn: &mut Conn,
     tenant: &TenantId,
     family_id: &str,
     now: UnixTime,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::update(
-        r::table
-            .filter(r::tenant_id.eq(tenant.as_str()))
-            .filter(r::family_id.eq(family_id))
-            .filter(r::revoked_at.is_null()),
-    )
-    .set(r::revoked_at.eq(now.0))
-    .execute(conn)?)
+    tx::write(conn, |c| {
+        access_revocations::record(c, tenant, Revoke::Grant(family_id), now)?;
+        Ok(diesel::update(
+            r::table
+                .filter(r::tenant_id.eq(tenant.as_str()))
+                .filter(r::family_id.eq(family_id))
+                .filter(r::revoked_at.is_null()),
+        )
+        .set(r::revoked_at.eq(now.0))
+        .execute(c)?)
+    })
 }
 
-/// Revokes every refresh token of a user (password reset, disabled account).
+/// Revokes every refresh and access token of a user (password reset, disabled account).
 pub fn revoke_for_user(
     conn: &mut Conn,
     tenant: &TenantId,
     user_id: &str,
     now: UnixTime,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::update(
-        r::table
-            .filter(r::tenant_id.eq(tenant.as_str()))
-            .filter(r::user_id.eq(user_id))
-            .filter(r::revoked_at.is_null()),
-    )
-    .set(r::revoked_at.eq(now.0))
-    .execute(conn)?)
+    tx::write(conn, |c| {
+        access_revocations::record(c, tenant, Revoke::User(user_id), now)?;
+        Ok(diesel::update(
+            r::table
+                .filter(r::tenant_id.eq(tenant.as_str()))
+                .filter(r::user_id.eq(user_id))
+                .filter(r::revoked_at.is_null()),
+        )
+        .set(r::revoked_at.eq(now.0))
+        .execute(c)?)
+    })
 }
 
-/// At logout: revokes the session's refresh tokens, except `offline_access` ones, which exist to
-/// outlive the session (OIDC Core §11).
+/// At logout: revokes the access tokens issued in the session, and its refresh tokens except
+/// `offline_access` ones, which exist to outlive the session (OIDC Core §11) and go on issuing
+/// access tokens.
 pub fn revoke_for_session(
     conn: &mut Conn,
     tenant: &TenantId,
     sid: &str,
     now: UnixTime,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::update(
-        r::table
-            .filter(r::tenant_id.eq(tenant.as_str()))
-            .filter(r::sid.eq(sid))
-            .filter(r::revoked_at.is_null())
-            .filter(r::scope.not_like("%offline_access%")),
-    )
-    .set(r::revoked_at.eq(now.0))
-    .execute(conn)?)
+    tx::write(conn, |c| {
+        access_revocations::record(c, tenant, Revoke::Session(sid), now)?;
+        Ok(diesel::update(
+            r::table
+                .filter(r::tenant_id.eq(tenant.as_str()))
+                .filter(r::sid.eq(sid))
+                .filter(r::revoked_at.is_null())
+                .filter(r::scope.not_like("%offline_access%")),
+        )
+        .set(r::revoked_at.eq(now.0))
+        .execute(c)?)
+    })
 }
 
 /// Deletes families past their absolute expiry. Rotated tokens of a live family are kept: they
@@ -452,7 +464,7 @@ pub fn sweep_expired(conn: &mut Conn, now: UnixTime) -> Result<usize, StoreError
     Ok(diesel::delete(r::table.filter(r::family_expires_at.le(now.0))).execute(conn)?)
 }
 
-/// Revokes a user's refresh tokens for one client (consent withdrawn).
+/// Revokes a user's refresh and access tokens for one client (consent withdrawn).
 pub fn revoke_for_user_client(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -460,13 +472,24 @@ pub fn revoke_for_user_client(
     client_id: &str,
     now: UnixTime,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::update(
-        r::table
-            .filter(r::tenant_id.eq(tenant.as_str()))
-            .filter(r::user_id.eq(user_id))
-            .filter(r::client_id.eq(client_id))
-            .filter(r::revoked_at.is_null()),
-    )
-    .set(r::revoked_at.eq(now.0))
-    .execute(conn)?)
+    tx::write(conn, |c| {
+        access_revocations::record(
+            c,
+            tenant,
+            Revoke::UserClient {
+                user: user_id,
+                client: client_id,
+            },
+            now,
+        )?;
+        Ok(diesel::update(
+            r::table
+                .filter(r::tenant_id.eq(tenant.as_str()))
+                .filter(r::user_id.eq(user_id))
+                .filter(r::client_id.eq(client_id))
+                .filter(r::revoked_at.is_null()),
+        )
+        .set(r::revoked_at.eq(now.0))
+        .execute(c)?)
+    })
 }

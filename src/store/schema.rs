@@ -249,6 +249,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    access_revocations (tenant_id, kind, id) {
+        tenant_id -> Text,
+        kind -> Text,
+        id -> Text,
+        revoked_at -> BigInt,
+    }
+}
+
+diesel::table! {
     used_jtis (tenant_id, client_id, jti) {
         tenant_id -> Text,
         client_id -> Text,

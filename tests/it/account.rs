@@ -162,6 +162,13 @@ both_backends!(changing_the_password_ends_every_other_session, |db| {
     assert_eq!(location(&r), "/t/acme/account?done=password");
     let (status, _) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "refresh tokens revoked");
+    assert_eq!(
+        b.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "and access tokens"
+    );
     assert!(
         !still_signed_in(&b, &elsewhere).await,
         "the other browser is signed out"

@@ -104,6 +104,7 @@ redirect_uris = ["https://partner.example/cb"]
 secret = "partner-secret-0123456789-0123456789-"
 "#;
 
+pub const PARTNER_SECRET: &str = "partner-secret-0123456789-0123456789-";
 pub const CRM_SECRET: &str = "crm-secret-0123456789-0123456789-0123";
 pub const WIKI_SECRET: &str = "wiki-secret-0123456789-0123456789-012";
 pub const PASSWORD: &str = "correct horse battery";
@@ -375,7 +376,7 @@ impl Browser {
             .await
     }
 
-    async fn redeem_at(
+    pub async fn redeem_at(
         &self,
         client: &str,
         secret: &str,
@@ -401,6 +402,22 @@ impl Browser {
             .send()
             .await
             .unwrap()
+    }
+
+    /// What introspection (RFC 7662) tells the client with Basic credentials `auth` of `token`.
+    pub async fn introspect(&self, auth: &str, token: &str) -> Value {
+        let r = self
+            .server
+            .client
+            .post(self.server.url("/t/acme/introspect"))
+            .header("authorization", auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", enc(token)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
     }
 
     /// Verifies a JWT with the `jsonwebtoken` crate and the published JWKS only.

@@ -115,10 +115,12 @@ both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("nonce").is_none());
 
-    // The session and its refresh token are gone.
+    // The session, its refresh token and the access tokens issued in it are gone.
     b.start("crm-web", "https://crm.acme.test/cb", "").await;
     let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
     assert_eq!(err["error"], "invalid_grant");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(b.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
 });
 
 #[tokio::test]

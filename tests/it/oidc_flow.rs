@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::browser::{
-    Browser, CRM_SECRET, ISSUER, PASSWORD, VERIFIER, WIKI_SECRET, basic, enc, hidden, params,
+    Browser, CRM_SECRET, ISSUER, PARTNER_SECRET, PASSWORD, VERIFIER, WIKI_SECRET, basic, enc,
+    hidden, params,
 };
 use crate::support::both_backends;
 
@@ -140,6 +141,13 @@ both_backends!(
             err["error"], "invalid_grant",
             "reuse revoked the whole family"
         );
+        for token in [at, again["access_token"].as_str().unwrap()] {
+            assert_eq!(
+                b.userinfo(token).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "and the access tokens issued under it"
+            );
+        }
 
         // The code is single use.
         let (status, err) = b.redeem(&code).await;
@@ -167,6 +175,8 @@ both_backends!(a_replayed_code_revokes_the_tokens_it_issued, |db| {
         let (status, tokens) = b.redeem(&p["code"]).await;
         assert_eq!(status, 200, "{tokens}");
         let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+        let access = tokens["access_token"].as_str().unwrap().to_string();
+        assert_eq!(b.userinfo(&access).await.status(), StatusCode::OK);
         let (_, err) = b.redeem(&p["code"]).await;
         assert_eq!(err["error"], "invalid_grant");
         let (_, err) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
@@ -174,8 +184,94 @@ both_backends!(a_replayed_code_revokes_the_tokens_it_issued, |db| {
             err["error"], "invalid_grant",
             "the first redemption's refresh token is revoked (sealed: {sealed})"
         );
+        // RFC 6749 §4.1.2: and its access token.
+        assert_eq!(
+            b.userinfo(&access).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "sealed: {sealed}"
+        );
+        assert_eq!(
+            b.introspect(&basic("crm-web", CRM_SECRET), &access).await["active"],
+            false
+        );
     }
 });
+
+// RFC 7009 §2.1: an access token revokes itself; a refresh token revokes its grant, the access
+// tokens issued under it included. Another client's revocation revokes nothing.
+both_backends!(
+    revoked_access_tokens_stop_working_at_userinfo_and_introspection,
+    |db| {
+        let b = Browser::new(db).await;
+        let crm = basic("crm-web", CRM_SECRET);
+        let p = b
+            .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+            .await;
+        let (_, first) = b.redeem(&p["code"]).await;
+        let (status, second) = b
+            .refresh(&crm, first["refresh_token"].as_str().unwrap())
+            .await;
+        assert_eq!(status, 200, "{second}");
+        let (at1, at2) = (
+            first["access_token"].as_str().unwrap(),
+            second["access_token"].as_str().unwrap(),
+        );
+        let revoke = |auth: String, token: &str| {
+            let body = format!("token={}", enc(token));
+            let b = &b;
+            async move {
+                let r = b
+                    .server
+                    .client
+                    .post(b.server.url("/t/acme/revoke"))
+                    .header("authorization", auth)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                r.status()
+            }
+        };
+
+        // Another client's request is answered alike and revokes nothing.
+        assert_eq!(
+            revoke(basic("wiki", WIKI_SECRET), at2).await,
+            StatusCode::OK
+        );
+        assert_eq!(b.userinfo(at2).await.status(), StatusCode::OK);
+
+        assert_eq!(revoke(crm.clone(), at2).await, StatusCode::OK);
+        assert_eq!(b.userinfo(at2).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(b.introspect(&crm, at2).await["active"], false);
+        assert_eq!(
+            b.userinfo(at1).await.status(),
+            StatusCode::OK,
+            "one access token revokes only itself"
+        );
+        let (status, third) = b
+            .refresh(&crm, second["refresh_token"].as_str().unwrap())
+            .await;
+        assert_eq!(status, StatusCode::OK, "nor the refresh token: {third}");
+
+        // A revoked refresh token takes the grant's access tokens with it.
+        let live = third["refresh_token"].as_str().unwrap();
+        assert_eq!(revoke(crm.clone(), live).await, StatusCode::OK);
+        for token in [at1, third["access_token"].as_str().unwrap()] {
+            assert_eq!(b.userinfo(token).await.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(b.introspect(&crm, token).await["active"], false);
+        }
+
+        // A new sign-in is a new grant: its tokens work.
+        let p = b
+            .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+            .await;
+        let (_, fresh) = b.redeem(&p["code"]).await;
+        let at = fresh["access_token"].as_str().unwrap();
+        assert_eq!(b.userinfo(at).await.status(), StatusCode::OK);
+        assert_eq!(b.introspect(&crm, at).await["active"], true);
+    }
+);
 
 // A public client (a mobile or single-page app) holds no secret: it redeems its code with the
 // PKCE verifier alone and revokes its refresh token by its client_id (RFC 7009 §2.1).
@@ -511,7 +607,18 @@ both_backends!(third_party_clients_ask_for_consent_once, |db| {
     );
     let r = b.post_form("/t/acme/consent", &body).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+    let (status, tokens) = b
+        .redeem_at(
+            "partner",
+            PARTNER_SECRET,
+            "https://partner.example/cb",
+            &code,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(b.userinfo(&access).await.status(), StatusCode::OK);
     // Replaying the consent form does nothing.
     assert_eq!(b.post_form("/t/acme/consent", &body).await.status(), 400);
 
@@ -572,6 +679,11 @@ both_backends!(third_party_clients_ask_for_consent_once, |db| {
         .await
         .unwrap();
     assert!(page.contains("No app outside the organization"), "{page}");
+    assert_eq!(
+        b.userinfo(&access).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the app's access token is revoked with the consent"
+    );
     // Withdrawn: prompt=none is consent_required.
     let r = b
         .get(&Browser::authorize_path(

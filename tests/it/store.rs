@@ -634,3 +634,65 @@ fn new_sqlite_databases_have_small_pages_and_old_ones_keep_theirs() {
     let old = Store::open(&format!("sqlite://{}", path.display()), 1, 5).unwrap();
     assert_eq!(page_size(&old), 4096);
 }
+
+// Access-token revocations are read per tenant, a later revocation moves the moment on, and the
+// sweep removes only those older than its horizon.
+both_backends!(access_revocations_are_read_per_tenant_and_swept, |db| {
+    use sesame::store::access_revocations::{self, Issued, Revoke};
+    let store = migrated(&db);
+    let issued = |at: i64| Issued {
+        jti: Some("g1.t1"),
+        grant: Some("g1"),
+        user: Some("u1"),
+        client: Some("crm"),
+        session: Some("s1"),
+        issued_at: at,
+    };
+    let record = |t: &str, what: Revoke<'static>, at: i64| {
+        let t = tid(t);
+        store
+            .run_blocking(move |c| {
+                access_revocations::record(c, &t, what, sesame::clock::UnixTime(at))
+            })
+            .unwrap()
+    };
+    record("acme", Revoke::Grant("g1"), 100);
+    record("acme", Revoke::Grant("g1"), 200);
+    record(
+        "acme",
+        Revoke::UserClient {
+            user: "u1",
+            client: "crm",
+        },
+        50,
+    );
+    record("globex", Revoke::User("u1"), 300);
+    let load = |t: &str| {
+        let t = tid(t);
+        store
+            .run_blocking(move |c| access_revocations::load(c, &t))
+            .unwrap()
+    };
+    let acme = load("acme");
+    assert!(
+        acme.revokes(&issued(200)),
+        "moved on to the later revocation"
+    );
+    assert!(!acme.revokes(&issued(201)));
+    assert!(
+        load("globex").revokes(&issued(300)),
+        "globex revoked the user"
+    );
+    assert!(
+        !acme.revokes(&issued(250)),
+        "another tenant's revocation is its own"
+    );
+
+    let swept = store
+        .run_blocking(|c| access_revocations::sweep(c, sesame::clock::UnixTime(150)))
+        .unwrap();
+    assert_eq!(swept, 1, "only the user-client revocation made at 50");
+    let acme = load("acme");
+    assert!(acme.revokes(&issued(150)), "the grant's stays");
+    assert!(!acme.revokes(&issued(201)));
+});

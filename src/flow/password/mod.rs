@@ -9,6 +9,7 @@ use crate::clock::UnixTime;
 use crate::crypto::secret::SecretString;
 use crate::i18n::{Locale, Text};
 use crate::notify::{self, Channel, Message};
+use crate::store::access_revocations::Revoke;
 use crate::store::{password_history, refresh, sessions, users};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
@@ -164,6 +165,7 @@ pub async fn reset(
             sessions::revoke_for_user(c, &t, &uid, now)
         })
         .await?;
+    app.note_revoked(tenant.id(), Revoke::User(user_id), now);
     app.forget_subject(tenant.id(), user_id);
     super::login::record(
         app,
