@@ -318,6 +318,8 @@ pub fn set_password(
     expect_one(n, tenant, id)
 }
 
+/// Sets the account's status. Disabling it also revokes the user's refresh and access tokens:
+/// enabling the account again does not bring them back.
 pub fn set_status(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -325,10 +327,16 @@ pub fn set_status(
     status: UserStatus,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let n = diesel::update(user_row!(tenant, id))
-        .set((u::status.eq(status.as_str()), u::updated_at.eq(now.0)))
-        .execute(conn)?;
-    expect_one(n, tenant, id)
+    super::tx::write(conn, |c| {
+        let n = diesel::update(user_row!(tenant, id))
+            .set((u::status.eq(status.as_str()), u::updated_at.eq(now.0)))
+            .execute(c)?;
+        expect_one(n, tenant, id)?;
+        if status == UserStatus::Disabled {
+            super::refresh::revoke_for_user(c, tenant, id, now)?;
+        }
+        Ok(())
+    })
 }
 
 pub fn set_must_change_password(

@@ -241,6 +241,12 @@ async fn disabled_users_lose_codes_refresh_and_userinfo() {
             .unwrap()
             .contains("invalid_token")
     );
+    // Introspection tells the APIs too, once the node reads the revocations again with the
+    // tenant's keys (the import stands for another process, as `sesame import` is).
+    let crm = basic("crm-web", CRM_SECRET);
+    let access = tokens["access_token"].as_str().unwrap();
+    b.t.clock.advance(sesame::app::CACHE_TTL_SECS + 1);
+    assert_eq!(b.introspect(&crm, access).await["active"], false);
 }
 
 #[tokio::test]
