@@ -33,6 +33,10 @@ pub const CACHE_TTL_SECS: i64 = 10;
 /// How long before its TTL ends a keyring in use is reloaded (see [`App::keyring`]).
 const KEYRING_RELOAD_AHEAD_SECS: i64 = 2;
 
+/// How far back from the newest revocation a node holds it reads the store again, for rows
+/// committed late and for nodes whose clocks are a little behind.
+const REVOCATIONS_OVERLAP_SECS: i64 = 300;
+
 /// The documents [`App::document`] keeps, each built from a tenant's keyring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Document {
@@ -352,12 +356,20 @@ impl App {
         current: Option<Arc<Keyring>>,
     ) -> Result<Arc<Keyring>, KeyError> {
         let key = tenant.clone();
-        let (stored, revoked) = self
+        // Revocations are read from a little before the newest one held, for rows that other
+        // nodes (or clocks a little behind) committed late.
+        let held = current.as_ref().map(|ring| ring.revocations());
+        let since = held
+            .as_ref()
+            .and_then(|h| h.newest())
+            .map(|newest| newest.plus(-REVOCATIONS_OVERLAP_SECS));
+        let (stored, revoked, longest) = self
             .store
             .run(move |c| {
                 Ok((
                     key_store::list(c, &key)?,
-                    access_revocations::load(c, &key)?,
+                    access_revocations::load(c, &key, since)?,
+                    clients::max_token_lifetime(c, &key)?,
                 ))
             })
             .await?;
@@ -365,10 +377,18 @@ impl App {
             Some(ring) if ring.built_from(&stored, now) => ring,
             _ => {
                 self.metrics.keyring_built();
-                Arc::new(Keyring::load(tenant, &stored, &self.master, now)?)
+                let ring = Keyring::load(tenant, &stored, &self.master, now)?;
+                if let Some(held) = held {
+                    ring.merge_revocations((*held).clone(), UnixTime(i64::MIN));
+                }
+                Arc::new(ring)
             }
         };
-        ring.set_revocations(revoked);
+        // No token issued before this is still live.
+        let lifetime = longest
+            .unwrap_or(0)
+            .max(self.config.tokens.access_token_lifetime);
+        ring.merge_revocations(revoked, now.plus(-(lifetime + REVOCATIONS_OVERLAP_SECS)));
         self.keyrings.put(tenant.clone(), ring.clone(), now);
         Ok(ring)
     }

@@ -490,12 +490,14 @@ impl Keyring {
             .clone()
     }
 
-    /// Replaces the revocations with those just read from the store.
-    pub fn set_revocations(&self, read: Revocations) {
-        *self
+    /// Adds the revocations just read from the store and forgets those made before
+    /// `forget_before` (see [`Revocations::merge`]).
+    pub fn merge_revocations(&self, read: Revocations, forget_before: UnixTime) {
+        let mut current = self
             .revocations
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(read);
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(&mut current).merge(read, forget_before);
     }
 
     /// Adds a revocation this node just recorded, so it holds here before the next reload.

@@ -82,16 +82,24 @@ pub fn record(
     Ok(())
 }
 
-/// The tenant's revocations. The sweep keeps them to those that can still revoke a live token.
-pub fn load(conn: &mut Conn, tenant: &TenantId) -> Result<Revocations, StoreError> {
+/// The tenant's revocations made at or after `since`, or all of them (the sweep keeps those to
+/// the ones that can still revoke a live token). A node that holds the revocations up to some
+/// moment reads only what came after, so a reload costs what changed, not every revocation.
+pub fn load(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    since: Option<UnixTime>,
+) -> Result<Revocations, StoreError> {
     let rows: Vec<(String, String, i64)> = a::table
         .filter(a::tenant_id.eq(tenant.as_str()))
+        .filter(a::revoked_at.ge(since.map_or(i64::MIN, |s| s.0)))
         .select((a::kind, a::id, a::revoked_at))
         .load(conn)?;
     let mut revocations = Revocations::default();
     for (kind, id, at) in rows {
         if let Some(map) = revocations.map_mut(&kind) {
             map.insert(id.into_boxed_str(), at);
+            revocations.newest = revocations.newest.max(Some(at));
         }
     }
     Ok(revocations)
@@ -123,9 +131,21 @@ pub struct Revocations {
     users: HashMap<Box<str>, i64>,
     user_clients: HashMap<Box<str>, i64>,
     sessions: HashMap<Box<str>, i64>,
+    /// The latest moment among them.
+    newest: Option<i64>,
 }
 
 impl Revocations {
+    fn maps_mut(&mut self) -> [&mut HashMap<Box<str>, i64>; 5] {
+        [
+            &mut self.tokens,
+            &mut self.grants,
+            &mut self.users,
+            &mut self.user_clients,
+            &mut self.sessions,
+        ]
+    }
+
     fn map_mut(&mut self, kind: &str) -> Option<&mut HashMap<Box<str>, i64>> {
         match kind {
             TOKEN => Some(&mut self.tokens),
@@ -143,7 +163,27 @@ impl Revocations {
         if let Some(map) = self.map_mut(kind) {
             let moment = map.entry(id.into_boxed_str()).or_insert(at.0);
             *moment = (*moment).max(at.0);
+            self.newest = self.newest.max(Some(at.0));
         }
+    }
+
+    /// The latest moment among them, if there are any.
+    pub fn newest(&self) -> Option<UnixTime> {
+        self.newest.map(UnixTime)
+    }
+
+    /// Adds the revocations `read` since an earlier load, and forgets those made before
+    /// `forget_before`, which no live token predates.
+    pub fn merge(&mut self, read: Revocations, forget_before: UnixTime) {
+        let mut read = read;
+        for (mine, theirs) in self.maps_mut().into_iter().zip(read.maps_mut()) {
+            for (id, at) in theirs.drain() {
+                let moment = mine.entry(id).or_insert(at);
+                *moment = (*moment).max(at);
+            }
+            mine.retain(|_, at| *at >= forget_before.0);
+        }
+        self.newest = self.newest.max(read.newest);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -228,6 +268,21 @@ mod tests {
         );
         assert!(!r.revokes(&issued(50)));
         assert!(!Revocations::default().revokes(&issued(50)));
+    }
+
+    #[test]
+    fn a_merge_adds_what_was_read_and_forgets_what_no_live_token_predates() {
+        let mut held = Revocations::default();
+        held.insert(Revoke::Grant("old"), UnixTime(10));
+        held.insert(Revoke::User("olga"), UnixTime(100));
+        let mut read = Revocations::default();
+        read.insert(Revoke::User("olga"), UnixTime(90));
+        read.insert(Revoke::Session("s1"), UnixTime(120));
+        held.merge(read, UnixTime(50));
+        assert_eq!(held.users.get("olga"), Some(&100), "the later moment stays");
+        assert_eq!(held.sessions.get("s1"), Some(&120));
+        assert!(held.grants.is_empty(), "forgotten");
+        assert_eq!(held.newest(), Some(UnixTime(120)));
     }
 
     #[test]

@@ -670,10 +670,11 @@ both_backends!(access_revocations_are_read_per_tenant_and_swept, |db| {
     let load = |t: &str| {
         let t = tid(t);
         store
-            .run_blocking(move |c| access_revocations::load(c, &t))
+            .run_blocking(move |c| access_revocations::load(c, &t, None))
             .unwrap()
     };
     let acme = load("acme");
+    assert_eq!(acme.newest(), Some(sesame::clock::UnixTime(200)));
     assert!(
         acme.revokes(&issued(200)),
         "moved on to the later revocation"
@@ -687,6 +688,23 @@ both_backends!(access_revocations_are_read_per_tenant_and_swept, |db| {
         !acme.revokes(&issued(250)),
         "another tenant's revocation is its own"
     );
+
+    // A node that holds them up to some moment reads only what came since.
+    let since = store
+        .run_blocking(|c| {
+            access_revocations::load(c, &tid("acme"), Some(sesame::clock::UnixTime(60)))
+        })
+        .unwrap();
+    assert!(since.revokes(&issued(200)), "the grant's, moved to 200");
+    let other_grant = Issued {
+        grant: None,
+        ..issued(40)
+    };
+    assert!(
+        load("acme").revokes(&other_grant),
+        "the user-client revocation made at 50"
+    );
+    assert!(!since.revokes(&other_grant), "read before 60: not again");
 
     let swept = store
         .run_blocking(|c| access_revocations::sweep(c, sesame::clock::UnixTime(150)))
