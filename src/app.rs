@@ -33,7 +33,7 @@ pub const CACHE_TTL_SECS: i64 = 10;
 /// How long before its TTL ends a keyring in use is reloaded (see [`App::keyring`]).
 const KEYRING_RELOAD_AHEAD_SECS: i64 = 2;
 
-/// How far back from the newest revocation a node holds it reads the store again, for rows
+/// How far back from its last read of the revocations a node reads the store again, for rows
 /// committed late and for nodes whose clocks are a little behind.
 const REVOCATIONS_OVERLAP_SECS: i64 = 300;
 
@@ -356,40 +356,44 @@ impl App {
         current: Option<Arc<Keyring>>,
     ) -> Result<Arc<Keyring>, KeyError> {
         let key = tenant.clone();
-        // Revocations are read from a little before the newest one held, for rows that other
-        // nodes (or clocks a little behind) committed late.
-        let held = current.as_ref().map(|ring| ring.revocations());
-        let since = held
+        // Revocations are read from a little before this node last read them, for rows that
+        // other nodes (or clocks a little behind) committed late.
+        let since = current
             .as_ref()
-            .and_then(|h| h.newest())
-            .map(|newest| newest.plus(-REVOCATIONS_OVERLAP_SECS));
+            .and_then(|ring| ring.revocations().read_at())
+            .map(|read| read.plus(-REVOCATIONS_OVERLAP_SECS));
         let (stored, revoked, longest) = self
             .store
             .run(move |c| {
                 Ok((
                     key_store::list(c, &key)?,
-                    access_revocations::load(c, &key, since)?,
+                    access_revocations::load(c, &key, since, now)?,
                     clients::max_token_lifetime(c, &key)?,
                 ))
             })
             .await?;
-        let ring = match current {
-            Some(ring) if ring.built_from(&stored, now) => ring,
-            _ => {
+        let (ring, replaced) = match current {
+            Some(ring) if ring.built_from(&stored, now) => (ring, None),
+            current => {
                 self.metrics.keyring_built();
-                let ring = Keyring::load(tenant, &stored, &self.master, now)?;
-                if let Some(held) = held {
-                    ring.merge_revocations((*held).clone(), UnixTime(i64::MIN));
-                }
-                Arc::new(ring)
+                (
+                    Arc::new(Keyring::load(tenant, &stored, &self.master, now)?),
+                    current,
+                )
             }
         };
         // No token issued before this is still live.
         let lifetime = longest
             .unwrap_or(0)
             .max(self.config.tokens.access_token_lifetime);
-        ring.merge_revocations(revoked, now.plus(-(lifetime + REVOCATIONS_OVERLAP_SECS)));
+        let forget_before = now.plus(-(lifetime + REVOCATIONS_OVERLAP_SECS));
+        ring.merge_revocations(revoked, forget_before);
         self.keyrings.put(tenant.clone(), ring.clone(), now);
+        // A new ring takes over what the old one held, read before or noted here (by
+        // `note_revoked`) until the new one was in place.
+        if let Some(old) = replaced {
+            ring.merge_revocations((*old.revocations()).clone(), forget_before);
+        }
         Ok(ring)
     }
 

@@ -31,7 +31,11 @@ impl Seeded {
 
 pub async fn seed(app: &App) -> anyhow::Result<Seeded> {
     let now = app.now();
-    let (hasher, client_secrets) = (app.hasher.clone(), app.client_secrets.clone());
+    let (hasher, client_secrets, clock) = (
+        app.hasher.clone(),
+        app.client_secrets.clone(),
+        app.clock.clone(),
+    );
     let report = app
         .store
         .run(move |c| {
@@ -41,7 +45,7 @@ pub async fn seed(app: &App) -> anyhow::Result<Seeded> {
                 DEMO_FILE,
                 &hasher,
                 &client_secrets,
-                now,
+                &*clock,
             )
             .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))
         })

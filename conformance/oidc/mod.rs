@@ -161,15 +161,6 @@ async fn an_independent_client_library_completes_every_happy_path() {
         .expect("refresh works");
     let rotated = refreshed.refresh_token().expect("rotated").clone();
     assert_ne!(rotated.secret(), refresh.secret());
-    assert!(
-        client
-            .exchange_refresh_token(&refresh)
-            .unwrap()
-            .request_async(&http)
-            .await
-            .is_err(),
-        "the rotated-away token is refused"
-    );
 
     let seen: CoreTokenIntrospectionResponse = client
         .introspect(refreshed.access_token())
@@ -179,8 +170,30 @@ async fn an_independent_client_library_completes_every_happy_path() {
     assert!(seen.active());
     assert_eq!(seen.client_id().unwrap().as_str(), "crm-web");
 
+    // Presenting the rotated-away token again is the sign of a stolen family (RFC 9700
+    // §4.14.2): the family, and every access token it issued, stops working.
+    assert!(
+        client
+            .exchange_refresh_token(&refresh)
+            .unwrap()
+            .request_async(&http)
+            .await
+            .is_err(),
+        "the rotated-away token is refused"
+    );
+    let seen: CoreTokenIntrospectionResponse = client
+        .introspect(refreshed.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspection answers");
+    assert!(
+        !seen.active(),
+        "the family's access token is revoked with it"
+    );
+
     // The library refuses to revoke over plain http (as it should in production); the same
-    // RFC 7009 request by hand.
+    // RFC 7009 request by hand. The family is already revoked, and RFC 7009 §2.2 answers 200
+    // for a token that is no longer valid all the same.
     let r = http
         .post(format!("{}/revoke", sesame.issuer("acme")))
         .basic_auth("crm-web", Some(SECRET))

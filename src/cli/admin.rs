@@ -25,7 +25,7 @@ use crate::store::tenants::{self, TenantSpec};
 use crate::store::users::{self, NewUser, User, UserProfile, UserStatus};
 use crate::store::{
     Conn, Store, StoreError, apps, audit, clients, departments, keys as key_store, migrate, outbox,
-    tx,
+    refresh, sessions, tx,
 };
 use crate::tenant::{TenantId, normalize_host};
 
@@ -56,9 +56,11 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let name = file.display().to_string();
             let report = store.run_blocking(|c| {
-                import::apply(c, &name, &text, &hasher, &client_secrets, now).map_err(|e| match e {
-                    import::ImportError::Store(s) => s,
-                    other => StoreError::Invalid(other.to_string()),
+                import::apply(c, &name, &text, &hasher, &client_secrets, &*clock).map_err(|e| {
+                    match e {
+                        import::ImportError::Store(s) => s,
+                        other => StoreError::Invalid(other.to_string()),
+                    }
                 })
             })?;
             for tenant in &report.new_tenants {
@@ -397,9 +399,13 @@ fn user(
             let u = find_user(store, &tid, &user)?;
             let (password, generated) = new_password(password_stdin)?;
             let hash = hasher.hash_blocking(&password)?;
+            // As after a reset: whoever held the old password is signed out everywhere, and
+            // their tokens stop working (the serving nodes read the revocation within seconds).
             store.run_blocking(|c| {
                 tx::write(c, |c| {
                     users::set_password(c, &tid, &u.id, &hash, !permanent_password, now)?;
+                    refresh::revoke_for_user(c, &tid, &u.id, now)?;
+                    sessions::revoke_for_user(c, &tid, &u.id, now)?;
                     record(c, &tid, "user.password_set", &u.id, now)
                 })
             })?;

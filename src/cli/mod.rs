@@ -162,7 +162,8 @@ pub enum UserCommand {
         #[command(flatten)]
         tenant: TenantArg,
     },
-    /// Set a user's password (stdin with --password-stdin, else generated and printed once).
+    /// Set a user's password (stdin with --password-stdin, else generated and printed once); the
+    /// user is signed out everywhere and their tokens are revoked.
     Passwd {
         #[command(flatten)]
         tenant: TenantArg,

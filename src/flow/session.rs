@@ -276,20 +276,3 @@ pub fn remember_secs(tenant: &TenantCtx) -> Option<i64> {
 }
 
 pub const DEFAULT_REMEMBER_DAYS: i64 = 30;
-
-/// Ends the request's session, if any; returns it and the `Set-Cookie` that clears the cookie.
-pub async fn end(
-    app: &App,
-    tenant: &TenantId,
-    headers: &HeaderMap,
-) -> Result<(Option<Session>, HeaderValue), StoreError> {
-    let clear = jar(app).clear(&jar(app).session_name(tenant));
-    let Some(session) = current(app, tenant, headers).await? else {
-        return Ok((None, clear));
-    };
-    let (t, sid, now) = (tenant.clone(), session.sid.clone(), app.now());
-    app.store
-        .run(move |c| sessions::revoke(c, &t, &sid, now))
-        .await?;
-    Ok((Some(session), clear))
-}

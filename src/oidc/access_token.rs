@@ -54,10 +54,13 @@ pub fn live_claims(ring: &Keyring, token: &str, issuer: &str, now: UnixTime) -> 
     let claims = ring.verify(token, TYP)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let jti = text("jti");
+    let grant = jti.and_then(grant_of);
     let issued = Issued {
         jti,
-        grant: jti.and_then(grant_of),
-        user: text("sub"),
+        grant,
+        // A user's tokens come from a grant; without one, `sub` is the client itself (RFC 9068
+        // §2.2), and a user who happens to share its id must not revoke it.
+        user: grant.and(text("sub")),
         client: text("client_id"),
         session: text("sid"),
         issued_at: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),

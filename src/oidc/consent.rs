@@ -264,11 +264,15 @@ pub async fn revoke(
     let withdrawn = app
         .store
         .run(move |c| {
-            let withdrawn = consents::revoke(c, &t, &uid, &cid)?;
-            if withdrawn {
-                refresh::revoke_for_user_client(c, &t, &uid, &cid, now)?;
-            }
-            Ok(withdrawn)
+            // One transaction: a consent gone with its tokens still live could not be withdrawn
+            // again to revoke them.
+            crate::store::tx::write(c, |c| {
+                let withdrawn = consents::revoke(c, &t, &uid, &cid)?;
+                if withdrawn {
+                    refresh::revoke_for_user_client(c, &t, &uid, &cid, now)?;
+                }
+                Ok(withdrawn)
+            })
         })
         .await?;
     if withdrawn {

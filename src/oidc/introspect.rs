@@ -67,11 +67,20 @@ async fn access_token_claims(
     let Some(claims) = access_token::live_claims(&ring, token, &tenant.issuer, now) else {
         return Ok(Some(inactive()));
     };
-    let concerns_caller = claims.get("client_id").and_then(Value::as_str)
-        == Some(client.client_id.as_str())
-        || audience_contains(claims.get("aud"), &client.client_id);
-    if !concerns_caller {
+    let issued_to = claims.get("client_id").and_then(Value::as_str);
+    let issued_to_caller = issued_to == Some(client.client_id.as_str());
+    if !issued_to_caller && !audience_contains(claims.get("aud"), &client.client_id) {
         return Ok(Some(inactive()));
+    }
+    // A resource server asking about a token of a client deleted since: the token died with its
+    // client, as it does at UserInfo (within the client cache's lifetime).
+    if !issued_to_caller {
+        let Some(issued_to) = issued_to else {
+            return Ok(Some(inactive()));
+        };
+        if app.client(tenant.id(), issued_to).await?.is_none() {
+            return Ok(Some(inactive()));
+        }
     }
     let mut answer = std::sync::Arc::unwrap_or_clone(claims);
     answer.insert("active".into(), json!(true));

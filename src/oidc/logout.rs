@@ -301,16 +301,20 @@ async fn finish(
 }
 
 /// Ends `session` everywhere: the session itself, the access tokens issued in it, its refresh
-/// tokens (all but offline_access), and a back-channel logout to every client that signed in through it. The notifications run in
-/// the background; the user never waits for an app.
+/// tokens (all but offline_access), and a back-channel logout to every client that signed in
+/// through it. The notifications run in the background; the user never waits for an app.
 pub async fn end(app: &App, tenant: &TenantCtx, session: &Session) -> Result<(), StoreError> {
     let (t, sid, now) = (tenant.id().clone(), session.sid.clone(), app.now());
     let clients = app
         .store
         .run(move |c| {
-            sessions::revoke(c, &t, &sid, now)?;
-            refresh::revoke_for_session(c, &t, &sid, now)?;
-            sessions::clients_of(c, &t, &sid)
+            // One transaction: a session ended with its tokens still live could not be ended
+            // again to revoke them.
+            crate::store::tx::write(c, |c| {
+                sessions::revoke(c, &t, &sid, now)?;
+                refresh::revoke_for_session(c, &t, &sid, now)?;
+                sessions::clients_of(c, &t, &sid)
+            })
         })
         .await?;
     app.note_revoked(tenant.id(), Revoke::Session(&session.sid), now);

@@ -58,7 +58,8 @@ fn user_client(user: &str, client: &str) -> String {
 }
 
 /// Records `what` as revoked at `now`. Revoking again moves the moment on, so tokens issued
-/// between the two revocations are revoked too.
+/// between the two revocations are revoked too; a revocation that commits late with an earlier
+/// moment never moves it back.
 pub fn record(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -67,7 +68,7 @@ pub fn record(
 ) -> Result<(), StoreError> {
     let (kind, id) = what.key();
     per_backend!(conn, |c| {
-        diesel::insert_into(a::table)
+        let upsert = diesel::insert_into(a::table)
             .values((
                 a::tenant_id.eq(tenant.as_str()),
                 a::kind.eq(kind),
@@ -76,30 +77,38 @@ pub fn record(
             ))
             .on_conflict((a::tenant_id, a::kind, a::id))
             .do_update()
-            .set(a::revoked_at.eq(excluded(a::revoked_at)))
-            .execute(c)
+            .set(a::revoked_at.eq(excluded(a::revoked_at)));
+        // `ON CONFLICT … DO UPDATE … WHERE`, not a query's filter.
+        diesel::query_dsl::methods::FilterDsl::filter(
+            upsert,
+            a::revoked_at.lt(excluded(a::revoked_at)),
+        )
+        .execute(c)
     })?;
     Ok(())
 }
 
 /// The tenant's revocations made at or after `since`, or all of them (the sweep keeps those to
-/// the ones that can still revoke a live token). A node that holds the revocations up to some
+/// the ones that can still revoke a live token), as read at `now`. A node that read them at some
 /// moment reads only what came after, so a reload costs what changed, not every revocation.
 pub fn load(
     conn: &mut Conn,
     tenant: &TenantId,
     since: Option<UnixTime>,
+    now: UnixTime,
 ) -> Result<Revocations, StoreError> {
     let rows: Vec<(String, String, i64)> = a::table
         .filter(a::tenant_id.eq(tenant.as_str()))
         .filter(a::revoked_at.ge(since.map_or(i64::MIN, |s| s.0)))
         .select((a::kind, a::id, a::revoked_at))
         .load(conn)?;
-    let mut revocations = Revocations::default();
+    let mut revocations = Revocations {
+        read_at: Some(now.0),
+        ..Revocations::default()
+    };
     for (kind, id, at) in rows {
         if let Some(map) = revocations.map_mut(&kind) {
             map.insert(id.into_boxed_str(), at);
-            revocations.newest = revocations.newest.max(Some(at));
         }
     }
     Ok(revocations)
@@ -131,8 +140,10 @@ pub struct Revocations {
     users: HashMap<Box<str>, i64>,
     user_clients: HashMap<Box<str>, i64>,
     sessions: HashMap<Box<str>, i64>,
-    /// The latest moment among them.
-    newest: Option<i64>,
+    /// When, by this node's clock, the store was last read for them. The moments come from the
+    /// clocks of the nodes that recorded them: a node whose clock runs ahead must not make the
+    /// others skip what is recorded after it.
+    read_at: Option<i64>,
 }
 
 impl Revocations {
@@ -163,13 +174,12 @@ impl Revocations {
         if let Some(map) = self.map_mut(kind) {
             let moment = map.entry(id.into_boxed_str()).or_insert(at.0);
             *moment = (*moment).max(at.0);
-            self.newest = self.newest.max(Some(at.0));
         }
     }
 
-    /// The latest moment among them, if there are any.
-    pub fn newest(&self) -> Option<UnixTime> {
-        self.newest.map(UnixTime)
+    /// When the store was last read for them, if it was.
+    pub fn read_at(&self) -> Option<UnixTime> {
+        self.read_at.map(UnixTime)
     }
 
     /// Adds the revocations `read` since an earlier load, and forgets those made before
@@ -183,7 +193,7 @@ impl Revocations {
             }
             mine.retain(|_, at| *at >= forget_before.0);
         }
-        self.newest = self.newest.max(read.newest);
+        self.read_at = self.read_at.max(read.read_at);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -275,14 +285,17 @@ mod tests {
         let mut held = Revocations::default();
         held.insert(Revoke::Grant("old"), UnixTime(10));
         held.insert(Revoke::User("olga"), UnixTime(100));
-        let mut read = Revocations::default();
+        let mut read = Revocations {
+            read_at: Some(130),
+            ..Revocations::default()
+        };
         read.insert(Revoke::User("olga"), UnixTime(90));
         read.insert(Revoke::Session("s1"), UnixTime(120));
         held.merge(read, UnixTime(50));
         assert_eq!(held.users.get("olga"), Some(&100), "the later moment stays");
         assert_eq!(held.sessions.get("s1"), Some(&120));
         assert!(held.grants.is_empty(), "forgotten");
-        assert_eq!(held.newest(), Some(UnixTime(120)));
+        assert_eq!(held.read_at(), Some(UnixTime(130)));
     }
 
     #[test]

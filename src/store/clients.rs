@@ -309,8 +309,6 @@ pub fn remove(conn: &mut Conn, tenant: &TenantId, client_id: &str) -> Result<boo
     })
 }
 
-/// The longest access- or ID-token lifetime any client of the tenant sets, so a retired key
-/// stays published for as long as something it signed can be valid.
 /// The longest access-token lifetime any client of any tenant has of its own.
 pub fn longest_access_token_lifetime(conn: &mut Conn) -> Result<Option<i64>, StoreError> {
     Ok(c::table
@@ -318,6 +316,8 @@ pub fn longest_access_token_lifetime(conn: &mut Conn) -> Result<Option<i64>, Sto
         .get_result(conn)?)
 }
 
+/// The longest access- or ID-token lifetime any client of the tenant sets, so a retired key
+/// stays published for as long as something it signed can be valid.
 pub fn max_token_lifetime(conn: &mut Conn, tenant: &TenantId) -> Result<Option<i64>, StoreError> {
     let rows: Vec<(Option<i64>, Option<i64>)> = c::table
         .filter(c::tenant_id.eq(tenant.as_str()))

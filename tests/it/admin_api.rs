@@ -155,6 +155,22 @@ both_backends!(the_admin_api_refuses_what_is_not_an_admin_token, |db| {
     let (status, _, body) = unlock(&b, "nobody", Some(&format!("Bearer {admin}"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["detail"], "no such user");
+    // A token revoked (RFC 7009) stops working for the API at once.
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/acme/revoke"))
+        .basic_auth("ops", Some(OPS_SECRET))
+        .form(&[("token", admin.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _, _) = unlock(&b, "alice", Some(&format!("Bearer {admin}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let admin = token(&b, "ops", OPS_SECRET, "sesame:admin").await;
+    let (status, _, _) = unlock(&b, "nobody", Some(&format!("Bearer {admin}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a new token works");
     // The scope withdrawn from the client: its tokens stop working for the API.
     b.t.import(&OPS.replace(
         r#"allowed_scopes = ["sesame:admin"]"#,

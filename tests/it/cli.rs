@@ -195,10 +195,35 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
     );
     e.ok(&["user", "enable", "-t", "acme", "alice"]);
     e.ok(&["user", "unlock", "-t", "acme", "+8613800138000"]);
-    assert!(
-        e.ok(&["user", "passwd", "-t", "acme", "bob"])
-            .contains("password: ")
-    );
+    let out = e.ok(&["user", "passwd", "-t", "acme", "bob"]);
+    assert!(out.contains("password: "));
+    // Whoever held the old password loses their tokens on every serving node.
+    let bob = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password changed for "))
+        .unwrap()
+        .to_string();
+    {
+        use sesame::store::access_revocations::{self, Issued};
+        let path = e.dir.path().join("sesame.db");
+        let store =
+            sesame::store::Store::open(&format!("sqlite://{}", path.display()), 1, 5).unwrap();
+        let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+        let held = store
+            .run_blocking(move |c| {
+                access_revocations::load(c, &acme, None, sesame::clock::UnixTime(i64::MAX))
+            })
+            .unwrap();
+        let issued_before = Issued {
+            jti: Some("g.t"),
+            grant: Some("g"),
+            user: Some(&bob),
+            client: Some("crm"),
+            session: None,
+            issued_at: 0,
+        };
+        assert!(held.revokes(&issued_before));
+    }
     assert!(
         e.fails(&["user", "disable", "-t", "acme", "nobody"])
             .contains("no user 'nobody'")

@@ -658,6 +658,8 @@ both_backends!(access_revocations_are_read_per_tenant_and_swept, |db| {
     };
     record("acme", Revoke::Grant("g1"), 100);
     record("acme", Revoke::Grant("g1"), 200);
+    // One that commits late with an earlier moment does not move it back.
+    record("acme", Revoke::Grant("g1"), 150);
     record(
         "acme",
         Revoke::UserClient {
@@ -670,11 +672,13 @@ both_backends!(access_revocations_are_read_per_tenant_and_swept, |db| {
     let load = |t: &str| {
         let t = tid(t);
         store
-            .run_blocking(move |c| access_revocations::load(c, &t, None))
+            .run_blocking(move |c| {
+                access_revocations::load(c, &t, None, sesame::clock::UnixTime(400))
+            })
             .unwrap()
     };
     let acme = load("acme");
-    assert_eq!(acme.newest(), Some(sesame::clock::UnixTime(200)));
+    assert_eq!(acme.read_at(), Some(sesame::clock::UnixTime(400)));
     assert!(
         acme.revokes(&issued(200)),
         "moved on to the later revocation"
@@ -692,7 +696,12 @@ both_backends!(access_revocations_are_read_per_tenant_and_swept, |db| {
     // A node that holds them up to some moment reads only what came since.
     let since = store
         .run_blocking(|c| {
-            access_revocations::load(c, &tid("acme"), Some(sesame::clock::UnixTime(60)))
+            access_revocations::load(
+                c,
+                &tid("acme"),
+                Some(sesame::clock::UnixTime(60)),
+                sesame::clock::UnixTime(400),
+            )
         })
         .unwrap();
     assert!(since.revokes(&issued(200)), "the grant's, moved to 200");

@@ -224,10 +224,11 @@ impl TestApp {
         name: &str,
         text: &str,
     ) -> Result<sesame::admin::import::ImportReport, String> {
-        let (hasher, keys, now) = (
+        let (hasher, keys, now, clock) = (
             self.app.hasher.clone(),
             self.app.client_secrets.clone(),
             self.app.now(),
+            self.app.clock.clone(),
         );
         let (name, text) = (name.to_string(), text.to_string());
         let report = self
@@ -235,7 +236,7 @@ impl TestApp {
             .store
             .run(move |c| {
                 Ok(sesame::admin::import::apply(
-                    c, &name, &text, &hasher, &keys, now,
+                    c, &name, &text, &hasher, &keys, &*clock,
                 ))
             })
             .await

@@ -564,3 +564,95 @@ both_backends!(revoking_a_refresh_token_revokes_its_family, |db| {
     );
     assert_eq!(introspect("rt-3").await, true);
 });
+
+both_backends!(
+    a_resource_server_learns_that_a_deleted_clients_tokens_are_dead,
+    |db| {
+        let t = TestApp::new(db).await;
+        // The API registered as a client under its resource URI (a URN: client ids are not
+        // URLs), so it may introspect tokens minted for it (the `aud` of RFC 8707).
+        t.import(
+            r#"
+[[tenants]]
+id = "acme"
+display_name = "Acme"
+
+[[tenants.clients]]
+client_id = "batch"
+grant_types = ["client_credentials"]
+allowed_resources = ["urn:acme:api"]
+secret = "batch-secret-0123456789-0123456789-012"
+
+[[tenants.clients]]
+client_id = "urn:acme:api"
+grant_types = ["client_credentials"]
+secret = "api-secret-0123456789-0123456789-0123"
+"#,
+        )
+        .await;
+        // RFC 6749 §2.3.1: the id is form-encoded in Basic credentials, its colons too.
+        let api = basic("urn%3Aacme%3Aapi", "api-secret-0123456789-0123456789-0123");
+        let batch = basic("batch", "batch-secret-0123456789-0123456789-012");
+        let token = post(
+            &t,
+            Some(&batch),
+            "grant_type=client_credentials&resource=urn%3Aacme%3Aapi",
+        )
+        .await
+        .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let seen = introspect(&t, Some(&api), &token).await.json();
+        assert_eq!(seen["active"], true, "{seen}");
+        assert_eq!(seen["client_id"], "batch");
+
+        let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+        assert!(
+            t.app
+                .store
+                .run_blocking(|c| sesame::store::clients::remove(c, &acme, "batch"))
+                .unwrap()
+        );
+        t.app.invalidate_caches();
+        let seen = introspect(&t, Some(&api), &token).await.json();
+        assert_eq!(seen, serde_json::json!({"active": false}));
+    }
+);
+
+both_backends!(
+    a_user_sharing_a_clients_id_does_not_revoke_its_tokens,
+    |db| {
+        let t = TestApp::new(db).await;
+        t.import(&format!(
+            "{CLIENTS}\n[[tenants.users]]\nid = \"svc\"\nusername = \"svc-person\"\n"
+        ))
+        .await;
+        let svc = basic("svc", SVC_SECRET);
+        let token = post(&t, Some(&svc), "grant_type=client_credentials")
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Disabling the user revokes the user's tokens issued up to this second, not the
+        // client's own of the same `sub`.
+        let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+        let now = t.app.now();
+        t.app
+            .store
+            .run_blocking(move |c| {
+                sesame::store::users::set_status(
+                    c,
+                    &acme,
+                    "svc",
+                    sesame::store::users::UserStatus::Disabled,
+                    now,
+                )
+            })
+            .unwrap();
+        t.app.invalidate_caches();
+        let seen = introspect(&t, Some(&svc), &token).await.json();
+        assert_eq!(seen["active"], true, "{seen}");
+    }
+);

@@ -14,7 +14,7 @@ mod directory;
 mod sp_entries;
 
 use crate::account::{Email, Phone, Username};
-use crate::clock::UnixTime;
+use crate::clock::{Clock, UnixTime};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::{DigestKey, SecretString};
 use crate::store::apps::{AccessScope, App, Channel};
@@ -288,7 +288,7 @@ pub fn apply(
     text: &str,
     hasher: &PasswordHasher,
     client_secrets: &DigestKey,
-    now: UnixTime,
+    clock: &dyn Clock,
 ) -> Result<ImportReport, ImportError> {
     let src = Source { name, text };
     let file: ImportFile = match toml::from_str(text) {
@@ -307,6 +307,10 @@ pub fn apply(
             None => Default::default(),
         });
     }
+    // The moment is taken after the hashing, which can take minutes: what the import records
+    // (a disabled user's revocation, say) must not come out older than when it commits, or the
+    // nodes reading revocations since their last look would miss it.
+    let now = clock.now();
     tx::write(conn, |c| {
         let mut report = ImportReport::default();
         for (tenant, passwords) in file.tenants.iter().zip(&passwords) {
