@@ -122,6 +122,49 @@ pub async fn current(
     }
 }
 
+/// Longest form body [`resend_as_get`] moves into a URL: longer ones stay POSTs.
+const MAX_RESENT_QUERY: usize = 4096;
+
+/// For a protocol endpoint that takes the same parameters by GET and POST (authorization,
+/// RP-initiated logout): a POST from another site carries no `SameSite=Lax` session cookie, so
+/// the user would look signed out. The same request as a top-level GET does carry it, so such a
+/// POST is answered with a 303 to `{issuer}{endpoint}?{body}`. Only when the browser says the
+/// request is cross-site (`Sec-Fetch-Site`) and brought no session cookie.
+pub fn resend_as_get(
+    app: &App,
+    tenant: &TenantCtx,
+    headers: &HeaderMap,
+    endpoint: &str,
+    body: &[u8],
+) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    if !cross_site
+        || body.len() > MAX_RESENT_QUERY
+        || Lookup::of(app, tenant.id(), headers).is_some()
+    {
+        return None;
+    }
+    let query = std::str::from_utf8(body).ok()?;
+    // A form body is already URL-encoded; anything that is not stays a POST and fails there.
+    let plain = query
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~%+=&*".contains(&b));
+    if !plain {
+        return None;
+    }
+    let location = HeaderValue::from_str(&format!("{}{endpoint}?{query}", tenant.issuer)).ok()?;
+    Some(
+        (
+            axum::http::StatusCode::SEE_OTHER,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response(),
+    )
+}
+
 /// [`current`] as a step of a larger store call, for a handler that must write something anyway
 /// and saves a round trip by reading the session in the same call.
 pub struct Lookup {

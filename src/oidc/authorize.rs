@@ -48,6 +48,10 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
+    if let Some(resent) = flow::session::resend_as_get(&app, &tenant, &headers, "/authorize", &body)
+    {
+        return Ok(resent);
+    }
     let params = OAuthForm::parse(&body)
         .map_err(|e| PageError::BadRequest(format!("The sign-in request is malformed: {e}.")))?;
     authorize(&app, &tenant, &headers, params).await
@@ -317,7 +321,9 @@ pub async fn answer(
         )
         .await;
     }
-    if !client.first_party && !decided.consented {
+    // First-party clients skip consent unless the client asks for it (OIDC Core §3.1.2.1:
+    // `prompt=consent` SHOULD prompt).
+    if !decided.consented && (!client.first_party || req.prompt.consent) {
         let wanted = Scope::parse(&req.scope).unwrap_or_default();
         let covered = consented_scope
             .and_then(|s| Scope::parse(&s))

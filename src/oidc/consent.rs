@@ -145,11 +145,14 @@ pub async fn submit(
         client.client_id.clone(),
         req.scope.clone(),
     );
+    // A first-party client asked only because it sent prompt=consent: nothing to remember, and
+    // nothing for the account page's list of outside apps.
+    let remember = allow && !client.first_party;
     let completed = app
         .store
         .run(move |c| {
             let done = flows::complete(c, &t, &fid, version, now)?;
-            if done && allow {
+            if done && remember {
                 let earlier = consents::find(c, &t, &uid, &cid)?.unwrap_or_default();
                 let mut all: Vec<&str> = earlier.split(' ').chain(scope.split(' ')).collect();
                 all.retain(|s| !s.is_empty());

@@ -40,7 +40,12 @@ pub struct LogoutRequest {
     pub state: Option<String>,
     /// The verified hint's `sub` and `sid`.
     pub hinted: Option<(String, Option<String>)>,
+    /// The languages the app would like the pages in (§2 `ui_locales`), most preferred first.
+    pub ui_locales: Vec<String>,
 }
+
+/// More language tags than any page needs to choose one.
+const MAX_UI_LOCALES: usize = 8;
 
 /// Pure checks of RP-Initiated Logout §2 and §3; `hint` is the verified hint's claims (`None`
 /// when absent), `client` the client the request names (by `client_id` or the hint's `aud`).
@@ -83,6 +88,14 @@ pub fn check(
         redirect,
         state: params.get("state").map(str::to_string),
         hinted,
+        ui_locales: params
+            .get("ui_locales")
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .take(MAX_UI_LOCALES)
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -115,6 +128,11 @@ pub async fn end_session(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let raw = if method == Method::POST {
+        if let Some(resent) =
+            flow::session::resend_as_get(&app, &tenant, &headers, "/logout", &body)
+        {
+            return Ok(resent);
+        }
         body.to_vec()
     } else {
         query.unwrap_or_default().into_bytes()
@@ -132,7 +150,7 @@ pub async fn end_session(
         Some(s) => return confirm_page(&app, &tenant, &headers, &req, &s).await,
         None => None,
     };
-    let locale = flow::language::locale(&tenant, &headers, &[]);
+    let locale = flow::language::locale(&tenant, &headers, &req.ui_locales);
     finish(&app, &tenant, &headers, &req, target, locale).await
 }
 
@@ -160,7 +178,7 @@ pub async fn confirm(
     }
     let req = checked(&app, &tenant, &params).await?;
     let current = session::current(&app, tenant.id(), &headers).await?;
-    let locale = flow::language::locale(&tenant, &headers, &[]);
+    let locale = flow::language::locale(&tenant, &headers, &req.ui_locales);
     finish(&app, &tenant, &headers, &req, current, locale).await
 }
 
@@ -206,6 +224,7 @@ async fn confirm_page(
     let (browser, set_cookie) = session::browser(app, headers);
     // The app goes along by its id even when only the hint named it, so that the confirmed
     // request can still return to it.
+    let ui_locales = req.ui_locales.join(" ");
     let carried: Vec<(&str, &str)> = [
         (
             "client_id",
@@ -216,13 +235,17 @@ async fn confirm_page(
             req.redirect.as_ref().map(RedirectUri::as_str),
         ),
         ("state", req.state.as_deref()),
+        (
+            "ui_locales",
+            Some(ui_locales.as_str()).filter(|l| !l.is_empty()),
+        ),
     ]
     .into_iter()
     .filter_map(|(k, v)| Some((k, v?)))
     .collect();
     let html = app.templates.render_in(
         "logout.html",
-        flow::language::locale(tenant, headers, &[]),
+        flow::language::locale(tenant, headers, &req.ui_locales),
         context! {
             tenant_name => &tenant.tenant.display_name,
             action => format!("{}/logout/confirm", login::tenant_path(tenant)),

@@ -198,6 +198,15 @@ async fn logout_without_a_hint_asks_and_refuses_open_redirects() {
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     let csrf = hidden(&page, "csrf");
+    // The confirmation page in the app's language; the language goes along with the form.
+    let zh = b
+        .get("/t/acme/logout?client_id=crm-web&ui_locales=zh-TW&state=s9")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(zh.contains("要登出"), "{zh}");
+    assert_eq!(hidden(&zh, "ui_locales"), "zh-TW");
     let r = b
         .get(&Browser::authorize_path(
             "crm-web",
@@ -231,10 +240,14 @@ async fn logout_without_a_hint_asks_and_refuses_open_redirects() {
         params(r.headers()["location"].to_str().unwrap())["error"],
         "login_required"
     );
-    // Signing out again without a session just says so.
+    // Signing out again without a session just says so, in the language the app asks for
+    // (§2 `ui_locales`) when the tenant offers it.
     let r = b.get("/t/acme/logout").await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("signed out"));
+    let r = b.get("/t/acme/logout?ui_locales=fr%20zh-CN").await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("您已退出登录"), "{page}");
 }
 
 #[tokio::test]
@@ -379,4 +392,94 @@ async fn a_hint_of_another_session_asks_and_returns_to_the_app_it_names() {
         r.headers()["location"],
         "https://crm.acme.test/bye?state=s1"
     );
+}
+
+/// A cross-site POST brings no `SameSite=Lax` cookie: the OP answers it with the same request as
+/// a GET, which does, so the session ends instead of the app being told a sign-out happened.
+#[tokio::test]
+async fn a_cross_site_post_is_resent_as_a_get_that_carries_the_session() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, tokens) = b.redeem(&p["code"]).await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_string();
+    let body = format!(
+        "id_token_hint={id_token}&post_logout_redirect_uri={}&state=bye-2",
+        enc("https://crm.acme.test/bye")
+    );
+    // What the browser sends from the app's page: no session cookie.
+    let r = b
+        .other_client()
+        .post(b.server.url("/t/acme/logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    // To the issuer's own URL (the tests' public URL; the server listens elsewhere).
+    let path = location
+        .strip_prefix("http://127.0.0.1:8080")
+        .unwrap_or_else(|| panic!("{location}"));
+    assert_eq!(path, format!("/t/acme/logout?{body}"));
+    // The GET, with the browser's cookie, ends the session and goes back to the app.
+    let r = b.get(path).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "https://crm.acme.test/bye?state=bye-2"
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(b.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
+
+    // The same for authorization; a same-origin POST, one that brings a cookie, or one whose
+    // body is not a plain form is answered where it is.
+    let authorize = format!(
+        "client_id=crm-web&response_type=code&scope=openid&redirect_uri={}&code_challenge={}&code_challenge_method=S256",
+        enc("https://crm.acme.test/cb"),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGfSstw-cM"
+    );
+    let send = |client: reqwest::Client, site: &'static str, body: String| {
+        let url = b.server.url("/t/acme/authorize");
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", site)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = send(b.other_client(), "cross-site", authorize.clone()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("/t/acme/authorize?{authorize}"))
+    );
+    // Answered where they are: to the sign-in page, not back to the endpoint.
+    let resent = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .is_some_and(|l| l.to_str().unwrap().contains("/authorize?"))
+    };
+    let r = send(b.other_client(), "same-origin", authorize.clone()).await;
+    assert!(!resent(&r), "same-origin");
+    let r = send(
+        b.other_client(),
+        "cross-site",
+        format!("{authorize}&x=a\"b"),
+    )
+    .await;
+    assert!(!resent(&r), "not a plain form");
+    b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let r = send(b.server.client.clone(), "cross-site", authorize.clone()).await;
+    assert!(!resent(&r), "the cookie came along");
 }

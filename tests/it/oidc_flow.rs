@@ -589,6 +589,50 @@ both_backends!(users_outside_the_apps_access_scope_are_refused, |db| {
     assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
 });
 
+both_backends!(
+    a_first_party_client_asks_for_consent_only_with_prompt_consent,
+    |db| {
+        let b = Browser::new(db).await;
+        b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+            .await;
+        // OIDC Core §3.1.2.1: prompt=consent SHOULD prompt, even where consent is otherwise skipped.
+        let r = b
+            .get(&Browser::authorize_path(
+                "crm-web",
+                "https://crm.acme.test/cb",
+                "&prompt=consent",
+            ))
+            .await;
+        assert_eq!(r.status(), 200, "a consent page, not a redirect");
+        let page = r.text().await.unwrap();
+        let body = format!(
+            "flow={}&csrf={}&decision=allow",
+            hidden(&page, "flow"),
+            hidden(&page, "csrf")
+        );
+        let r = b.post_form("/t/acme/consent", &body).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+        // Nothing is remembered for a first-party app: it is not listed among outside apps, and
+        // the next request without prompt=consent asks nothing.
+        let page = b
+            .get("/t/acme/account/consents")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("No app outside the organization"), "{page}");
+        let r = b
+            .get(&Browser::authorize_path(
+                "crm-web",
+                "https://crm.acme.test/cb",
+                "",
+            ))
+            .await;
+        assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    }
+);
+
 both_backends!(third_party_clients_ask_for_consent_once, |db| {
     let b = Browser::new(db).await;
     let login = b.start("partner", "https://partner.example/cb", "").await;

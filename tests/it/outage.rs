@@ -1,7 +1,7 @@
 //! The database going away: clear start-up errors, 503 while it is gone, recovery when it is back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 
@@ -12,6 +12,17 @@ struct Switch {
     port: u16,
     up: Arc<AtomicBool>,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Connections being forwarded: a cut is complete when none is left.
+    live: Arc<AtomicUsize>,
+}
+
+/// Counts a forwarded connection for as long as it lives.
+struct Forwarding(Arc<AtomicUsize>);
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Switch {
@@ -21,7 +32,8 @@ impl Switch {
         let up = Arc::new(AtomicBool::new(true));
         let (tx, _) = tokio::sync::watch::channel(0u64);
         let generation = Arc::new(tx);
-        let (up2, gen2) = (up.clone(), generation.clone());
+        let live = Arc::new(AtomicUsize::new(0));
+        let (up2, gen2, live2) = (up.clone(), generation.clone(), live.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -32,7 +44,10 @@ impl Switch {
                 }
                 let target = target.clone();
                 let mut cut = gen2.subscribe();
+                live2.fetch_add(1, Ordering::SeqCst);
+                let forwarding = Forwarding(live2.clone());
                 tokio::spawn(async move {
+                    let _forwarding = forwarding;
                     let Ok(mut outbound) = TcpStream::connect(&target).await else {
                         return;
                     };
@@ -47,12 +62,22 @@ impl Switch {
             port,
             up,
             generation,
+            live,
         }
     }
 
-    fn cut(&self) {
+    /// Refuses new connections and drops the open ones; returns once they are all gone, so the
+    /// pool cannot answer from one still being torn down.
+    async fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
+        for _ in 0..500 {
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("connections still forwarded after the cut");
     }
 
     fn restore(&self) {
@@ -80,7 +105,7 @@ async fn database_down_mid_run_gives_503_then_recovers() {
     assert_eq!(t.get("/readyz").await.status, 200);
     assert_eq!(t.get("/t/default/jwks").await.status, 200);
 
-    switch.cut();
+    switch.cut().await;
     t.app.invalidate_caches();
     let r = t.get("/readyz").await;
     assert_eq!(r.status, 503);

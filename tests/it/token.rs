@@ -353,6 +353,21 @@ async fn discovery_advertises_what_is_served() {
     );
     // Public clients revoke their own tokens by client_id.
     assert_eq!(d["revocation_endpoint_auth_methods_supported"][3], "none");
+    // RFC 8414 §2: each endpoint that lists private_key_jwt lists the algorithms it accepts.
+    for endpoint in ["token", "introspection", "revocation"] {
+        let methods = &d[format!("{endpoint}_endpoint_auth_methods_supported")];
+        assert!(
+            methods
+                .as_array()
+                .unwrap()
+                .contains(&"private_key_jwt".into())
+        );
+        let algs = &d[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")];
+        assert!(
+            algs.as_array().is_some_and(|a| a.contains(&"RS256".into())),
+            "{endpoint}"
+        );
+    }
     for required in [
         "issuer",
         "authorization_endpoint",
