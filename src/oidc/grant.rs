@@ -157,6 +157,7 @@ fn new_family<'a>(
         auth_time: Some(grant.auth_time),
         amr: &grant.amr,
         acr: grant.acr.as_deref(),
+        claims: grant.claims.as_ref().map(Value::to_string),
         expires_at,
         family_expires_at,
     }
@@ -378,6 +379,11 @@ async fn tokens_for(
         Err(e) => return Err(Refused::KeepsToken(e)),
     };
     let scope = narrowed.unwrap_or(granted);
+    // The claims the sign-in asked for go on being released as they were (OIDC Core §12.2).
+    let requested: Option<Value> = live
+        .claims
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
     let context = TokenContext {
         subject: &subject,
         scope: &scope,
@@ -386,7 +392,7 @@ async fn tokens_for(
         amr: &live.amr,
         acr: live.acr.as_deref(),
         sid: live.sid.as_deref(),
-        claims: None,
+        claims: requested.as_ref(),
         grant: &live.family_id,
     };
     sign_tokens(app, tenant, client, &context, form.get("resource"))

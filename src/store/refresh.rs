@@ -25,6 +25,8 @@ pub struct NewRefreshToken<'a> {
     /// later refreshes.
     pub amr: &'a [String],
     pub acr: Option<&'a str>,
+    /// The sign-in's `claims` request (OIDC Core §5.5) as JSON, for the tokens of later refreshes.
+    pub claims: Option<String>,
     /// Sliding expiry of this token.
     pub expires_at: UnixTime,
     /// Absolute expiry of the family; no rotation extends past it.
@@ -42,6 +44,8 @@ pub struct RefreshGrant {
     pub auth_time: Option<UnixTime>,
     pub amr: Vec<String>,
     pub acr: Option<String>,
+    /// The sign-in's `claims` request as JSON, if it made one.
+    pub claims: Option<String>,
     pub expires_at: UnixTime,
     pub family_expires_at: UnixTime,
 }
@@ -68,6 +72,7 @@ struct GrantRow {
     auth_time: Option<i64>,
     amr: Option<String>,
     acr: Option<String>,
+    claims: Option<String>,
     expires_at: i64,
     family_expires_at: i64,
 }
@@ -86,6 +91,7 @@ impl From<GrantRow> for RefreshGrant {
                 .and_then(|a| serde_json::from_str(&a).ok())
                 .unwrap_or_default(),
             acr: row.acr,
+            claims: row.claims,
             expires_at: UnixTime(row.expires_at),
             family_expires_at: UnixTime(row.family_expires_at),
         }
@@ -115,6 +121,7 @@ pub fn issue(
             r::auth_time.eq(t.auth_time.map(|x| x.0)),
             r::amr.eq(amr_text(t.amr)),
             r::acr.eq(t.acr),
+            r::claims.eq(t.claims.as_deref()),
             r::created_at.eq(now.0),
             r::expires_at.eq(t.expires_at.0.min(t.family_expires_at.0)),
             r::family_expires_at.eq(t.family_expires_at.0),
@@ -163,9 +170,9 @@ fn issue_once_in_one_statement(
             ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
         ), issued AS ( \
             INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
-                                        auth_time, amr, acr, created_at, expires_at, \
+                                        auth_time, amr, acr, claims, created_at, expires_at, \
                                         family_expires_at) \
-            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM used \
+            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $16, $13, $14, $15 FROM used \
         ) \
         SELECT count(*) AS n FROM used";
     #[derive(QueryableByName)]
@@ -189,6 +196,7 @@ fn issue_once_in_one_statement(
         .bind::<BigInt, _>(now.0)
         .bind::<BigInt, _>(t.expires_at.0.min(t.family_expires_at.0))
         .bind::<BigInt, _>(t.family_expires_at.0)
+        .bind::<Nullable<Text>, _>(t.claims.as_deref())
         .get_result(pg)?;
     Ok(used.n == 1)
 }
@@ -248,6 +256,7 @@ pub fn rotate(
                 auth_time: old.auth_time,
                 amr: &old.amr,
                 acr: old.acr.as_deref(),
+                claims: old.claims.clone(),
                 expires_at,
                 family_expires_at: old.family_expires_at,
             },
@@ -334,16 +343,16 @@ fn rotate_in_one_statement(
               AND rotated_at IS NULL AND revoked_at IS NULL \
               AND expires_at > $1 AND family_expires_at > $1 \
             RETURNING tenant_id, family_id, client_id, user_id, sid, scope, auth_time, amr, acr, \
-                      expires_at, family_expires_at \
+                      claims, expires_at, family_expires_at \
         ), issued AS ( \
             INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
-                                        auth_time, amr, acr, created_at, expires_at, \
+                                        auth_time, amr, acr, claims, created_at, expires_at, \
                                         family_expires_at) \
             SELECT $5, tenant_id, family_id, client_id, user_id, sid, scope, auth_time, amr, acr, \
-                   $1, LEAST($6, family_expires_at), family_expires_at FROM old \
+                   claims, $1, LEAST($6, family_expires_at), family_expires_at FROM old \
         ) \
-        SELECT family_id, client_id, user_id, sid, scope, auth_time, amr, acr, expires_at, \
-               family_expires_at \
+        SELECT family_id, client_id, user_id, sid, scope, auth_time, amr, acr, claims, \
+               expires_at, family_expires_at \
         FROM old";
     let row: Option<GrantRow> = diesel::sql_query(ROTATE)
         .bind::<BigInt, _>(now.0)

@@ -235,6 +235,7 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
         amr -> Nullable<Text>,
         acr -> Nullable<Text>,
+        claims -> Nullable<Text>,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::browser::{
     Browser, CHALLENGE, CRM_SECRET, ISSUER, PASSWORD, TENANT, VERIFIER, WIKI_SECRET, basic, enc,
     hidden, params, unescape,
 };
-use crate::support::TestDb;
+use crate::support::{TestDb, both_backends};
 
 #[tokio::test]
 async fn untrusted_redirect_uris_get_a_page_never_a_redirect() {
@@ -292,40 +292,62 @@ async fn userinfo_refuses_missing_tampered_and_non_user_tokens() {
     assert_eq!(b.userinfo(at).await.status(), 401);
 }
 
-#[tokio::test]
-async fn the_claims_parameter_reaches_userinfo_and_the_id_token() {
-    let b = Browser::new(TestDb::sqlite()).await;
-    let claims =
-        enc(r#"{"userinfo":{"email":null},"id_token":{"phone_number":{"essential":true}}}"#);
-    let path = format!(
-        "/t/acme/authorize?response_type=code&client_id=crm-web&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256&claims={claims}",
-        enc("https://crm.acme.test/cb")
-    );
-    let r = b.get(&path).await;
-    let login = r.headers()["location"].to_str().unwrap().to_string();
-    let r = b.submit(&login, "alice", PASSWORD, "").await;
-    let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
-    let (_, tokens) = b.redeem(&code).await;
-    let id = b
-        .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
-        .await;
-    assert_eq!(id["phone_number"], "+8613800138000");
-    assert!(
-        id.get("email").is_none(),
-        "email was asked for UserInfo only"
-    );
-    let info: Value = b
-        .userinfo(tokens["access_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(info["email"], "alice@acme.test");
-    assert!(
-        info.get("name").is_none(),
-        "no profile scope, not asked for: {info}"
-    );
-}
+both_backends!(
+    the_claims_parameter_reaches_userinfo_and_the_id_token,
+    |db| {
+        let b = Browser::new(db).await;
+        let claims =
+            enc(r#"{"userinfo":{"email":null},"id_token":{"phone_number":{"essential":true}}}"#);
+        let path = format!(
+            "/t/acme/authorize?response_type=code&client_id=crm-web&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256&claims={claims}",
+            enc("https://crm.acme.test/cb")
+        );
+        let r = b.get(&path).await;
+        let login = r.headers()["location"].to_str().unwrap().to_string();
+        let r = b.submit(&login, "alice", PASSWORD, "").await;
+        let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+        let (_, tokens) = b.redeem(&code).await;
+        let id = b
+            .verify(tokens["id_token"].as_str().unwrap(), "crm-web")
+            .await;
+        assert_eq!(id["phone_number"], "+8613800138000");
+        assert!(
+            id.get("email").is_none(),
+            "email was asked for UserInfo only"
+        );
+        let info: Value = b
+            .userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["email"], "alice@acme.test");
+        assert!(
+            info.get("name").is_none(),
+            "no profile scope, not asked for: {info}"
+        );
+
+        // A refresh releases what the sign-in asked for, as the first tokens did (OIDC Core §12.2),
+        // and so does the refresh after it (the request goes along with each rotation).
+        let mut refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+        for round in 0..2 {
+            let (status, refreshed) = b.refresh(&basic("crm-web", CRM_SECRET), &refresh).await;
+            assert_eq!(status, StatusCode::OK, "{refreshed}");
+            let id = b
+                .verify(refreshed["id_token"].as_str().unwrap(), "crm-web")
+                .await;
+            assert_eq!(id["phone_number"], "+8613800138000", "round {round}");
+            let info: Value = b
+                .userinfo(refreshed["access_token"].as_str().unwrap())
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(info["email"], "alice@acme.test", "round {round}");
+            refresh = refreshed["refresh_token"].as_str().unwrap().to_string();
+        }
+    }
+);
 
 #[tokio::test]
 async fn id_token_hint_must_name_the_signed_in_user() {

@@ -79,6 +79,7 @@ fn issue(store: &Store, secret: &str, client: &str) {
         auth_time: Some(T0),
         amr: &["pwd".to_string()],
         acr: Some(CLASS_PASSWORD),
+        claims: None,
         expires_at: T0.plus(3600),
         family_expires_at: T0.plus(86_400),
     };
@@ -162,6 +163,7 @@ both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
         auth_time: Some(T0),
         amr: &amr,
         acr: Some(CLASS_PASSWORD),
+        claims: None,
         expires_at: T0.plus(3600),
         family_expires_at: T0.plus(86_400),
     };

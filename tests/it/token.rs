@@ -513,6 +513,7 @@ both_backends!(revoking_a_refresh_token_revokes_its_family, |db| {
                     auth_time: None,
                     amr: &[],
                     acr: None,
+                    claims: None,
                     expires_at: now.plus(3600),
                     family_expires_at: now.plus(86_400),
                 };
