@@ -97,12 +97,14 @@ where
         };
         let method = telemetry::method_label(req.method());
         // For an error page, should there be one: the language from the cookie and the browser.
-        let html = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
-            .then(|| i18n::negotiate(&i18n::Preferences::of(req.headers())));
+        // Endpoints only programs call answer in JSON whatever the Accept header says.
+        let html = (!for_programs(req.uri().path())
+            && req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html")))
+        .then(|| i18n::negotiate(&i18n::Preferences::of(req.headers())));
         let span = tracing::info_span!(
             "request",
             method,
@@ -258,6 +260,14 @@ fn security_headers(https: bool, response: &mut Response) {
             .entry(header::CONTENT_SECURITY_POLICY)
             .or_insert(CSP);
     }
+}
+
+/// Whether `path` is an endpoint for programs (OAuth token, introspection, revocation, UserInfo,
+/// the admin API), whose errors are JSON (RFC 6749 §5.2, RFC 6750 §3) even for a client that
+/// happens to accept HTML.
+fn for_programs(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or("");
+    matches!(last, "token" | "introspect" | "revoke" | "userinfo") || path.contains("/api/v1/")
 }
 
 #[cfg(test)]

@@ -330,6 +330,32 @@ both_backends!(sessions_are_listed_and_ended, |db| {
         2,
         "nothing ended"
     );
+    // Nor does the real session id of another user: Olga, signed in in her own browser.
+    let olga = b.other_client();
+    b.sign_in_from(&olga, "olga", &[]).await;
+    let her_page = olga
+        .get(b.server.url("/t/acme/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hers = hidden(&her_page, "sid");
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/sessions/end",
+        &format!("sid={hers}"),
+    )
+    .await;
+    assert_eq!(location(&r), "/t/acme/account?done=session");
+    let r = olga
+        .get(b.server.url("/t/acme/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "Olga is still signed in");
     // Everywhere else: the other browser must sign in again, this one goes on.
     let r = post(&b, &page, "/t/acme/account/sessions/end", "others=yes").await;
     assert_eq!(location(&r), "/t/acme/account?done=sessions");

@@ -243,6 +243,67 @@ async fn oversized_bodies_and_unknown_paths_are_refused() {
     assert_framed(&r);
 }
 
+/// Every endpoint that reads a body refuses one over the limit with 413, announced or not, and
+/// never a 500: OAuth endpoints in RFC 6749 §5.2 JSON, pages as a page.
+#[tokio::test]
+async fn every_form_and_protocol_endpoint_refuses_an_oversized_body() {
+    let t = TestApp::with_config(TestDb::sqlite(), |c| c.http.max_body_bytes = 2048).await;
+    let oauth = ["token", "introspect", "revoke"];
+    let endpoints = [
+        "token",
+        "introspect",
+        "revoke",
+        "userinfo",
+        "authorize",
+        "consent",
+        "login",
+        "login/password",
+        "login/code/send",
+        "login/code",
+        "agreement",
+        "forgot-password",
+        "forgot-password/code",
+        "reset-password",
+        "logout",
+        "logout/confirm",
+        "account/profile",
+        "account/password",
+        "account/contact",
+        "account/contact/confirm",
+        "account/sessions/end",
+        "account/consents/revoke",
+        "saml/sso",
+        "saml/slo",
+    ];
+    let body = || {
+        let mut b = b"a=".to_vec();
+        b.extend(vec![b'a'; 10_000]);
+        b
+    };
+    for endpoint in endpoints {
+        let uri = format!("/t/default/{endpoint}");
+        for announced in [true, false] {
+            let mut req = Request::post(&uri)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "text/html");
+            if announced {
+                req = req.header("content-length", "10002");
+            }
+            let r = t.send(req.body(Body::from(body())).unwrap()).await;
+            assert_eq!(
+                r.status,
+                413,
+                "{uri} (announced: {announced}): {}",
+                r.text()
+            );
+            assert_framed(&r);
+            if oauth.contains(&endpoint) {
+                assert_eq!(r.json()["error"], "invalid_request", "{uri}");
+            }
+        }
+    }
+}
+
 /// A rendered error replaces the body; the header announcing the old one's length must go too
 /// (hyper would send a truncated body, or panic in debug builds).
 fn assert_framed(r: &crate::support::TestResponse) {

@@ -478,6 +478,10 @@ async fn a_cross_site_post_is_resent_as_a_get_that_carries_the_session() {
     )
     .await;
     assert!(!resent(&r), "not a plain form");
+    let long = format!("{authorize}&login_hint={}", "a".repeat(5000));
+    let r = send(b.other_client(), "cross-site", long).await;
+    assert!(!resent(&r), "too long for a URL");
+    assert!(!r.status().is_server_error());
     b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
         .await;
     let r = send(b.server.client.clone(), "cross-site", authorize.clone()).await;

@@ -547,3 +547,115 @@ async fn a_deleted_clients_tokens_stop_working() {
         .await;
     assert_eq!(r.status(), 400);
 }
+
+/// Tenants share a process, never trust: a token, a client or a form of one tenant means
+/// nothing at another, even where the other has a user of the same name and password.
+#[tokio::test]
+async fn tokens_clients_and_forms_of_one_tenant_mean_nothing_at_another() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    b.t.import(&format!(
+        r#"
+[[tenants]]
+id = "globex"
+display_name = "Globex"
+
+[[tenants.clients]]
+client_id = "gx"
+grant_types = ["client_credentials"]
+allowed_scopes = ["sesame:admin"]
+secret = "gx-secret-0123456789-0123456789-012345"
+
+[[tenants.users]]
+username = "alice"
+email = "alice@globex.test"
+password = "{PASSWORD}"
+"#
+    ))
+    .await;
+    let p = b
+        .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+        .await;
+    let (_, tokens) = b.redeem(&p["code"]).await;
+    let access = tokens["access_token"].as_str().unwrap();
+
+    // Acme's access token at Globex's UserInfo and introspection.
+    let r = b
+        .server
+        .client
+        .get(b.server.url("/t/globex/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let gx = basic("gx", "gx-secret-0123456789-0123456789-012345");
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/globex/introspect"))
+        .header("authorization", &gx)
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        serde_json::json!({"active": false})
+    );
+    // Acme's client at Globex's token endpoint, and Globex's admin token at Acme's admin API.
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/globex/token"))
+        .header("authorization", basic("crm-web", CRM_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/globex/token"))
+        .header("authorization", &gx)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "sesame:admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let admin: Value = r.json().await.unwrap();
+    let admin = admin["access_token"].as_str().unwrap();
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/acme/api/v1/users/alice/unlock"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // An Acme sign-in form posted to Globex signs no one in anywhere.
+    let login = b
+        .start("crm-web", "https://crm.acme.test/cb", "&prompt=login")
+        .await;
+    let page = b.get(&login).await.text().await.unwrap();
+    let body = format!(
+        "flow={}&csrf={}&region=CN&account=alice&password={}&agree=yes",
+        hidden(&page, "flow"),
+        hidden(&page, "csrf"),
+        enc(PASSWORD)
+    );
+    let r = b.post_form("/t/globex/login", &body).await;
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    assert!(r.status().is_client_error(), "{}: {location:?}", r.status());
+    // The flow is still Acme's, and still works there.
+    let r = b.post_form("/t/acme/login", &body).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}

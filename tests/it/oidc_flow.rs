@@ -649,6 +649,31 @@ both_backends!(third_party_clients_ask_for_consent_once, |db| {
         hidden(&page, "flow"),
         hidden(&page, "csrf")
     );
+    // Forged answers grant nothing: without the CSRF token, with a made-up one, and the whole
+    // form from another browser (which has neither this browser's binding nor its session).
+    let forged = [
+        format!("flow={}&decision=allow", hidden(&page, "flow")),
+        format!(
+            "flow={}&csrf=x{}&decision=allow",
+            hidden(&page, "flow"),
+            hidden(&page, "csrf")
+        ),
+    ];
+    for forged in forged {
+        let r = b.post_form("/t/acme/consent", &forged).await;
+        assert!(r.status().is_client_error(), "{forged}: {}", r.status());
+        assert!(r.headers().get("location").is_none());
+    }
+    let r = b
+        .other_client()
+        .post(b.server.url("/t/acme/consent"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.headers().get("location").is_none());
     let r = b.post_form("/t/acme/consent", &body).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();

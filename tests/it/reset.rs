@@ -100,6 +100,34 @@ both_backends!(
         );
         let r = b.post_form("/t/acme/reset-password", &body).await;
         assert!(said(&r.text().await.unwrap()).contains("do not match"));
+        // Forged or tampered answers set nothing and spend nothing: no CSRF token, a tampered
+        // link token, and the whole form from another browser.
+        let good = format!(
+            "csrf={}&token={}&new_password={}&confirm_password={}",
+            hidden(&form, "csrf"),
+            enc(&token),
+            enc(NEW_PASSWORD),
+            enc(NEW_PASSWORD)
+        );
+        let mut tampered = token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        for forged in [
+            good.replacen(&format!("csrf={}&", hidden(&form, "csrf")), "", 1),
+            good.replacen(&enc(&token), &enc(&tampered), 1),
+        ] {
+            let r = b.post_form("/t/acme/reset-password", &forged).await;
+            assert!(r.status().is_client_error(), "{forged}: {}", r.status());
+        }
+        let r = b
+            .other_client()
+            .post(b.server.url("/t/acme/reset-password"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(good)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
         let r = set_new(
             &b,
             "/t/acme/reset-password",

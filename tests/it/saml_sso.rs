@@ -270,6 +270,11 @@ async fn a_post_request_and_a_signed_redirect_are_answered() {
     assert_eq!(relay.as_deref(), Some("rs-3"));
     m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
         .unwrap();
+    // The same signed request again (SAML Profiles §4.1.4.5: an ID is answered once): a page,
+    // no Response.
+    let r = b.post_form(SSO, &body).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(!r.text().await.unwrap().contains("SAMLResponse"));
     // An unsigned POST is refused as well.
     let unsigned = m.request().to_string().unwrap();
     let body = format!("SAMLRequest={}", enc(&STANDARD.encode(unsigned)));
