@@ -241,6 +241,16 @@ both_backends!(a_new_email_or_number_is_bound_by_a_code_sent_to_it, |db| {
     let me = alice(&b);
     assert_eq!(me.profile.email, Email::parse("alice.new@acme.test"));
     assert!(me.email_verified);
+    // The same code again: spent, and nothing changes.
+    let r = post(
+        &b,
+        &pending,
+        "/t/acme/account/contact/confirm",
+        &confirm(&code),
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("wrong or has expired"));
+    assert_eq!(alice(&b).profile.email, me.profile.email);
     // A mobile number, typed as people do.
     let page = account(&b).await;
     let r = post(

@@ -820,14 +820,34 @@ both_backends!(first_sign_in_changes_the_password_before_any_code, |db| {
         let html = r.text().await.unwrap();
         assert!(html.contains(why), "{password}: {html}");
     }
+    // Forged: without the CSRF token, a flow given twice, and the whole form from another
+    // browser; none of them changes the password.
+    let good = format!(
+        "flow={flow}&csrf={csrf}&new_password=brand+new+secret&confirm_password=brand+new+secret"
+    );
+    for forged in [
+        good.replacen(&format!("&csrf={csrf}"), "", 1),
+        format!("flow={flow}&{good}"),
+    ] {
+        let r = b.post_form("/t/acme/login/password", &forged).await;
+        assert!(r.status().is_client_error(), "{forged}: {}", r.status());
+    }
     let r = b
-        .post_form(
-            "/t/acme/login/password",
-            &format!("flow={flow}&csrf={csrf}&new_password=brand+new+secret&confirm_password=brand+new+secret"),
-        )
-        .await;
+        .other_client()
+        .post(b.server.url("/t/acme/login/password"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = b.post_form("/t/acme/login/password", &good).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    // The form once more: the flow is spent, nothing changes, no second code.
+    let r = b.post_form("/t/acme/login/password", &good).await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.headers().get("location").is_none());
     // The old password no longer works; the new one does.
     let other = Browser::authorize_path("crm-web", "https://crm.acme.test/cb", "&prompt=login");
     let r = b.get(&other).await;

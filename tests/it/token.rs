@@ -672,3 +672,45 @@ both_backends!(
         assert_eq!(seen["active"], true, "{seen}");
     }
 );
+
+/// Introspection and revocation take a form (RFC 7662 §2.1, RFC 7009 §2.1): anything else is an
+/// RFC 6749 §5.2 error, never a guess.
+#[tokio::test]
+async fn introspection_and_revocation_refuse_malformed_requests() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    t.import(CLIENTS).await;
+    let svc = basic("svc", SVC_SECRET);
+    for endpoint in ["/t/acme/introspect", "/t/acme/revoke"] {
+        for body in [
+            "token=a&token=b",
+            "token=",
+            "",
+            "token_type_hint=access_token",
+        ] {
+            let r = post_to(&t, endpoint, Some(&svc), body).await;
+            assert_oauth_error(&r, 400, "invalid_request");
+        }
+        // JSON is not a form: no `token` parameter is found in it.
+        let r = t
+            .send(
+                Request::post(endpoint)
+                    .header("content-type", "application/json")
+                    .header("authorization", &svc)
+                    .body(Body::from(r#"{"token":"abc"}"#))
+                    .unwrap(),
+            )
+            .await;
+        assert_oauth_error(&r, 400, "invalid_request");
+        // A percent-encoding that is not one: at most a token nobody issued (RFC 7009 §2.2
+        // answers 200 for those; introspection says inactive).
+        let r = post_to(&t, endpoint, Some(&svc), "token=%ZZ").await;
+        assert!(
+            r.status == 400 || r.status == 200,
+            "{endpoint}: {}",
+            r.text()
+        );
+        if r.status == 200 && endpoint.ends_with("introspect") {
+            assert_eq!(r.json(), serde_json::json!({"active": false}));
+        }
+    }
+}
