@@ -155,17 +155,15 @@ both_backends!(the_agreement_form_refuses_forged_posts, |db| {
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token");
     // Another browser, without the session, cannot accept for Alice.
-    let other = b.other_client();
-    let r = other
-        .post(b.server.url("/t/acme/agreement"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "flow={flow}&csrf={}&decision=accept&agree=yes",
-            hidden(&page, "csrf")
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = b
+        .post_form_elsewhere(
+            "/t/acme/agreement",
+            &format!(
+                "flow={flow}&csrf={}&decision=accept&agree=yes",
+                hidden(&page, "csrf")
+            ),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = b
         .post_form(

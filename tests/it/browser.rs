@@ -187,6 +187,19 @@ impl Browser {
             .unwrap()
     }
 
+    /// `body` posted to `path` from another browser: none of this one's cookies (its session,
+    /// its CSRF binding) go along. What a forged cross-site form would send.
+    pub async fn post_form_elsewhere(&self, path: &str, body: &str) -> reqwest::Response {
+        self.other_client()
+            .post(self.server.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
         self.server
             .client

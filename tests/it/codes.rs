@@ -331,14 +331,12 @@ both_backends!(the_code_forms_refuse_bad_input, |db| {
     );
     let r = b.post_form("/t/acme/login/code/send", &body).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let other = b.other_client();
-    let r = other
-        .post(b.server.url("/t/acme/login/code"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&sent, "alice@acme.test", &format!("&code={code}")))
-        .send()
-        .await
-        .unwrap();
+    let r = b
+        .post_form_elsewhere(
+            "/t/acme/login/code",
+            &form(&sent, "alice@acme.test", &format!("&code={code}")),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(outbox_for(&b, "alice@acme.test").len(), 1);
     // The code still works in the right browser.

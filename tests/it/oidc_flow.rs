@@ -664,14 +664,7 @@ both_backends!(third_party_clients_ask_for_consent_once, |db| {
         assert!(r.status().is_client_error(), "{forged}: {}", r.status());
         assert!(r.headers().get("location").is_none());
     }
-    let r = b
-        .other_client()
-        .post(b.server.url("/t/acme/consent"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = b.post_form_elsewhere("/t/acme/consent", &body).await;
     assert!(r.status().is_client_error(), "{}", r.status());
     assert!(r.headers().get("location").is_none());
     let r = b.post_form("/t/acme/consent", &body).await;
@@ -832,14 +825,7 @@ both_backends!(first_sign_in_changes_the_password_before_any_code, |db| {
         let r = b.post_form("/t/acme/login/password", &forged).await;
         assert!(r.status().is_client_error(), "{forged}: {}", r.status());
     }
-    let r = b
-        .other_client()
-        .post(b.server.url("/t/acme/login/password"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(good.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = b.post_form_elsewhere("/t/acme/login/password", &good).await;
     assert!(r.status().is_client_error(), "{}", r.status());
     let r = b.post_form("/t/acme/login/password", &good).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -119,14 +119,7 @@ both_backends!(
             let r = b.post_form("/t/acme/reset-password", &forged).await;
             assert!(r.status().is_client_error(), "{forged}: {}", r.status());
         }
-        let r = b
-            .other_client()
-            .post(b.server.url("/t/acme/reset-password"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(good)
-            .send()
-            .await
-            .unwrap();
+        let r = b.post_form_elsewhere("/t/acme/reset-password", &good).await;
         assert!(r.status().is_client_error(), "{}", r.status());
         let r = set_new(
             &b,
