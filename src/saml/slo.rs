@@ -137,8 +137,11 @@ async fn sp_by_entity(
         .ok_or_else(|| refused(&RequestError::UnknownSp))
 }
 
-/// Verifies the message's signature when the SP must sign or did sign; returns the message as
-/// the signature covers it.
+/// Verifies the message's signature; returns the message as the signature covers it. Logout
+/// messages are always signed (SAML Profiles §4.4.4.1 and §4.4.4.2: over the front-channel
+/// bindings a signature is the only way the sender authenticates): an unsigned LogoutRequest
+/// naming a user's email would let any page sign that user out. An SP with no signing
+/// certificate registered cannot use Single Logout.
 fn verified(
     xml: &str,
     root: &str,
@@ -148,18 +151,20 @@ fn verified(
     arrival: &Arrival<'_>,
 ) -> Result<Message, PageError> {
     let certs = &sp.settings.signing_certificates;
+    if certs.is_empty() {
+        return Err(refused(&RequestError::Signature(
+            "the service provider registered no signing certificate, so its logout messages \
+             cannot be trusted"
+                .into(),
+        )));
+    }
     match arrival {
         Arrival::Redirect { query } => {
-            if sp.settings.want_requests_signed || signature::redirect_is_signed(query) {
-                signature::verify_redirect(query, field, certs)
-                    .map_err(|e| refused(&RequestError::Signature(e)))?;
-            }
+            signature::verify_redirect(query, field, certs)
+                .map_err(|e| refused(&RequestError::Signature(e)))?;
             Ok(m)
         }
         Arrival::Post => {
-            if !sp.settings.want_requests_signed && !xml.contains("SignatureValue") {
-                return Ok(m);
-            }
             let signed = signature::verify_post(xml, certs)
                 .map_err(|e| refused(&RequestError::Signature(e)))?;
             let signed = logout::parse(&signed, root).map_err(|e| refused(&e))?;

@@ -565,10 +565,20 @@ fn logout_query(
         r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}"><saml:Issuer>{entity}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
         sesame::saml::response::instant(now)
     );
+    signed_redirect("SAMLRequest", &xml, relay, key)
+}
+
+/// `xml` as `field` of a Redirect-binding query, signed with `key` (SAML Bindings §3.4.4.1).
+fn signed_redirect(
+    field: &str,
+    xml: &str,
+    relay: &str,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+) -> String {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(xml.as_bytes()).unwrap();
     let mut q = format!(
-        "SAMLRequest={}&RelayState={}&SigAlg={}",
+        "{field}={}&RelayState={}&SigAlg={}",
         enc(&STANDARD.encode(e.finish().unwrap())),
         enc(relay),
         enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
@@ -604,9 +614,21 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
             response_url: Some("https://marketing.acme.test/slo/done".into()),
         });
     };
-    let m = marketing(&b, |s, _| slo(s)).await;
+    let mut marketing_cert = String::new();
+    let m = marketing(&b, |s, cert| {
+        slo(s);
+        marketing_cert = cert.to_string();
+    })
+    .await;
     let (name_id, index) = signed_in(&b, &m).await;
     let acme = TenantId::parse("acme").unwrap();
+    // Unsigned, the right user's request is refused (Profiles §4.4.4.1): any page could send
+    // it. The session lives on.
+    let q = logout_query(SP_ENTITY, &name_id, &index, &m.key, "rs");
+    let unsigned = q.split("&SigAlg=").next().unwrap();
+    let r = b.get(&format!("/t/acme/saml/slo?{unsigned}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("signature"));
     // Another user's session: refused, and the session lives on.
     let q = logout_query(SP_ENTITY, "bob@acme.test", &index, &m.key, "rs");
     let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
@@ -645,6 +667,8 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
                 is_default: false,
                 response_url: None,
             }),
+            // The test signs the CRM's answers with the marketing app's key.
+            signing_certificates: vec![marketing_cert.clone()],
             ..SpSettings::default()
         },
     };
@@ -686,7 +710,7 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
         ))
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    // The CRM answers; a forged answer (wrong InResponseTo) is refused first.
+    // The CRM answers; a forged answer (wrong InResponseTo, or unsigned) is refused first.
     let answer = |irt: &str| {
         let xml = sesame::saml::logout::response(
             "https://crm.acme.test/saml",
@@ -696,16 +720,14 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
             sesame::clock::Clock::now(&sesame::clock::SystemClock),
         )
         .canonical();
-        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(xml.as_bytes()).unwrap();
-        format!(
-            "/t/acme/saml/slo?SAMLResponse={}&RelayState={}",
-            enc(&STANDARD.encode(e.finish().unwrap())),
-            enc(&params["RelayState"])
-        )
+        let q = signed_redirect("SAMLResponse", &xml, &params["RelayState"], &m.key);
+        format!("/t/acme/saml/slo?{q}")
     };
     let r = b.get(&answer("_not_ours")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let signed = answer(&ours.id);
+    let r = b.get(signed.split("&SigAlg=").next().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "unsigned");
     let r = b.get(&answer(&ours.id)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let location = r.headers()["location"].to_str().unwrap().to_string();
@@ -778,12 +800,16 @@ async fn signing_out_of_sesame_reaches_the_saml_sps_of_the_session() {
         sesame::clock::Clock::now(&sesame::clock::SystemClock),
     )
     .canonical();
+    // Unsigned over the POST binding: refused, and the walk can still be answered.
     let body = format!(
         "SAMLResponse={}&RelayState={}",
-        enc(&STANDARD.encode(answer)),
+        enc(&STANDARD.encode(&answer)),
         enc(&params["RelayState"])
     );
     let r = b.post_form("/t/acme/saml/slo", &body).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let q = signed_redirect("SAMLResponse", &answer, &params["RelayState"], &m.key);
+    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("signed out"));
     let r = b
