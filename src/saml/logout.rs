@@ -175,13 +175,16 @@ pub fn succeeded(m: &Message) -> bool {
     m.status.as_deref() == Some(&format!("{STATUS_PREFIX}Success"))
 }
 
-/// A LogoutRequest from the IdP to an SP for the user it knows as `name_id` in session
-/// `session_index`; returns its ID and the element (signed or not by the sender's binding).
+/// A LogoutRequest from the IdP to the SP `sp_entity_id` for the user it knows as `name_id` in
+/// session `session_index`; returns its ID and the element (signed or not by the sender's
+/// binding). The NameID is the assertion's, qualifier included: Profiles §4.4.4.1 asks for one
+/// that strongly matches, and SPs look sessions up by all of it.
 pub fn request(
     idp_entity_id: &str,
     destination: &str,
     name_id: &str,
     name_id_format: &str,
+    sp_entity_id: &str,
     session_index: &str,
     now: UnixTime,
 ) -> (String, El) {
@@ -197,6 +200,7 @@ pub fn request(
         .child(
             El::new("saml:NameID", ASSERTION_NS)
                 .attr("Format", name_id_format)
+                .attr("SPNameQualifier", sp_entity_id)
                 .text(name_id),
         )
         .child(El::new("samlp:SessionIndex", PROTOCOL_NS).text(session_index));
@@ -273,6 +277,7 @@ mod tests {
             "https://sp/slo",
             "alice@acme.test",
             super::super::NAMEID_EMAIL,
+            "https://sp/metadata",
             "sid-1",
             now,
         );

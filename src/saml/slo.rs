@@ -355,6 +355,7 @@ async fn next_hop(
             &slo.url,
             &next.name_id,
             &next.name_id_format,
+            &sp.entity_id,
             &walk.sid,
             now,
         );

@@ -701,6 +701,11 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let (xml, params) = redirected(&to_crm, "SAMLRequest");
     let ours = sesame::saml::logout::parse(&xml, "LogoutRequest").unwrap();
     assert_eq!(ours.name_id.as_deref(), Some("alice@acme.test"));
+    // The NameID as the CRM's assertion had it, qualifier included (Profiles §4.4.4.1).
+    assert!(
+        xml.contains(r#"SPNameQualifier="https://crm.acme.test/saml""#),
+        "{xml}"
+    );
     assert_eq!(ours.session_indexes, std::slice::from_ref(&index));
     // The session is over already, whatever the CRM answers.
     let r = b
