@@ -149,6 +149,7 @@ fn verified(
     m: Message,
     sp: &ServiceProvider,
     arrival: &Arrival<'_>,
+    endpoint: &str,
 ) -> Result<Message, PageError> {
     let certs = &sp.settings.signing_certificates;
     if certs.is_empty() {
@@ -158,11 +159,11 @@ fn verified(
                 .into(),
         )));
     }
-    match arrival {
+    let m = match arrival {
         Arrival::Redirect { query } => {
             signature::verify_redirect(query, field, certs)
                 .map_err(|e| refused(&RequestError::Signature(e)))?;
-            Ok(m)
+            m
         }
         Arrival::Post => {
             let signed = signature::verify_post(xml, certs)
@@ -173,9 +174,17 @@ fn verified(
                     "the signature does not cover the Issuer".into(),
                 )));
             }
-            Ok(signed)
+            signed
         }
+    };
+    // Bindings §3.4.5.2 and §3.5.5.2: a signed message names where it was sent, so that it
+    // cannot be replayed at another endpoint.
+    if m.destination.as_deref() != Some(endpoint) {
+        return Err(refused(&RequestError::Malformed(
+            "the message's Destination is missing or is not this endpoint".into(),
+        )));
     }
+    Ok(m)
 }
 
 async fn incoming_request(
@@ -188,19 +197,22 @@ async fn incoming_request(
 ) -> Result<Response, PageError> {
     let m = logout::parse(xml, "LogoutRequest").map_err(|e| refused(&e))?;
     let sp = sp_by_entity(app, tenant, m.issuer.as_deref()).await?;
-    let m = verified(xml, "LogoutRequest", "SAMLRequest", m, &sp, &arrival)?;
+    let slo_url = format!("{}/saml/slo", tenant.issuer);
+    let m = verified(
+        xml,
+        "LogoutRequest",
+        "SAMLRequest",
+        m,
+        &sp,
+        &arrival,
+        &slo_url,
+    )?;
     let now = app.now();
     let fresh = m
         .issue_instant
         .is_some_and(|t| t >= now.0 - request::MAX_AGE && t <= now.0 + request::CLOCK_SKEW);
     if !fresh || m.not_on_or_after.is_some_and(|t| t <= now.0) {
         return Err(refused(&RequestError::Stale));
-    }
-    let slo_url = format!("{}/saml/slo", tenant.issuer);
-    if m.destination.as_deref().is_some_and(|d| d != slo_url) {
-        return Err(refused(&RequestError::Malformed(
-            "the request's Destination is not this endpoint".into(),
-        )));
     }
     if relay_state.is_some_and(|r| r.len() > request::MAX_RELAY_STATE) {
         return Err(refused(&RequestError::RelayStateTooLong));
@@ -504,7 +516,16 @@ async fn incoming_response(
             "the LogoutResponse does not answer the request Sesame sent".into(),
         )));
     }
-    let m = verified(xml, "LogoutResponse", "SAMLResponse", m, &sp, &arrival)?;
+    let slo_url = format!("{}/saml/slo", tenant.issuer);
+    let m = verified(
+        xml,
+        "LogoutResponse",
+        "SAMLResponse",
+        m,
+        &sp,
+        &arrival,
+        &slo_url,
+    )?;
     let spent = app
         .store
         .run(move |c| tokens::consume(c, &t, KIND, &hash, now))

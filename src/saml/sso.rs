@@ -64,6 +64,7 @@ pub async fn redirect(
     if sp.settings.want_requests_signed || signature::redirect_is_signed(&query) {
         signature::verify_redirect(&query, "SAMLRequest", &sp.settings.signing_certificates)
             .map_err(|e| refused(&RequestError::Signature(e)))?;
+        names_its_destination(&req)?;
     }
     proceed(&app, &tenant, &headers, &req, &sp, form.get("RelayState")).await
 }
@@ -93,11 +94,23 @@ pub async fn post(
                 "the signature does not cover the request's Issuer".into(),
             )));
         }
+        names_its_destination(&signed)?;
         signed
     } else {
         req
     };
     proceed(&app, &tenant, &headers, &req, &sp, form.get("RelayState")).await
+}
+
+/// Bindings §3.4.5.2 and §3.5.5.2: a signed request names where it was sent (`check` compares
+/// it with this endpoint), so that it cannot be replayed at another IdP's.
+fn names_its_destination(req: &AuthnRequest) -> Result<(), PageError> {
+    match req.destination.as_deref() {
+        Some(d) if !d.is_empty() => Ok(()),
+        _ => Err(refused(&RequestError::Malformed(
+            "a signed request must name its Destination".into(),
+        ))),
+    }
 }
 
 fn has_signature(req: &AuthnRequest) -> bool {

@@ -214,6 +214,13 @@ async fn a_post_request_and_a_signed_redirect_are_answered() {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("signature"));
+    // Signed, without saying where it was sent (Bindings §3.4.5.2): refused.
+    let mut req = m.request();
+    req.destination = None;
+    let q = signed_redirect("SAMLRequest", &req.to_string().unwrap(), "", &m.key);
+    let r = b.get(&format!("{SSO}?{q}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("Destination"));
     // Signed Redirect.
     let req = m.request();
     let r = b
@@ -562,7 +569,7 @@ fn logout_query(
     let now = sesame::clock::Clock::now(&sesame::clock::SystemClock);
     let id = format!("_lo{}", sesame::crypto::secret::random_hex(8));
     let xml = format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}"><saml:Issuer>{entity}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="http://127.0.0.1:8080/t/acme/saml/slo"><saml:Issuer>{entity}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
         sesame::saml::response::instant(now)
     );
     signed_redirect("SAMLRequest", &xml, relay, key)
@@ -629,6 +636,15 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let r = b.get(&format!("/t/acme/saml/slo?{unsigned}")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("signature"));
+    // Signed, but not naming where it was sent (Bindings §3.4.5.2): refused.
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_nodest" Version="2.0" IssueInstant="{}"><saml:Issuer>{SP_ENTITY}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        sesame::saml::response::instant(b.t.app.now())
+    );
+    let q = signed_redirect("SAMLRequest", &xml, "rs", &m.key);
+    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("Destination"));
     // Another user's session: refused, and the session lives on.
     let q = logout_query(SP_ENTITY, "bob@acme.test", &index, &m.key, "rs");
     let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
