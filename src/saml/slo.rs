@@ -65,6 +65,10 @@ struct Walk {
     pending: Vec<SessionSp>,
     /// The SP visited now and the ID of the LogoutRequest it was sent.
     waiting: Option<(String, String)>,
+    /// Whether an SP of the session could not be told (no logout endpoint) or answered that it
+    /// could not end its session: the initiator then hears `PartialLogout` (Core §3.7.3.2).
+    #[serde(default)]
+    partial: bool,
 }
 
 /// How the incoming message arrived, for its signature.
@@ -282,6 +286,7 @@ async fn incoming_request(
         finish,
         pending: records.into_iter().filter(|r| r.sp_id != sp.id).collect(),
         waiting: None,
+        partial: false,
     };
     let mut response = next_hop(app, tenant, headers, walk).await?;
     if clear {
@@ -319,6 +324,7 @@ pub async fn after_logout(
         finish: done.map_or(Finish::Page, Finish::Redirect),
         pending: records,
         waiting: None,
+        partial: false,
     };
     Ok(Some(next_hop(app, tenant, headers, walk).await?))
 }
@@ -360,6 +366,7 @@ async fn next_hop(
             continue;
         };
         let Some(slo) = sp.settings.slo.clone() else {
+            walk.partial = true;
             continue;
         };
         let (request_id, message) = logout::request(
@@ -417,8 +424,9 @@ async fn next_hop(
         }
         _ => None,
     };
+    let status = walk.partial.then_some(("Success", "PartialLogout"));
     match slo {
-        Some(slo) => finish_walk(app, tenant, headers, &walk.finish, &slo, None).await,
+        Some(slo) => finish_walk(app, tenant, headers, &walk.finish, &slo, status).await,
         None => finish_walk_without_sp(app, tenant, headers, &walk.finish),
     }
 }
@@ -533,8 +541,10 @@ async fn incoming_response(
     if spent.is_none() {
         return expired();
     }
+    let mut walk = walk;
     if !logout::succeeded(&m) {
         tracing::warn!(sp = %sp.id, status = ?m.status, "a service provider could not end its session");
+        walk.partial = true;
     }
     next_hop(app, tenant, headers, walk).await
 }

@@ -732,12 +732,14 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // The CRM answers; a forged answer (wrong InResponseTo, or unsigned) is refused first.
+    // It could not end its own session (`Responder/UnknownPrincipal`): the walk goes on, and the
+    // initiator hears that the logout was partial.
     let answer = |irt: &str| {
         let xml = sesame::saml::logout::response(
             "https://crm.acme.test/saml",
             "http://127.0.0.1:8080/t/acme/saml/slo",
             irt,
-            None,
+            Some(("Responder", "UnknownPrincipal")),
             sesame::clock::Clock::now(&sesame::clock::SystemClock),
         )
         .canonical();
@@ -755,6 +757,7 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     assert!(location.starts_with("https://marketing.acme.test/slo/done?SAMLResponse="));
     let (xml, params) = redirected(&location, "SAMLResponse");
     assert!(xml.contains("status:Success"), "{xml}");
+    assert!(xml.contains("status:PartialLogout"), "{xml}");
     assert_eq!(params["RelayState"], "rs-out");
     let ring = b.t.app.keyring(&acme).await.unwrap();
     let cert = STANDARD.encode(&ring.saml_key().unwrap().certificate);
