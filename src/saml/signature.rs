@@ -87,14 +87,36 @@ pub fn verify_redirect(query: &str, field: &str, certificates: &[String]) -> Res
         else {
             continue;
         };
-        let verified = Verifier::new(digest, &key)
-            .and_then(|mut v| v.verify_oneshot(&signature, signed.as_bytes()))
-            .unwrap_or(false);
+        // XML Signature's ECDSA value is r‖s (RFC 4051 §3.3), OpenSSL verifies DER; some SPs
+        // send DER all the same.
+        let der = (key.id() == openssl::pkey::Id::EC)
+            .then(|| ecdsa_der(&signature))
+            .flatten();
+        let verified = der.iter().chain([&signature]).any(|candidate| {
+            Verifier::new(digest, &key)
+                .and_then(|mut v| v.verify_oneshot(candidate, signed.as_bytes()))
+                .unwrap_or(false)
+        });
         if verified {
             return Ok(());
         }
     }
     Err("the signature does not verify with the SP's certificate".into())
+}
+
+/// An ECDSA signature read as the concatenation of `r` and `s`, each of half its length, in
+/// DER; `None` when it cannot be one.
+fn ecdsa_der(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
+        return None;
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let r = openssl::bn::BigNum::from_slice(r).ok()?;
+    let s = openssl::bn::BigNum::from_slice(s).ok()?;
+    openssl::ecdsa::EcdsaSig::from_private_components(r, s)
+        .ok()?
+        .to_der()
+        .ok()
 }
 
 /// Verifies the enveloped signature of a POST-binding message against the SP's certificates and
@@ -168,5 +190,37 @@ mod tests {
         let unsigned = "SAMLRequest=abc";
         assert!(!redirect_is_signed(unsigned));
         assert!(verify_redirect(unsigned, "SAMLRequest", &certs).is_err());
+    }
+
+    #[test]
+    fn an_ecdsa_signature_is_read_as_xml_signature_writes_it() {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+        let cert = STANDARD.encode(
+            crate::crypto::cert::self_signed(&key, "sp", crate::clock::UnixTime(1_700_000_000))
+                .unwrap(),
+        );
+        let alg = "http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23ecdsa-sha256";
+        let unsigned = format!("SAMLRequest=abc&RelayState=r&SigAlg={alg}");
+        let der = Signer::new(MessageDigest::sha256(), &key)
+            .unwrap()
+            .sign_oneshot_to_vec(unsigned.as_bytes())
+            .unwrap();
+        // r‖s, each left-padded to the curve's 32 bytes.
+        let sig = openssl::ecdsa::EcdsaSig::from_der(&der).unwrap();
+        let mut raw = sig.r().to_vec_padded(32).unwrap();
+        raw.extend(sig.s().to_vec_padded(32).unwrap());
+        let query = |bytes: &[u8]| {
+            let b64: String =
+                url::form_urlencoded::byte_serialize(STANDARD.encode(bytes).as_bytes()).collect();
+            format!("{unsigned}&Signature={b64}")
+        };
+        let certs = vec![cert];
+        verify_redirect(&query(&raw), "SAMLRequest", &certs).unwrap();
+        // DER, as some SPs send it, verifies too; a tampered r‖s does not.
+        verify_redirect(&query(&der), "SAMLRequest", &certs).unwrap();
+        raw[5] ^= 1;
+        assert!(verify_redirect(&query(&raw), "SAMLRequest", &certs).is_err());
     }
 }
