@@ -265,7 +265,23 @@ fn consumer(req: &AuthnRequest, sp: &ServiceProvider) -> Result<String, RequestE
         &req.assertion_consumer_service_url,
         req.assertion_consumer_service_index,
     ) {
-        (Some(url), _) => registered.iter().find(|e| e.url == *url),
+        // Core §3.4.1 makes the two exclusive; an SP that sends both is taken at its word only
+        // when they name the same endpoint.
+        (Some(url), Some(index)) => {
+            let by_index = registered.iter().find(|e| {
+                e.index
+                    .is_some_and(|i| usize::try_from(i).ok() == Some(index))
+            });
+            if by_index.is_some_and(|e| e.url != *url) {
+                return Err(RequestError::Malformed(
+                    "AssertionConsumerServiceURL and AssertionConsumerServiceIndex name different \
+                     endpoints"
+                        .into(),
+                ));
+            }
+            registered.iter().find(|e| e.url == *url)
+        }
+        (Some(url), None) => registered.iter().find(|e| e.url == *url),
         (None, Some(index)) => registered.iter().find(|e| {
             e.index
                 .is_some_and(|i| usize::try_from(i).ok() == Some(index))

@@ -300,7 +300,17 @@ fn deflated(xml: &str) -> String {
 #[tokio::test]
 async fn bad_requests_get_a_page_and_never_a_response() {
     let b = Browser::new(TestDb::sqlite()).await;
-    let m = marketing(&b, |_, _| {}).await;
+    // A second consumer, at index 1.
+    let m = marketing(&b, |s, _| {
+        s.acs.push(Endpoint {
+            url: "https://marketing.acme.test/acs2".into(),
+            binding: sesame::saml::BINDING_POST.into(),
+            index: Some(1),
+            is_default: false,
+            response_url: None,
+        })
+    })
+    .await;
     let bad = |q: String| {
         let b = &b;
         async move {
@@ -337,6 +347,14 @@ async fn bad_requests_get_a_page_and_never_a_response() {
     let (s, text) = bad(format!("SAMLRequest={}", enc(&deflated(&xml(&req))))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(text.contains("consumer URL"), "{text}");
+    // A registered URL with the index of another registered endpoint (Core §3.4.1: the two are
+    // exclusive): which one was meant is unknown, so neither is answered.
+    let mut req = m.request();
+    req.assertion_consumer_service_url = Some("https://marketing.acme.test/acs2".into());
+    req.assertion_consumer_service_index = Some(0);
+    let (s, text) = bad(format!("SAMLRequest={}", enc(&deflated(&xml(&req))))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(text.contains("different"), "{text}");
 
     // Expired and future IssueInstant.
     for shift in [-600, 600] {
