@@ -45,6 +45,9 @@ pub struct Statement<'a> {
     pub name_id: &'a str,
     pub session_index: &'a str,
     pub authn_instant: UnixTime,
+    /// When the IdP session ends at the latest (its absolute expiry): the SP's session should
+    /// not outlive it (Core §2.7.2 `SessionNotOnOrAfter`).
+    pub session_not_on_or_after: UnixTime,
     pub authn_class: &'a str,
     pub attributes: &'a [(String, Option<String>, Vec<String>)],
     pub now: UnixTime,
@@ -116,6 +119,7 @@ fn assertion(s: &Statement<'_>) -> El {
             a("saml:AuthnStatement")
                 .attr("AuthnInstant", instant(s.authn_instant))
                 .attr("SessionIndex", s.session_index)
+                .attr("SessionNotOnOrAfter", instant(s.session_not_on_or_after))
                 .child(
                     a("saml:AuthnContext")
                         .child(a("saml:AuthnContextClassRef").text(s.authn_class)),

@@ -442,6 +442,7 @@ pub async fn answer(
         name_id: &name_id,
         session_index: &session.sid,
         authn_instant: session.auth_time,
+        session_not_on_or_after: session.absolute_expires_at,
         authn_class: class,
         attributes: &attributes,
         now,

@@ -569,10 +569,11 @@ async fn signed_in(b: &Browser, m: &Marketing) -> (String, String) {
         m.sp.parse_base64_response(&response, Some(&[req.id.as_str()]))
             .unwrap();
     let name_id = assertion.subject.unwrap().name_id.unwrap().value;
-    let index = assertion.authn_statements.unwrap()[0]
-        .session_index
-        .clone()
-        .unwrap();
+    let statement = &assertion.authn_statements.unwrap()[0];
+    // The SP's session may last as long as Sesame's, not longer.
+    let session_end = statement.session_not_on_or_after.unwrap();
+    assert!(session_end > chrono::Utc::now(), "{session_end}");
+    let index = statement.session_index.clone().unwrap();
     (name_id, index)
 }
 
