@@ -73,6 +73,8 @@ pub struct Inner {
     /// Keys the persistent SAML NameIDs, one pseudonym per user and service provider (see
     /// `saml::nameid`).
     pub pseudonym_key: DigestKey,
+    /// Keys the SAML SessionIndex each SP is given for a session (see `saml::nameid`).
+    pub session_index_key: DigestKey,
     /// Email and SMS delivery.
     pub notifier: Arc<crate::notify::Notifier>,
     /// Balancers whose `X-Forwarded-For` names the client (see `web::proxies`).
@@ -162,6 +164,7 @@ impl App {
             code_key: DigestKey::new(master.derive("verification-code")),
             origin_key: DigestKey::new(master.derive("sign-in-origins")),
             pseudonym_key: DigestKey::new(master.derive("saml-persistent-nameid")),
+            session_index_key: DigestKey::new(master.derive("saml-session-index")),
             code_seal: master.sub_key("authorization-code-v1"),
             notifier,
             trusted_proxies,

@@ -41,6 +41,15 @@ pub fn value(sp: &ServiceProvider, subject: &Subject, pseudonyms: &DigestKey) ->
     }
 }
 
+/// The SessionIndex SP `sp_id` is given for session `sid`: a keyed digest of the two, so that no
+/// two SPs (nor an SP and an OpenID Connect client, which sees `sid`) hold the same value to
+/// link their users by (SAML Core §2.7.2). Sesame finds the session again from the SP's NameID
+/// and this value (`saml::slo`).
+pub fn session_index(key: &DigestKey, sid: &str, sp_id: &str) -> String {
+    let input = format!("{sid}\u{0}{sp_id}");
+    format!("_{}", URL_SAFE_NO_PAD.encode(key.digest(&input).as_bytes()))
+}
+
 /// The attributes the SP is registered for, each with its values; a field the user lacks gives
 /// no attribute rather than an empty one.
 pub fn attributes(

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::c14n::El;
 use super::logout::{self, Message};
 use super::request::{self, RequestError};
-use super::{BINDING_REDIRECT, signature};
+use super::{BINDING_REDIRECT, nameid, signature};
 use crate::app::App;
 use crate::crypto::secret::{TokenHash, random_token};
 use crate::flow::{self, session};
@@ -240,12 +240,34 @@ async fn incoming_request(
         return Err(refused(&RequestError::Replayed));
     }
     let current = session::current(app, tenant.id(), headers).await?;
-    // The session named by SessionIndex, or the browser's when the SP names none.
-    let sid = match (m.session_indexes.first(), &current) {
-        (Some(sid), _) => Some(sid.clone()),
-        (None, Some(s)) => Some(s.sid.clone()),
-        (None, None) => None,
+    // The session named by SessionIndex, or the browser's when the SP names none. Each SP holds
+    // its own SessionIndex per session (`nameid::session_index`): the candidates are the
+    // sessions this SP was given this NameID in, and the browser's. An index that is none of
+    // theirs is taken as a session id, as SPs were given before (the ownership check below
+    // still applies).
+    let named = match m.session_indexes.first() {
+        Some(index) => {
+            let mut candidates = match &m.name_id {
+                Some(name_id) => {
+                    let (t, sp_id, name_id) = (tenant.id().clone(), sp.id.clone(), name_id.clone());
+                    app.store
+                        .run(move |c| sps::sessions_of(c, &t, &sp_id, &name_id))
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            candidates.extend(current.as_ref().map(|s| s.sid.clone()));
+            let key = &app.session_index_key;
+            Some(
+                candidates
+                    .into_iter()
+                    .find(|sid| nameid::session_index(key, sid, &sp.id) == *index)
+                    .unwrap_or_else(|| index.clone()),
+            )
+        }
+        None => None,
     };
+    let sid = named.or_else(|| current.as_ref().map(|s| s.sid.clone()));
     let target = match sid {
         Some(sid) => {
             let t = tenant.id().clone();
@@ -375,7 +397,7 @@ async fn next_hop(
             &next.name_id,
             &next.name_id_format,
             &sp.entity_id,
-            &walk.sid,
+            &nameid::session_index(&app.session_index_key, &walk.sid, &sp.id),
             now,
         );
         walk.waiting = Some((sp.id.clone(), request_id));

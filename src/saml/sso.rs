@@ -427,6 +427,7 @@ pub async fn answer(
         return refuse(app, tenant, headers, accepted, &status).await;
     };
     let format = nameid::format_of(sp.settings.name_id);
+    let session_index = nameid::session_index(&app.session_index_key, &session.sid, &sp.id);
     let attributes = nameid::attributes(sp, &subject, sp.app_id.as_deref());
     let ring = app.keyring(tenant.id()).await?;
     let key = ring
@@ -440,7 +441,7 @@ pub async fn answer(
         in_response_to: irt,
         name_id_format: format,
         name_id: &name_id,
-        session_index: &session.sid,
+        session_index: &session_index,
         authn_instant: session.auth_time,
         session_not_on_or_after: session.absolute_expires_at,
         authn_class: class,

@@ -290,6 +290,23 @@ pub fn add_to_session(
     }
 }
 
+/// The sessions that gave SP `sp_id` the NameID `name_id` (a Single Logout names the user by it).
+pub fn sessions_of(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sp_id: &str,
+    name_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    use super::schema::session_service_providers as ssp;
+    Ok(ssp::table
+        .filter(ssp::tenant_id.eq(tenant.as_str()))
+        .filter(ssp::sp_id.eq(sp_id))
+        .filter(ssp::name_id.eq(name_id))
+        .select(ssp::sid)
+        .limit(100)
+        .load(conn)?)
+}
+
 /// The SPs session `sid` signed in to, by SP id.
 pub fn of_session(
     conn: &mut Conn,

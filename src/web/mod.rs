@@ -173,8 +173,11 @@ pub fn auto_post(
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // Browsers hold the redirects that follow a form's submission to its `form-action` too, and
+    // where the consumer sends the browser next (its app, on another host perhaps) is not ours
+    // to know: any https address may follow the target.
     if let Ok(csp) = HeaderValue::from_str(&format!(
-        "default-src 'none'; script-src {script}; form-action {target}; \
+        "default-src 'none'; script-src {script}; form-action {target} https:; \
          frame-ancestors 'none'; base-uri 'none'",
         script = *AUTO_SUBMIT_SOURCE
     )) {

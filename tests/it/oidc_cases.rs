@@ -97,7 +97,11 @@ async fn form_post_response_mode_posts_the_code() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(csp.contains("form-action https://crm.acme.test"), "{csp}");
+    // The callback, and wherever (over https) it sends the browser next.
+    assert!(
+        csp.contains("form-action https://crm.acme.test https:;"),
+        "{csp}"
+    );
     let html = unescape(&r.text().await.unwrap());
     assert!(
         html.contains("action=\"https://crm.acme.test/cb\""),

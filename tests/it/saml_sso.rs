@@ -723,10 +723,33 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
         ))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // Each SP has its own SessionIndex for the session (Core §2.7.2: nothing to link users by).
+    let crm_response = String::from_utf8(
+        STANDARD
+            .decode(hidden(&r.text().await.unwrap(), "SAMLResponse"))
+            .unwrap(),
+    )
+    .unwrap();
+    let crm_index = crm_response
+        .split("SessionIndex=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(crm_index, index);
 
     // The right one: the session ends; the CRM is told first, then the marketing app answered.
+    // Sent from a browser without Sesame's cookie (a POST from the SP's site carries none): the
+    // session is found from the NameID and the marketing app's own SessionIndex.
     let q = logout_query(SP_ENTITY, &name_id, &index, &m.key, "rs-out");
-    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+    let r = b
+        .other_client()
+        .get(b.server.url(&format!("/t/acme/saml/slo?{q}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to_crm = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -741,7 +764,7 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
         xml.contains(r#"SPNameQualifier="https://crm.acme.test/saml""#),
         "{xml}"
     );
-    assert_eq!(ours.session_indexes, std::slice::from_ref(&index));
+    assert_eq!(ours.session_indexes, [crm_index]);
     // The session is over already, whatever the CRM answers.
     let r = b
         .get(&format!(

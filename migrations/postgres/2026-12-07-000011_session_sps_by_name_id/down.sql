@@ -1,0 +1,1 @@
+DROP INDEX session_service_providers_by_name_id;
