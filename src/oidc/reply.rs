@@ -190,7 +190,7 @@ mod tests {
             .to_str()
             .unwrap();
         assert!(
-            csp.contains("form-action https://crm.example.com;"),
+            csp.contains("form-action https://crm.example.com https:;"),
             "{csp}"
         );
         assert!(csp.contains("script-src 'sha256-"), "{csp}");

@@ -364,7 +364,10 @@ mod tests {
             csp.contains("script-src 'sha256-8lDeP0UDwCO6/RhblgeH/ctdBzjVpJxrXizsnIk3cEQ='; "),
             "{csp}"
         );
-        assert!(csp.contains("form-action https://sp.example.com;"), "{csp}");
+        assert!(
+            csp.contains("form-action https://sp.example.com https:;"),
+            "{csp}"
+        );
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let html = String::from_utf8(body.to_vec()).unwrap();
         assert!(
