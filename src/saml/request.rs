@@ -185,10 +185,13 @@ pub fn check(
         },
     };
     if req.version != "2.0" {
-        return Err(status(
-            "RequestVersionDeprecated",
-            "only SAML 2.0 requests are supported",
-        ));
+        // An earlier major version is deprecated; anything else is one Sesame does not know.
+        let code = if req.version.starts_with("1.") {
+            "RequestVersionDeprecated"
+        } else {
+            "RequestVersionTooHigh"
+        };
+        return Err(status(code, "only SAML 2.0 requests are supported"));
     }
     if req
         .protocol_binding

@@ -218,7 +218,10 @@ pub fn failure(
     key: &SamlKey,
     now: UnixTime,
 ) -> Result<String, SignError> {
-    let top = if status.requester {
+    // Core §3.2.2.2: the RequestVersion* codes go under VersionMismatch.
+    let top = if status.code.starts_with("RequestVersion") {
+        "VersionMismatch"
+    } else if status.requester {
         "Requester"
     } else {
         "Responder"

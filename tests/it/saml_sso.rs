@@ -451,6 +451,23 @@ async fn a_user_outside_the_app_is_refused_and_passive_requests_do_not_prompt() 
     let xml = String::from_utf8(STANDARD.decode(response).unwrap()).unwrap();
     assert!(xml.contains("status:NoPassive"), "{xml}");
     assert!(!xml.contains("Assertion"), "{xml}");
+    // Another SAML version: VersionMismatch, with why (Core §3.2.2.2).
+    for (version, why) in [
+        ("1.1", "RequestVersionDeprecated"),
+        ("3.0", "RequestVersionTooHigh"),
+    ] {
+        let mut other = m.request();
+        other.version = version.into();
+        let r = b
+            .get(&format!("{SSO}?{}", Marketing::redirect_query(&other, "")))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        let (response, _) = posted(&r.text().await.unwrap());
+        let answer = String::from_utf8(STANDARD.decode(response).unwrap()).unwrap();
+        assert!(answer.contains("status:VersionMismatch"), "{answer}");
+        assert!(answer.contains(&format!("status:{why}")), "{answer}");
+        assert!(!answer.contains("Assertion"), "{answer}");
+    }
     assert!(
         m.sp.parse_base64_response(&STANDARD.encode(&xml), Some(&[req.id.as_str()]))
             .is_err()
