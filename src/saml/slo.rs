@@ -221,11 +221,9 @@ async fn incoming_request(
     if relay_state.is_some_and(|r| r.len() > request::MAX_RELAY_STATE) {
         return Err(refused(&RequestError::RelayStateTooLong));
     }
-    let Some(slo) = sp.settings.slo.clone() else {
-        return Err(refused(&RequestError::Malformed(
-            "the service provider registered no logout endpoint to answer".into(),
-        )));
-    };
+    // An SP with no logout endpoint cannot be answered, but its user still asked to sign out:
+    // the session ends all the same, and the walk ends on Sesame's "signed out" page.
+    let slo = sp.settings.slo.clone();
     let (t, issuer, id) = (
         tenant.id().clone(),
         format!("saml-slo:{}", sp.id),
@@ -283,22 +281,34 @@ async fn incoming_request(
         }
         None => None,
     };
-    let finish = Finish::Sp {
-        sp_id: sp.id.clone(),
-        request_id: m.id.clone(),
-        relay_state: relay_state.map(str::to_string),
+    let finish = match &slo {
+        Some(_) => Finish::Sp {
+            sp_id: sp.id.clone(),
+            request_id: m.id.clone(),
+            relay_state: relay_state.map(str::to_string),
+        },
+        None => Finish::Page,
     };
     let Some((session, records)) = target else {
         // Nothing live to end: the user is signed out already, which is what the SP asked for.
-        return finish_walk(app, tenant, headers, &finish, &slo, None).await;
+        return match &slo {
+            Some(slo) => finish_walk(app, tenant, headers, &finish, slo, None).await,
+            None => finish_walk_without_sp(app, tenant, headers, &finish),
+        };
     };
     let own = records
         .iter()
         .any(|r| r.sp_id == sp.id && Some(&r.name_id) == m.name_id.as_ref());
     if !own {
         tracing::warn!(sp = %sp.id, "a LogoutRequest named a session this SP's user does not hold; refused");
+        let Some(slo) = &slo else {
+            return Err(refused(&RequestError::Malformed(
+                "the logout request names a session this service provider's user does not hold"
+                    .into(),
+            )));
+        };
         let denied = Some(("Requester", "RequestDenied"));
-        return finish_walk(app, tenant, headers, &finish, &slo, denied).await;
+        return finish_walk(app, tenant, headers, &finish, slo, denied).await;
     }
     crate::oidc::logout::end(app, tenant, &session).await?;
     let clear = current.as_ref().is_some_and(|c| c.sid == session.sid);

@@ -1056,3 +1056,23 @@ async fn a_logout_request_to_a_post_endpoint_carries_an_enveloped_signature() {
     let again = STANDARD.encode(&ring.saml_key().unwrap().certificate);
     assert!(sesame::saml::signature::verify_post(&tampered, &[again]).is_err());
 }
+
+/// An SP that registered no logout endpoint cannot be answered, but its user asked to sign out:
+/// the session ends, and the browser lands on Sesame's "signed out" page.
+#[tokio::test]
+async fn a_logout_request_from_an_sp_without_a_logout_endpoint_still_signs_out() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |_, _| {}).await;
+    let (name_id, index) = signed_in(&b, &m).await;
+    let q = logout_query(SP_ENTITY, &name_id, &index, &m.key, "rs");
+    let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("signed out"));
+    let r = b
+        .get(&format!(
+            "{SSO}?{}",
+            Marketing::redirect_query(&m.request(), "")
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "asked to sign in again");
+}
