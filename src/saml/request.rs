@@ -50,10 +50,31 @@ fn malformed(msg: impl Into<String>) -> RequestError {
 /// A refusal the SP is told of in a Response (SAML Core §3.2.2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// The second-level status code, under `Requester` or `Responder`.
+    /// The second-level status code, under `top`.
     pub code: &'static str,
-    pub requester: bool,
+    pub top: Top,
     pub message: &'static str,
+}
+
+/// The top-level status code of a refusal (SAML Core §3.2.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Top {
+    /// The request was at fault.
+    Requester,
+    /// Sesame could not answer it.
+    Responder,
+    /// The request's SAML version is not 2.0.
+    VersionMismatch,
+}
+
+impl Top {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Top::Requester => "Requester",
+            Top::Responder => "Responder",
+            Top::VersionMismatch => "VersionMismatch",
+        }
+    }
 }
 
 pub const STATUS_PREFIX: &str = "urn:oasis:names:tc:SAML:2.0:status:";
@@ -176,14 +197,11 @@ pub fn check(
     if relay_state.is_some_and(|r| r.len() > MAX_RELAY_STATE) {
         return Err(RequestError::RelayStateTooLong.into());
     }
-    let status = |code, message| Refusal::Status {
+    let status_under = |top, code, message| Refusal::Status {
         acs: acs.clone(),
-        status: Status {
-            code,
-            requester: true,
-            message,
-        },
+        status: Status { code, top, message },
     };
+    let status = |code, message| status_under(Top::Requester, code, message);
     if req.version != "2.0" {
         // An earlier major version is deprecated; anything else is one Sesame does not know.
         let code = if req.version.starts_with("1.") {
@@ -191,7 +209,11 @@ pub fn check(
         } else {
             "RequestVersionTooHigh"
         };
-        return Err(status(code, "only SAML 2.0 requests are supported"));
+        return Err(status_under(
+            Top::VersionMismatch,
+            code,
+            "only SAML 2.0 requests are supported",
+        ));
     }
     if req
         .protocol_binding
@@ -248,7 +270,7 @@ fn requested_classes(req: &AuthnRequest) -> Result<Vec<String>, Status> {
     match requested.comparison {
         Some(AuthnContextComparison::Better) if !listed.is_empty() => Err(Status {
             code: "NoAuthnContext",
-            requester: false,
+            top: Top::Responder,
             message: "no authentication context stronger than those requested is offered",
         }),
         Some(AuthnContextComparison::Minimum | AuthnContextComparison::Maximum)

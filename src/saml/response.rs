@@ -218,14 +218,7 @@ pub fn failure(
     key: &SamlKey,
     now: UnixTime,
 ) -> Result<String, SignError> {
-    // Core §3.2.2.2: the RequestVersion* codes go under VersionMismatch.
-    let top = if status.code.starts_with("RequestVersion") {
-        "VersionMismatch"
-    } else if status.requester {
-        "Requester"
-    } else {
-        "Responder"
-    };
+    let top = status.top.as_str();
     let to = Addressing {
         idp_entity_id,
         acs,

@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use samael::schema::AuthnRequest;
 
-use super::request::{self, Accepted, Refusal, RequestError, Status};
+use super::request::{self, Accepted, Refusal, RequestError, Status, Top};
 use super::{nameid, response, signature};
 use crate::app::App;
 use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
@@ -37,7 +37,7 @@ pub const DEFAULT_ASSERTION_LIFETIME: i64 = 300;
 /// §3.3.2.2.1).
 const NO_AUTHN_CONTEXT: Status = Status {
     code: "NoAuthnContext",
-    requester: false,
+    top: Top::Responder,
     message: "the requested authentication context cannot be met",
 };
 
@@ -222,7 +222,7 @@ async fn sign_in(
         _ if accepted.is_passive => {
             let status = Status {
                 code: "NoPassive",
-                requester: false,
+                top: Top::Responder,
                 message: "the user is not signed in",
             };
             refuse(app, tenant, headers, accepted, &status).await
@@ -338,7 +338,7 @@ pub async fn decline(
     };
     let status = Status {
         code: "RequestDenied",
-        requester: false,
+        top: Top::Responder,
         message: "the user declined the tenant's agreement",
     };
     refuse(app, tenant, headers, &accepted, &status).await
@@ -363,7 +363,7 @@ pub async fn answer(
     else {
         let status = Status {
             code: "RequestDenied",
-            requester: false,
+            top: Top::Responder,
             message: "the signed-in account can no longer sign in",
         };
         return refuse(app, tenant, headers, accepted, &status).await;
@@ -395,7 +395,7 @@ pub async fn answer(
         if accepted.is_passive {
             let status = Status {
                 code: "NoPassive",
-                requester: false,
+                top: Top::Responder,
                 message: "the user must accept the tenant's updated agreement",
             };
             return refuse(app, tenant, headers, accepted, &status).await;
@@ -421,7 +421,7 @@ pub async fn answer(
     let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key) else {
         let status = Status {
             code: "InvalidNameIDPolicy",
-            requester: false,
+            top: Top::Responder,
             message: "the user has no value for the NameID this service provider uses",
         };
         return refuse(app, tenant, headers, accepted, &status).await;

@@ -266,8 +266,16 @@ fn security_headers(https: bool, response: &mut Response) {
 /// the admin API), whose errors are JSON (RFC 6749 §5.2, RFC 6750 §3) even for a client that
 /// happens to accept HTML.
 fn for_programs(path: &str) -> bool {
-    let last = path.rsplit('/').next().unwrap_or("");
-    matches!(last, "token" | "introspect" | "revoke" | "userinfo") || path.contains("/api/v1/")
+    // Tenants are reached by `/t/{tenant}` or by their own host; the rest is the endpoint.
+    let endpoint = match path
+        .strip_prefix("/t/")
+        .and_then(|p| p.find('/').map(|i| &p[i..]))
+    {
+        Some(rest) => rest,
+        None => path,
+    };
+    matches!(endpoint, "/token" | "/introspect" | "/revoke" | "/userinfo")
+        || endpoint.starts_with("/api/v1/")
 }
 
 #[cfg(test)]
@@ -283,5 +291,27 @@ mod tests {
         let long = HeaderValue::from_str(&"a".repeat(MAX_REQUEST_ID + 1)).unwrap();
         assert!(!acceptable(&long));
         assert_eq!(new_request_id().len(), 36);
+    }
+
+    #[test]
+    fn only_the_protocol_endpoints_for_programs_skip_error_pages() {
+        for path in [
+            "/t/acme/token",
+            "/token",
+            "/t/acme/revoke",
+            "/userinfo",
+            "/t/acme/api/v1/users/alice/unlock",
+        ] {
+            assert!(for_programs(path), "{path}");
+        }
+        // A browser form whose path ends the same way is a page.
+        for path in [
+            "/t/acme/account/consents/revoke",
+            "/account/consents/revoke",
+            "/t/acme/login",
+            "/t/token",
+        ] {
+            assert!(!for_programs(path), "{path}");
+        }
     }
 }

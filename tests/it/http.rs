@@ -299,6 +299,13 @@ async fn every_form_and_protocol_endpoint_refuses_an_oversized_body() {
             assert_framed(&r);
             if oauth.contains(&endpoint) {
                 assert_eq!(r.json()["error"], "invalid_request", "{uri}");
+            } else if endpoint != "userinfo" {
+                // A browser's form gets a page, even one whose path ends like an OAuth endpoint.
+                let content_type = r.header("content-type").unwrap_or("");
+                assert!(
+                    content_type.starts_with("text/html"),
+                    "{uri}: {content_type}"
+                );
             }
         }
     }
