@@ -14,10 +14,13 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::DigestKey;
 use crate::flow::cookies::Csrf;
 use crate::limits::FailureLimiter;
+use crate::saml::sso::RequestRecord;
 use crate::store::access_revocations::{self, Revoke};
 use crate::store::apps::App as AppRecord;
 use crate::store::clients::Client;
+use crate::store::group::Group;
 use crate::store::service_providers::{self, ServiceProvider};
+use crate::store::sessions::Session;
 use crate::store::subjects::{self, Subject};
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError, apps, clients, keys as key_store, tenants};
@@ -102,6 +105,9 @@ pub struct Inner {
     /// (tenant, sid, client id) this node recorded in `session_clients` lately, so a client
     /// signing in again through the same session costs no write.
     pub(crate) recorded_session_clients: TtlCache<(TenantId, String, String), ()>,
+    /// AuthnRequest IDs remembered against replay, in transactions shared by the requests that
+    /// arrive together.
+    pub(crate) saml_requests: Group<RequestRecord, (bool, Option<Session>)>,
     /// SAML service providers by (tenant, entityID), as AuthnRequests name them.
     service_providers: TtlCache<(TenantId, String), Option<Arc<ServiceProvider>>>,
     /// Client JWK Sets fetched from `jwks_uri`, by (tenant, client id).
@@ -185,6 +191,7 @@ impl App {
             documents: TtlCache::default(),
             client_jwks: TtlCache::default(),
             recorded_session_clients: TtlCache::default(),
+            saml_requests: Group::new(crate::saml::sso::remember_requests),
             service_providers: TtlCache::default(),
             subjects: TtlCache::default(),
             apps: TtlCache::default(),

@@ -189,6 +189,16 @@ impl Lookup {
     pub fn run(&self, c: &mut crate::store::Conn) -> Result<Option<Session>, StoreError> {
         sessions::touch(c, &self.tenant, &self.hash, self.idle, self.now)
     }
+
+    /// The same read, to be made with others ([`sessions::touch_many`]).
+    pub fn touch(&self) -> sessions::Touch {
+        sessions::Touch {
+            tenant: self.tenant.clone(),
+            cookie_hash: self.hash.clone(),
+            idle: self.idle,
+            now: self.now,
+        }
+    }
 }
 
 /// Starts a new session for `signed_in`, with a new cookie value (the caller ends the browser's

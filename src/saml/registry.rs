@@ -36,8 +36,18 @@ pub fn refuse_dtd(xml: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// The entityID and settings an SP's metadata describes. `id` and `name` are the caller's.
-pub fn from_metadata(xml: &str) -> Result<(String, SpSettings), RegistryError> {
+/// What an SP's metadata describes. `id` and `name` are the caller's.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub entity_id: String,
+    pub settings: SpSettings,
+    /// `WantAssertionsSigned` (Metadata §2.4.4): the SP rejects an assertion without a
+    /// signature of its own, so a registration must not sign only the Response.
+    pub wants_signed_assertions: bool,
+}
+
+/// The entityID and settings an SP's metadata describes.
+pub fn from_metadata(xml: &str) -> Result<Described, RegistryError> {
     if xml.len() > MAX_METADATA_BYTES {
         return Err(invalid(format!(
             "the metadata is larger than {MAX_METADATA_BYTES} bytes"
@@ -62,8 +72,11 @@ pub fn from_metadata(xml: &str) -> Result<(String, SpSettings), RegistryError> {
                 .is_some_and(|p| p.split_whitespace().any(|p| p == super::PROTOCOL_NS))
         })
         .ok_or_else(|| invalid("the metadata has no SAML 2.0 SPSSODescriptor"))?;
-    let settings = settings_of(sp)?;
-    Ok((entity_id, settings))
+    Ok(Described {
+        entity_id,
+        settings: settings_of(sp)?,
+        wants_signed_assertions: sp.want_assertions_signed.unwrap_or(false),
+    })
 }
 
 fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
@@ -163,12 +176,12 @@ pub fn build(
     app_id: Option<&str>,
     fields: &Fields,
 ) -> Result<ServiceProvider, RegistryError> {
-    let (from_metadata, mut s) = match &fields.metadata {
+    let (from_metadata, mut s, wants_signed_assertions) = match &fields.metadata {
         Some(xml) => {
-            let (entity, settings) = from_metadata(xml)?;
-            (Some(entity), settings)
+            let d = from_metadata(xml)?;
+            (Some(d.entity_id), d.settings, d.wants_signed_assertions)
         }
-        None => (None, SpSettings::default()),
+        None => (None, SpSettings::default(), false),
     };
     let entity_id = fields
         .entity_id
@@ -228,6 +241,12 @@ pub fn build(
             "both" => Signed::Both,
             _ => return Err(invalid("sign: use assertion, response or both")),
         };
+    }
+    if wants_signed_assertions && s.signed == Signed::Response {
+        return Err(invalid(
+            "sign: the SP's metadata asks for signed assertions (WantAssertionsSigned); \
+             use assertion or both",
+        ));
     }
     if let Some(e) = &fields.encryption {
         s.encryption = match e.as_str() {
@@ -375,8 +394,10 @@ mod tests {
 
     #[test]
     fn metadata_gives_the_entity_id_the_post_acs_and_the_slo() {
-        let (entity_id, s) = from_metadata(SP).unwrap();
-        assert_eq!(entity_id, "https://marketing.example.com/saml");
+        let d = from_metadata(SP).unwrap();
+        assert_eq!(d.entity_id, "https://marketing.example.com/saml");
+        assert!(d.wants_signed_assertions);
+        let s = d.settings;
         assert_eq!(
             s.acs,
             [Endpoint {
@@ -438,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_registration_must_be_servable() {
-        let (_, settings) = from_metadata(SP).unwrap();
+        let settings = from_metadata(SP).unwrap().settings;
         check(&sp(settings.clone())).unwrap();
         let mut bad = sp(settings.clone());
         bad.id = "has space".into();
@@ -467,5 +488,22 @@ mod tests {
                 .0
                 .contains("no signing certificate")
         );
+    }
+
+    #[test]
+    fn an_sp_that_wants_signed_assertions_is_not_given_only_a_signed_response() {
+        let fields = |sign: &str, metadata: &str| Fields {
+            metadata: Some(metadata.to_string()),
+            sign: Some(sign.into()),
+            ..Fields::default()
+        };
+        let refused = build("marketing", None, None, &fields("response", SP)).unwrap_err();
+        assert!(refused.0.contains("WantAssertionsSigned"), "{}", refused.0);
+        for sign in ["assertion", "both"] {
+            build("marketing", None, None, &fields(sign, SP)).unwrap();
+        }
+        let indifferent = SP.replace(r#"WantAssertionsSigned="true""#, "");
+        let sp = build("marketing", None, None, &fields("response", &indifferent)).unwrap();
+        assert_eq!(sp.settings.signed, Signed::Response);
     }
 }

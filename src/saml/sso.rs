@@ -24,7 +24,7 @@ use crate::oidc::form::OAuthForm;
 use crate::store::apps::Channel;
 use crate::store::jtis;
 use crate::store::service_providers::{self as sps, ServiceProvider, SessionSp, Signed};
-use crate::store::sessions::Session;
+use crate::store::sessions::{self, Session};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 
@@ -162,31 +162,62 @@ async fn proceed(
             .await;
         }
     };
-    // SAML Profiles §4.1.4.5: a request ID is accepted once. Remembered past its freshness window.
-    let (t, issuer, id) = (
-        tenant.id().clone(),
-        format!("saml:{}", sp.id),
-        req.id.clone(),
-    );
-    let until = crate::clock::UnixTime(req.issue_instant.timestamp())
-        .plus(request::MAX_AGE + request::CLOCK_SKEW);
-    // The browser's session is read in the same store call: one round trip per request.
-    let lookup = session::Lookup::of(app, tenant.id(), headers);
-    let (fresh, session) = app
-        .store
-        .run_quick(move |c| {
-            let fresh = jtis::remember(c, &t, &issuer, &id, until)?;
-            let session = match (&lookup, fresh) {
-                (Some(l), true) => l.run(c)?,
-                _ => None,
-            };
-            Ok((fresh, session))
-        })
-        .await?;
+    // SAML Profiles §4.1.4.5: a request ID is accepted once. Remembered past its freshness window;
+    // the browser's session is read in the same grouped write (see `store::group`).
+    let record = RequestRecord {
+        tenant: tenant.id().clone(),
+        issuer: format!("saml:{}", sp.id),
+        id: req.id.clone(),
+        until: crate::clock::UnixTime(req.issue_instant.timestamp())
+            .plus(request::MAX_AGE + request::CLOCK_SKEW),
+        session: session::Lookup::of(app, tenant.id(), headers),
+    };
+    let (fresh, session) = app.saml_requests.submit(&app.store, record).await?;
     if !fresh {
         return Err(refused(&RequestError::Replayed));
     }
     sign_in(app, tenant, headers, &accepted, sp, session).await
+}
+
+/// An AuthnRequest to remember, and the browser's session to read with it.
+pub struct RequestRecord {
+    tenant: crate::tenant::TenantId,
+    /// `saml:{sp id}`: SAML request IDs share the replay table with JWT `jti`s.
+    issuer: String,
+    id: String,
+    until: crate::clock::UnixTime,
+    session: Option<session::Lookup>,
+}
+
+/// The grouped write of [`RequestRecord`]s: every ID remembered in one statement, then the
+/// sessions of the requests not seen before read in one query.
+pub fn remember_requests(
+    c: &mut crate::store::Conn,
+    records: &[RequestRecord],
+) -> Result<Vec<(bool, Option<Session>)>, crate::store::StoreError> {
+    let uses: Vec<jtis::Use> = records
+        .iter()
+        .map(|r| jtis::Use {
+            tenant: r.tenant.clone(),
+            client_id: r.issuer.clone(),
+            jti: r.id.clone(),
+            expires_at: r.until,
+        })
+        .collect();
+    let fresh = jtis::remember_many(c, &uses)?;
+    let wanted: Vec<(usize, sessions::Touch)> = records
+        .iter()
+        .zip(&fresh)
+        .enumerate()
+        .filter_map(|(i, (r, fresh))| Some((i, r.session.as_ref().filter(|_| *fresh)?.touch())))
+        .collect();
+    let touches: Vec<sessions::Touch> = wanted.iter().map(|(_, t)| t.clone()).collect();
+    let mut found = sessions::touch_many(c, &touches)?.into_iter();
+    let mut answers: Vec<(bool, Option<Session>)> = fresh.into_iter().map(|f| (f, None)).collect();
+    for (i, _) in &wanted {
+        answers[*i].1 = found.next().flatten();
+    }
+    Ok(answers)
 }
 
 /// Answers `accepted` from the browser's `session` if it satisfies it, or sends the user to the

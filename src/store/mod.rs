@@ -16,6 +16,7 @@ pub mod conn;
 pub mod consents;
 pub mod departments;
 pub mod flows;
+pub mod group;
 pub mod jtis;
 pub mod keys;
 pub mod meta;

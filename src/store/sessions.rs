@@ -41,7 +41,7 @@ pub struct Session {
     pub absolute_expires_at: UnixTime,
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = s, check_for_backend(crate::store::conn::MultiBackend))]
 struct Row {
     sid: String,
@@ -147,6 +147,18 @@ pub fn renew(
 /// writer; the idle timeout is honoured to within this much.
 pub const TOUCH_INTERVAL: i64 = 60;
 
+/// The session behind a cookie, if it is live at `now`: what a read and its touch both filter by.
+macro_rules! live {
+    ($tenant:expr, $cookie_hash:expr, $now:expr) => {
+        s::table
+            .filter(s::cookie_hash.eq($cookie_hash.as_bytes().to_vec()))
+            .filter(s::tenant_id.eq($tenant.as_str()))
+            .filter(s::revoked_at.is_null())
+            .filter(s::idle_expires_at.gt($now.0))
+            .filter(s::absolute_expires_at.gt($now.0))
+    };
+}
+
 /// The live session behind a cookie. Its idle expiry slides to `now + idle` (never past the
 /// absolute expiry) when it was last moved more than [`TOUCH_INTERVAL`] ago; a remembered
 /// session has no idle timeout (its idle expiry is its absolute one).
@@ -157,21 +169,68 @@ pub fn touch(
     idle: i64,
     now: UnixTime,
 ) -> Result<Option<Session>, StoreError> {
-    let live = || {
-        s::table
-            .filter(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
-            .filter(s::tenant_id.eq(tenant.as_str()))
-            .filter(s::revoked_at.is_null())
-            .filter(s::idle_expires_at.gt(now.0))
-            .filter(s::absolute_expires_at.gt(now.0))
-    };
-    let row: Option<Row> = live()
+    let row: Option<Row> = live!(tenant, cookie_hash, now)
         .select(Row::as_select())
         .get_result(conn)
         .optional()?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
+    match row {
+        Some(row) => touched(conn, tenant, cookie_hash, idle, now, row),
+        None => Ok(None),
+    }
+}
+
+/// A session to find by its cookie, as [`touch`] takes it.
+#[derive(Debug, Clone)]
+pub struct Touch {
+    pub tenant: TenantId,
+    pub cookie_hash: TokenHash,
+    pub idle: i64,
+    pub now: UnixTime,
+}
+
+/// [`touch`] for many cookies: one query finds them all, and only a session due to be moved
+/// costs a statement of its own. Answers in the order of `lookups`.
+pub fn touch_many(conn: &mut Conn, lookups: &[Touch]) -> Result<Vec<Option<Session>>, StoreError> {
+    if lookups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<Vec<u8>> = lookups
+        .iter()
+        .map(|l| l.cookie_hash.as_bytes().to_vec())
+        .collect();
+    let rows: Vec<(Vec<u8>, String, Row)> = s::table
+        .filter(s::cookie_hash.eq_any(hashes))
+        .filter(s::revoked_at.is_null())
+        .select((s::cookie_hash, s::tenant_id, Row::as_select()))
+        .load(conn)?;
+    let mut sessions = Vec::with_capacity(lookups.len());
+    for l in lookups {
+        // The filters of `touch`, for this lookup's tenant and moment.
+        let row = rows.iter().find(|(hash, tenant, row)| {
+            hash.as_slice() == l.cookie_hash.as_bytes()
+                && tenant.as_str() == l.tenant.as_str()
+                && row.idle_expires_at > l.now.0
+                && row.absolute_expires_at > l.now.0
+        });
+        sessions.push(match row {
+            Some((_, _, row)) => {
+                touched(conn, &l.tenant, &l.cookie_hash, l.idle, l.now, row.clone())?
+            }
+            None => None,
+        });
+    }
+    Ok(sessions)
+}
+
+/// `row`, a live session just read, moved forward if it is due to be.
+fn touched(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    cookie_hash: &TokenHash,
+    idle: i64,
+    now: UnixTime,
+    row: Row,
+) -> Result<Option<Session>, StoreError> {
     if now.0 - row.last_seen_at < TOUCH_INTERVAL {
         return Ok(Some(Session::from(row)));
     }
@@ -179,8 +238,8 @@ pub fn touch(
         true => row.absolute_expires_at,
         false => now.plus(idle).0.min(row.absolute_expires_at),
     };
-    // The same filters again: a revocation between the two statements wins.
-    let moved = diesel::update(live())
+    // The filters of the read again: a revocation between the two statements wins.
+    let moved = diesel::update(live!(tenant, cookie_hash, now))
         .set((
             s::last_seen_at.eq(now.0),
             s::idle_expires_at.eq(idle_expires_at),

@@ -29,6 +29,7 @@ mod saml_sso;
 mod sessions;
 mod smtp_sink;
 mod store;
+mod store_group;
 mod store_quick;
 mod token;
 mod trial;

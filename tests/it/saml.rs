@@ -392,9 +392,12 @@ both_backends!(a_registration_round_trips_and_is_found_by_entity_id, |db| {
     let app = TestApp::new(db).await;
     let store = app.app.store.clone();
     let tenant = TenantId::default_tenant();
-    let (entity_id, settings) =
-        sesame::saml::registry::from_metadata(&SP_METADATA.replace("CERT", &sp_certificate()))
-            .unwrap();
+    let sesame::saml::registry::Described {
+        entity_id,
+        settings,
+        ..
+    } = sesame::saml::registry::from_metadata(&SP_METADATA.replace("CERT", &sp_certificate()))
+        .unwrap();
     let sp = ServiceProvider {
         id: "marketing".into(),
         entity_id: entity_id.clone(),
