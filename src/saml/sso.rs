@@ -165,11 +165,13 @@ async fn proceed(
     // SAML Profiles §4.1.4.5: a request ID is accepted once. Remembered past its freshness window;
     // the browser's session is read in the same grouped write (see `store::group`).
     let record = RequestRecord {
-        tenant: tenant.id().clone(),
-        issuer: format!("saml:{}", sp.id),
-        id: req.id.clone(),
-        until: crate::clock::UnixTime(req.issue_instant.timestamp())
-            .plus(request::MAX_AGE + request::CLOCK_SKEW),
+        used: jtis::Use {
+            tenant: tenant.id().clone(),
+            client_id: format!("saml:{}", sp.id),
+            jti: req.id.clone(),
+            expires_at: crate::clock::UnixTime(req.issue_instant.timestamp())
+                .plus(request::MAX_AGE + request::CLOCK_SKEW),
+        },
         session: session::Lookup::of(app, tenant.id(), headers),
     };
     let (fresh, session) = app.saml_requests.submit(&app.store, record).await?;
@@ -181,11 +183,8 @@ async fn proceed(
 
 /// An AuthnRequest to remember, and the browser's session to read with it.
 pub struct RequestRecord {
-    tenant: crate::tenant::TenantId,
-    /// `saml:{sp id}`: SAML request IDs share the replay table with JWT `jti`s.
-    issuer: String,
-    id: String,
-    until: crate::clock::UnixTime,
+    /// Its ID as used by `saml:{sp id}`: SAML request IDs share the replay table with `jti`s.
+    used: jtis::Use,
     session: Option<session::Lookup>,
 }
 
@@ -195,27 +194,19 @@ pub fn remember_requests(
     c: &mut crate::store::Conn,
     records: &[RequestRecord],
 ) -> Result<Vec<(bool, Option<Session>)>, crate::store::StoreError> {
-    let uses: Vec<jtis::Use> = records
-        .iter()
-        .map(|r| jtis::Use {
-            tenant: r.tenant.clone(),
-            client_id: r.issuer.clone(),
-            jti: r.id.clone(),
-            expires_at: r.until,
-        })
-        .collect();
+    let uses: Vec<jtis::Use> = records.iter().map(|r| r.used.clone()).collect();
     let fresh = jtis::remember_many(c, &uses)?;
-    let wanted: Vec<(usize, sessions::Touch)> = records
-        .iter()
-        .zip(&fresh)
-        .enumerate()
-        .filter_map(|(i, (r, fresh))| Some((i, r.session.as_ref().filter(|_| *fresh)?.touch())))
+    // Only a request not seen before goes on to read its session.
+    let wanted: Vec<usize> = (0..records.len())
+        .filter(|&i| fresh[i] && records[i].session.is_some())
         .collect();
-    let touches: Vec<sessions::Touch> = wanted.iter().map(|(_, t)| t.clone()).collect();
-    let mut found = sessions::touch_many(c, &touches)?.into_iter();
+    let touches: Vec<sessions::Touch> = wanted
+        .iter()
+        .filter_map(|&i| records[i].session.as_ref().map(session::Lookup::touch))
+        .collect();
     let mut answers: Vec<(bool, Option<Session>)> = fresh.into_iter().map(|f| (f, None)).collect();
-    for (i, _) in &wanted {
-        answers[*i].1 = found.next().flatten();
+    for (i, found) in wanted.into_iter().zip(sessions::touch_many(c, &touches)?) {
+        answers[i].1 = found;
     }
     Ok(answers)
 }
