@@ -23,7 +23,9 @@ use crate::i18n::Text;
 use crate::oidc::form::OAuthForm;
 use crate::store::apps::Channel;
 use crate::store::jtis;
-use crate::store::service_providers::{self as sps, ServiceProvider, SessionSp, Signed};
+use crate::store::service_providers::{
+    self as sps, NameIdSource, ServiceProvider, SessionSp, Signed,
+};
 use crate::store::sessions::{self, Session};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
@@ -499,13 +501,16 @@ pub async fn answer(
         name_id: name_id.clone(),
         name_id_format: format.to_string(),
     };
-    // An SP signing in again through the same session is already on record: skip the write.
+    // An SP signing in again through the same session is already on record: skip the write,
+    // unless its NameID is transient, new with every assertion (the SP's logout will name the
+    // latest).
     let recorded = (
         tenant.id().clone(),
         session.sid.clone(),
         format!("saml:{}", sp.id),
     );
-    if app.recorded_session_clients.get(&recorded, now).is_none() {
+    let transient = sp.settings.name_id == NameIdSource::Transient;
+    if transient || app.recorded_session_clients.get(&recorded, now).is_none() {
         let (t, sid) = (tenant.id().clone(), session.sid.clone());
         app.store
             .run(move |c| sps::add_to_session(c, &t, &sid, &record, now))

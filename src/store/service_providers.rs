@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::conn::Conn;
+use super::conn::{Conn, per_backend};
 use super::schema::saml_service_providers as s;
 use crate::clock::UnixTime;
 use crate::tenant::TenantId;
@@ -264,8 +264,8 @@ pub struct SessionSp {
     pub name_id_format: String,
 }
 
-/// Records that session `sid` signed in to `sp` as `name_id`; the first NameID given stays (a
-/// transient one is only replaced by signing in again after logout).
+/// Records that session `sid` signed in to `sp` as `name_id`, replacing what an earlier sign-in
+/// of the session to `sp` recorded.
 pub fn add_to_session(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -274,20 +274,27 @@ pub fn add_to_session(
     now: UnixTime,
 ) -> Result<(), StoreError> {
     use super::schema::session_service_providers as ssp;
-    let inserted = diesel::insert_into(ssp::table)
-        .values((
-            ssp::tenant_id.eq(tenant.as_str()),
-            ssp::sid.eq(sid),
-            ssp::sp_id.eq(&sp.sp_id),
-            ssp::name_id.eq(&sp.name_id),
-            ssp::name_id_format.eq(&sp.name_id_format),
-            ssp::created_at.eq(now.0),
-        ))
-        .execute(conn);
-    match inserted.map_err(StoreError::from) {
-        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+    // The NameID of the latest assertion replaces the one before: a transient NameID is new each
+    // time, and the SP's Single Logout names the one its current session holds.
+    per_backend!(conn, |c| {
+        diesel::insert_into(ssp::table)
+            .values((
+                ssp::tenant_id.eq(tenant.as_str()),
+                ssp::sid.eq(sid),
+                ssp::sp_id.eq(&sp.sp_id),
+                ssp::name_id.eq(&sp.name_id),
+                ssp::name_id_format.eq(&sp.name_id_format),
+                ssp::created_at.eq(now.0),
+            ))
+            .on_conflict((ssp::tenant_id, ssp::sid, ssp::sp_id))
+            .do_update()
+            .set((
+                ssp::name_id.eq(&sp.name_id),
+                ssp::name_id_format.eq(&sp.name_id_format),
+            ))
+            .execute(c)
+    })?;
+    Ok(())
 }
 
 /// The sessions that gave SP `sp_id` the NameID `name_id` (a Single Logout names the user by it).

@@ -1076,3 +1076,33 @@ async fn a_logout_request_from_an_sp_without_a_logout_endpoint_still_signs_out()
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "asked to sign in again");
 }
+
+/// Every assertion carries a transient NameID of its own: the session's record follows the
+/// latest, which is the one the SP's logout names.
+#[tokio::test]
+async fn a_logout_naming_the_latest_transient_name_id_finds_the_session() {
+    let b = Browser::new(TestDb::sqlite()).await;
+    let m = marketing(&b, |s, _| s.name_id = NameIdSource::Transient).await;
+    let (first, index) = signed_in(&b, &m).await;
+    let (latest, again) = signed_in(&b, &m).await;
+    assert_ne!(first, latest, "a new NameID for each assertion");
+    assert_eq!(index, again, "through the same session");
+    // From a browser without Sesame's cookie: only the NameID tells whose session it is.
+    let q = logout_query(SP_ENTITY, &latest, &index, &m.key, "rs");
+    let r = b
+        .other_client()
+        .get(b.server.url(&format!("/t/acme/saml/slo?{q}")))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("signed out"));
+    let r = b
+        .get(&format!(
+            "{SSO}?{}",
+            Marketing::redirect_query(&m.request(), "")
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the session has ended");
+}
