@@ -30,9 +30,44 @@ const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 #[derive(Debug, Clone)]
 pub struct El {
     name: &'static str,
+    /// The element's own prefix and namespace.
+    own: (&'static str, &'static str),
+    /// Further declarations, for descendants' prefixes.
     ns: Vec<(&'static str, &'static str)>,
+    /// Kept sorted by name: the canonical order.
     attrs: Vec<(&'static str, String)>,
     children: Vec<Node>,
+}
+
+/// The namespace bindings in scope at an element: its own, then its ancestors'.
+struct Scope<'a> {
+    own: (&'static str, &'static str),
+    more: &'a [(&'static str, &'static str)],
+    up: Option<&'a Scope<'a>>,
+}
+
+impl Scope<'_> {
+    fn find(&self, prefix: &str) -> Option<(&'static str, &'static str)> {
+        if self.own.0 == prefix {
+            return Some(self.own);
+        }
+        match self.more.iter().find(|(p, _)| *p == prefix) {
+            Some(d) => Some(*d),
+            None => self.up?.find(prefix),
+        }
+    }
+}
+
+/// The declarations the output carries above an element.
+struct Rendered<'a> {
+    decl: Option<(&'static str, &'static str)>,
+    up: Option<&'a Rendered<'a>>,
+}
+
+impl Rendered<'_> {
+    fn contains(&self, d: (&'static str, &'static str)) -> bool {
+        self.decl == Some(d) || self.up.is_some_and(|up| up.contains(d))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +82,8 @@ impl El {
         let prefix = name.split_once(':').map_or("", |(p, _)| p);
         El {
             name,
-            ns: vec![(prefix, uri)],
+            own: (prefix, uri),
+            ns: Vec::new(),
             attrs: Vec::new(),
             children: Vec::new(),
         }
@@ -60,7 +96,8 @@ impl El {
     }
 
     pub fn attr(mut self, name: &'static str, value: impl Into<String>) -> El {
-        self.attrs.push((name, value.into()));
+        let at = self.attrs.partition_point(|(k, _)| *k <= name);
+        self.attrs.insert(at, (name, value.into()));
         self
     }
 
@@ -86,26 +123,24 @@ impl El {
     /// above it).
     pub fn canonical(&self) -> String {
         let mut out = String::with_capacity(4096);
-        self.write(&mut out, &[], &[]);
+        self.write(&mut out, None, None);
         out
     }
 
-    fn write(
-        &self,
-        out: &mut String,
-        in_scope: &[(&'static str, &'static str)],
-        rendered: &[(&'static str, &'static str)],
-    ) {
-        let scope: Vec<(&'static str, &'static str)> =
-            self.ns.iter().chain(in_scope).copied().collect();
+    // Scopes are chains on the stack, not lists collected per element: a signed Response is
+    // written three times over (the digest, SignedInfo, the message), and allocating for every
+    // element showed in the profile.
+    fn write(&self, out: &mut String, up: Option<&Scope<'_>>, rendered: Option<&Rendered<'_>>) {
+        let scope = Scope {
+            own: self.own,
+            more: &self.ns,
+            up,
+        };
         // Only the element's own prefix can need a declaration: Sesame's attributes are
         // unprefixed.
-        let prefix = self.name.split_once(':').map_or("", |(p, _)| p);
         let decl = scope
-            .iter()
-            .find(|(p, _)| *p == prefix)
-            .copied()
-            .filter(|d| !rendered.contains(d));
+            .find(self.own.0)
+            .filter(|d| !rendered.is_some_and(|r| r.contains(*d)));
         out.push('<');
         out.push_str(self.name);
         if let Some((p, uri)) = decl {
@@ -119,9 +154,7 @@ impl El {
             escape_attr(out, uri);
             out.push('"');
         }
-        let mut attrs: Vec<&(&str, String)> = self.attrs.iter().collect();
-        attrs.sort_by(|a, b| a.0.cmp(b.0));
-        for (k, v) in attrs {
+        for (k, v) in &self.attrs {
             out.push(' ');
             out.push_str(k);
             out.push_str("=\"");
@@ -129,11 +162,14 @@ impl El {
             out.push('"');
         }
         out.push('>');
-        let now_rendered: Vec<(&'static str, &'static str)> =
-            decl.iter().chain(rendered).copied().collect();
+        let below = Rendered { decl, up: rendered };
+        let below = match decl {
+            Some(_) => Some(&below),
+            None => rendered,
+        };
         for child in &self.children {
             match child {
-                Node::El(e) => e.write(out, &scope, &now_rendered),
+                Node::El(e) => e.write(out, Some(&scope), below),
                 Node::Text(t) => escape_text(out, t),
             }
         }
