@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::StoreError;
-use super::conn::Conn;
+use super::conn::{Conn, per_backend};
 use super::schema::sign_in_origins as o;
 use crate::clock::UnixTime;
 use crate::crypto::secret::TokenHash;
@@ -49,10 +49,10 @@ pub fn sign_in(
             if known > 0 {
                 return Ok(false);
             }
-            // In a savepoint: a sign-in racing this one may have inserted the same origin, and
-            // then it is simply known (on PostgreSQL a failed statement would end the whole
-            // transaction otherwise).
-            let inserted = super::tx::write(c, |c| {
+            // A sign-in racing this one may have inserted the same origin first: then it is
+            // simply known. `ON CONFLICT DO NOTHING`, as on PostgreSQL a unique violation would
+            // end the whole transaction.
+            let inserted = per_backend!(c, |c| {
                 diesel::insert_into(o::table)
                     .values((
                         o::tenant_id.eq(tenant.as_str()),
@@ -62,14 +62,11 @@ pub fn sign_in(
                         o::first_seen_at.eq(now.0),
                         o::last_seen_at.eq(now.0),
                     ))
+                    .on_conflict((o::tenant_id, o::user_id, o::kind, o::value_hash))
+                    .do_nothing()
                     .execute(c)
-                    .map_err(StoreError::from)
-            });
-            match inserted {
-                Ok(_) => Ok(true),
-                Err(StoreError::Conflict(_)) => Ok(false),
-                Err(e) => Err(e),
-            }
+            })?;
+            Ok(inserted == 1)
         };
         let new_browser = note("browser", browser)?;
         let new_network = note("network", network)?;

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::StoreError;
-use super::conn::Conn;
+use super::conn::{Conn, per_backend};
 use super::schema::{session_clients as sc, sso_sessions as s};
 use crate::clock::UnixTime;
 use crate::crypto::secret::TokenHash;
@@ -335,19 +335,22 @@ pub fn add_client(
     client_id: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let inserted = diesel::insert_into(sc::table)
-        .values((
-            sc::tenant_id.eq(tenant.as_str()),
-            sc::sid.eq(sid),
-            sc::client_id.eq(client_id),
-            sc::created_at.eq(now.0),
-        ))
-        .execute(conn);
-    match inserted.map_err(StoreError::from) {
-        // Another request of the same session recorded it first.
-        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+    // `ON CONFLICT DO NOTHING`, not a caught unique violation: another request of the same
+    // session may have recorded it first, and on PostgreSQL a violation is an error in the
+    // server's log and ends any transaction around it.
+    per_backend!(conn, |c| {
+        diesel::insert_into(sc::table)
+            .values((
+                sc::tenant_id.eq(tenant.as_str()),
+                sc::sid.eq(sid),
+                sc::client_id.eq(client_id),
+                sc::created_at.eq(now.0),
+            ))
+            .on_conflict((sc::tenant_id, sc::sid, sc::client_id))
+            .do_nothing()
+            .execute(c)
+    })?;
+    Ok(())
 }
 
 /// The clients that received tokens through session `sid`, sorted.

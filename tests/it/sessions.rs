@@ -581,3 +581,41 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    a_client_noted_twice_in_one_transaction_leaves_it_usable,
+    |db| {
+        let store = prepared(&db);
+        let cookie = TokenHash::of("cookie-1");
+        let amr = vec!["pwd".to_string()];
+        let new = NewSession {
+            cookie_hash: &cookie,
+            sid: "sid-1",
+            user_id: "u1",
+            auth_time: T0,
+            amr: &amr,
+            acr: None,
+            remember: false,
+            user_agent: None,
+            ip: None,
+            idle_expires_at: T0.plus(1800),
+            absolute_expires_at: T0.plus(7200),
+        };
+        store
+            .run_blocking(|c| sessions::create(c, &acme(), &new, T0))
+            .unwrap();
+        // Two requests of one session may both note the client; the second note is a no-op, and on
+        // PostgreSQL it must not have aborted the transaction it ran in.
+        let clients = store
+            .run_blocking(|c| {
+                sesame::store::tx::write(c, |c| {
+                    sessions::add_client(c, &acme(), "sid-1", "crm", T0)?;
+                    sessions::add_client(c, &acme(), "sid-1", "crm", T0.plus(1))?;
+                    sessions::add_client(c, &acme(), "sid-1", "other", T0.plus(1))?;
+                    sessions::clients_of(c, &acme(), "sid-1")
+                })
+            })
+            .unwrap();
+        assert_eq!(clients, ["crm", "other"]);
+    }
+);
