@@ -51,8 +51,8 @@ fn timestamp(value: &str) -> Result<i64, RequestError> {
 /// Reads `xml` as a `samlp:{expected}` (LogoutRequest or LogoutResponse).
 pub fn parse(xml: &str, expected: &str) -> Result<Message, RequestError> {
     refuse_dtd(xml).map_err(|e| malformed(e.0))?;
-    let (ns, local) = root(xml)?;
-    if ns.as_deref() != Some(PROTOCOL_NS) || local != expected {
+    let root = root(xml)?;
+    if root.ns.as_deref() != Some(PROTOCOL_NS) || root.local != expected {
         return Err(malformed(format!(
             "the message is not a SAML 2.0 {expected}"
         )));

@@ -86,22 +86,22 @@ pub fn inflate(encoded: &str) -> Result<String, RequestError> {
     flate2::read::DeflateDecoder::new(compressed.as_slice())
         .take(MAX_BYTES as u64 + 1)
         .read_to_end(&mut xml)
-        .map_err(|_| malformed("SAMLRequest is not DEFLATE-compressed"))?;
+        .map_err(|_| malformed("the message is not DEFLATE-compressed"))?;
     if xml.len() > MAX_BYTES {
-        return Err(malformed("SAMLRequest is too large once inflated"));
+        return Err(malformed("the message is too large once inflated"));
     }
-    String::from_utf8(xml).map_err(|_| malformed("SAMLRequest is not UTF-8"))
+    String::from_utf8(xml).map_err(|_| malformed("the message is not UTF-8"))
 }
 
 /// The XML of a POST-binding `SAMLRequest`: base64, possibly broken into lines.
 pub fn decode_post(encoded: &str) -> Result<String, RequestError> {
     let xml = decode_base64(encoded)?;
-    String::from_utf8(xml).map_err(|_| malformed("SAMLRequest is not UTF-8"))
+    String::from_utf8(xml).map_err(|_| malformed("the message is not UTF-8"))
 }
 
 fn decode_base64(encoded: &str) -> Result<Vec<u8>, RequestError> {
     if encoded.len() > MAX_BYTES {
-        return Err(malformed("SAMLRequest is too large"));
+        return Err(malformed("the message is too large"));
     }
     let text: String = encoded
         .chars()
@@ -109,37 +109,84 @@ fn decode_base64(encoded: &str) -> Result<Vec<u8>, RequestError> {
         .collect();
     STANDARD
         .decode(text)
-        .map_err(|_| malformed("SAMLRequest is not base64"))
+        .map_err(|_| malformed("the message is not base64"))
 }
 
 /// Parses `xml` as an AuthnRequest: no DTD, and the root must be `samlp:AuthnRequest`, so no other
 /// protocol message that happens to share its attributes is taken for one.
 pub fn parse(xml: &str) -> Result<AuthnRequest, RequestError> {
     refuse_dtd(xml).map_err(|e| malformed(e.0))?;
-    let (ns, local) = root(xml)?;
-    if ns.as_deref() != Some(PROTOCOL_NS) || local != "AuthnRequest" {
+    let root = root(xml)?;
+    if root.ns.as_deref() != Some(PROTOCOL_NS) || root.local != "AuthnRequest" {
         return Err(malformed("the message is not a SAML 2.0 AuthnRequest"));
     }
-    xml.parse()
-        .map_err(|e| malformed(format!("the AuthnRequest does not parse: {e}")))
+    // The parser's own words name its internals (field names, serde's variants): they go to the
+    // log, and the SP's administrator reads a plain reason.
+    xml.parse::<AuthnRequest>().map_err(|e| {
+        tracing::info!(error = %e, "an AuthnRequest does not parse");
+        malformed(
+            "the AuthnRequest does not follow the schema: an attribute or element is missing, \
+             repeated or of the wrong type",
+        )
+    })
 }
 
-/// The namespace and local name of the document's root element.
-pub fn root(xml: &str) -> Result<(Option<String>, String), RequestError> {
+/// A document's root element: its namespace, local name and `ID` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub ns: Option<String>,
+    pub local: String,
+    pub id: Option<String>,
+}
+
+/// The root element of `xml`, which must be a well-formed document (XML 1.0 §2.1): one root
+/// element, end tags matching, and nothing after it but comments, processing instructions and
+/// white space. Parsers differ on what follows a root (quick-xml reads on, libxml2 stops), and a
+/// message two parsers read differently is how signature wrapping begins.
+pub fn root(xml: &str) -> Result<Root, RequestError> {
+    let not_well_formed = || malformed("the message is not well-formed XML");
     let mut reader = quick_xml::NsReader::from_str(xml);
+    let mut found: Option<Root> = None;
+    let mut depth = 0usize;
     loop {
-        match reader.read_resolved_event() {
-            Ok((ns, Event::Start(e) | Event::Empty(e))) => {
-                let ns = match ns {
-                    ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into()),
-                    _ => None,
-                };
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                return Ok((ns, local));
+        let decoder = reader.decoder();
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|_| not_well_formed())?;
+        let empty = matches!(event, Event::Empty(_));
+        match event {
+            Event::Start(_) | Event::Empty(_) if depth == 0 && found.is_some() => {
+                return Err(malformed("the message has more than one root element"));
             }
-            Ok((_, Event::Eof)) => return Err(malformed("the message has no root element")),
-            Ok(_) => {}
-            Err(_) => return Err(malformed("the message is not well-formed XML")),
+            Event::Start(e) | Event::Empty(e) if depth == 0 => {
+                let id = e
+                    .try_get_attribute("ID")
+                    .map_err(|_| not_well_formed())?
+                    .map(|a| {
+                        a.decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, decoder)
+                            .map(|v| v.into_owned())
+                    })
+                    .transpose()
+                    .map_err(|_| not_well_formed())?;
+                found = Some(Root {
+                    ns: match ns {
+                        ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into()),
+                        _ => None,
+                    },
+                    local: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    id,
+                });
+                depth = usize::from(!empty);
+            }
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.checked_sub(1).ok_or_else(not_well_formed)?,
+            Event::Text(t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err(not_well_formed());
+            }
+            Event::CData(_) if depth == 0 => return Err(not_well_formed()),
+            Event::Eof if depth > 0 => return Err(not_well_formed()),
+            Event::Eof => return found.ok_or_else(|| malformed("the message has no root element")),
+            _ => {}
         }
     }
 }

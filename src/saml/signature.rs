@@ -130,13 +130,24 @@ pub fn verify_post(xml: &str, certificates: &[String]) -> Result<String, String>
     if certs.is_empty() {
         return Err("the SP has no signing certificate".into());
     }
-    Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+    let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
         xml,
         &certs,
         ReduceMode::ValidateAndMarkNoAncestors,
         Some(&ALLOWED),
     )
-    .map_err(|e| format!("the signature does not verify: {e}"))
+    .map_err(|e| {
+        // The library's words (xmlsec's, OpenSSL's) are for the log, not for the SP.
+        tracing::info!(error = %e, "a POST-binding signature does not verify");
+        "the signature does not verify with the SP's certificate".to_string()
+    })?;
+    // SAML Core §5.4.2: the signature references the root of the protocol message. One over an
+    // element inside it (signature wrapping) signs something else, whatever that contains.
+    let root_id = |xml: &str| super::request::root(xml).ok().and_then(|r| r.id);
+    match root_id(xml) {
+        Some(id) if root_id(&signed).as_ref() == Some(&id) => Ok(signed),
+        _ => Err("the signature does not cover the message itself, only part of it".into()),
+    }
 }
 
 #[cfg(test)]

@@ -282,6 +282,28 @@ async fn a_post_request_and_a_signed_redirect_are_answered() {
     let r = b.post_form(SSO, &body).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(!r.text().await.unwrap().contains("SAMLResponse"));
+    // Signature wrapping (SAML Core §5.4.2: the signature is over the message's root): a signed
+    // request carried inside an unsigned one, and a signed request with a second root after it.
+    let signed_body = |xml: String| format!("SAMLRequest={}", enc(&STANDARD.encode(xml)));
+    let inner = sign(&mut m.request(), samael::signature::DigestAlgorithm::Sha256);
+    let inner = match inner.strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").unwrap().1.to_string(),
+        None => inner,
+    };
+    let outer = m.request().to_string().unwrap();
+    let close = outer.rfind("</").unwrap();
+    let wrapped = format!(
+        "{}<samlp:Extensions xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\">{inner}\
+         </samlp:Extensions>{}",
+        &outer[..close],
+        &outer[close..]
+    );
+    let trailing = format!("{inner}<x/>");
+    for attack in [wrapped, trailing] {
+        let r = b.post_form(SSO, &signed_body(attack)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(!r.text().await.unwrap().contains("SAMLResponse"));
+    }
     // An unsigned POST is refused as well.
     let unsigned = m.request().to_string().unwrap();
     let body = format!("SAMLRequest={}", enc(&STANDARD.encode(unsigned)));
@@ -376,6 +398,7 @@ async fn bad_requests_get_a_page_and_never_a_response() {
     let dtd = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&e;</samlp:AuthnRequest>"#;
     let laughs = r#"<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&c;</samlp:AuthnRequest>"#;
     let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"/>"#;
+    let no_id = xml(&m.request()).replacen(" ID=\"", " Other=\"", 1);
     let huge = "A".repeat(request_max() + 10);
     let bomb = {
         // Deflates to a few kilobytes, inflates past the limit.
@@ -407,6 +430,25 @@ async fn bad_requests_get_a_page_and_never_a_response() {
         ),
         ("too large", format!("SAMLRequest={}", enc(&bomb))),
         (
+            "more than one root",
+            format!(
+                "SAMLRequest={}",
+                enc(&deflated(&format!("{}<x/>", xml(&m.request()))))
+            ),
+        ),
+        (
+            "well-formed",
+            format!(
+                "SAMLRequest={}",
+                enc(&deflated(&format!("{}text", xml(&m.request()))))
+            ),
+        ),
+        (
+            // The parser's own words (serde's, its field names) stay in the log.
+            "does not follow the schema",
+            format!("SAMLRequest={}", enc(&deflated(&no_id))),
+        ),
+        (
             "repeated",
             format!(
                 "{}&SAMLRequest=x",
@@ -416,6 +458,10 @@ async fn bad_requests_get_a_page_and_never_a_response() {
     ] {
         let (s, text) = bad(q).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{what}");
+        assert!(
+            !text.contains("Custom(") && !text.contains("missing field"),
+            "{text}"
+        );
         assert!(
             text.contains(what),
             "{what}: {}",
