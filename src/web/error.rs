@@ -212,7 +212,17 @@ pub fn render(
             Err(_) => (status, info.message.clone()).into_response(),
         }
     } else {
-        let body = json!({ "error": info.code, "error_description": info.message, "request_id": request_id });
+        // A page's refusal carries only its catalog key as the message: programs (and people
+        // reading a response by hand) get the English sentence.
+        let description = match &info.text {
+            Some(text) if text.key == info.message => {
+                let args: Vec<(&str, &str)> =
+                    text.args.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                app.templates.catalogs.plain(Locale::En, text.key, &args)
+            }
+            _ => info.message.clone(),
+        };
+        let body = json!({ "error": info.code, "error_description": description, "request_id": request_id });
         (status, axum::Json(body)).into_response()
     };
     // Keep what the handler set (Retry-After, Set-Cookie, ...), but never the framing of the

@@ -508,7 +508,28 @@ both_backends!(
             "flow={flow}&account=alice&password={}&agree=yes",
             enc(PASSWORD)
         );
-        assert_eq!(b.post_form("/t/acme/login", &no_csrf).await.status(), 403);
+        let r = b.post_form("/t/acme/login", &no_csrf).await;
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("This form has expired"));
+        // A client that did not ask for HTML gets JSON, with the sentence and not its key.
+        let r = b
+            .other_client()
+            .post(b.server.url("/t/acme/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(no_csrf.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let json: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(json["error"], "forbidden");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("This form has expired"),
+            "{json}"
+        );
         let other = b.other_client();
         let other_page = other
             .get(b.server.url(&login))
