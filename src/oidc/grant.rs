@@ -551,6 +551,8 @@ async fn sign_tokens(
     body.insert("access_token".into(), json!(access_token));
     body.insert("token_type".into(), json!("Bearer"));
     body.insert("expires_in".into(), json!(lifetime));
-    body.insert("scope".into(), json!(ctx.scope.to_string()));
+    if !ctx.scope.is_empty() {
+        body.insert("scope".into(), json!(ctx.scope.to_string()));
+    }
     Ok(body)
 }

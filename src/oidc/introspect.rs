@@ -119,7 +119,9 @@ async fn refresh_token_claims(
     m.insert("active".into(), json!(true));
     m.insert("token_type".into(), json!("refresh_token"));
     m.insert("client_id".into(), json!(grant.client_id));
-    m.insert("scope".into(), json!(grant.scope));
+    if !grant.scope.is_empty() {
+        m.insert("scope".into(), json!(grant.scope));
+    }
     m.insert("exp".into(), json!(grant.expires_at.0));
     m.insert("iss".into(), json!(&*tenant.issuer));
     if let Some(sub) = grant.user_id {

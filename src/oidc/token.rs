@@ -70,6 +70,13 @@ async fn client_credentials(
         .ok_or_else(|| OAuthError::InvalidScope("scope is malformed".into()))?;
     // Only the API scopes registered for the client; user scopes never, as there is no user.
     let granted = requested.intersect(&allowed_scopes(client));
+    // RFC 6749 §5.1 wants a narrowed scope stated, and §3.3 has no empty scope to state: a
+    // request none of whose scopes can be granted is refused rather than answered with nothing.
+    if granted.is_empty() && !requested.is_empty() {
+        return Err(OAuthError::InvalidScope(
+            "none of the requested scopes is registered for this client".into(),
+        ));
+    }
     let audience = audience(client, &tenant.issuer, form.get("resource"))?;
     let lifetime = client
         .access_token_lifetime
@@ -93,13 +100,16 @@ async fn client_credentials(
             tracing::error!(error = %e, "signing an access token failed");
             OAuthError::ServerError
         })?;
-    // RFC 6749 §5.1: always stated, since it may differ from what was asked.
-    let body = json!({
+    let mut body = json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": lifetime,
-        "scope": granted.to_string(),
     });
+    // RFC 6749 §5.1: stated, since it may differ from what was asked; but an empty string is not
+    // a scope (§3.3), so a token that carries none says nothing.
+    if !granted.is_empty() {
+        body["scope"] = json!(granted.to_string());
+    }
     Ok(super::no_store(Json(body).into_response()))
 }
 

@@ -290,14 +290,28 @@ async fn grants_the_client_may_not_use_and_malformed_requests() {
         400,
         "invalid_target",
     );
-    // Scopes the client did not register are not granted, and the response says so.
+    // Scopes the client did not register are not granted: with none left there is no scope to
+    // state (an empty string is none, RFC 6749 §3.3), so the request is refused; with some left,
+    // the response names them.
+    assert_oauth_error(
+        &post(
+            &t,
+            Some(&svc),
+            "grant_type=client_credentials&scope=payroll:admin",
+        )
+        .await,
+        400,
+        "invalid_scope",
+    );
     let r = post(
         &t,
         Some(&svc),
-        "grant_type=client_credentials&scope=payroll:admin",
+        "grant_type=client_credentials&scope=payroll:admin%20reports:read",
     )
     .await;
-    assert_eq!(r.json()["scope"], "", "{}", r.text());
+    assert_eq!(r.json()["scope"], "reports:read", "{}", r.text());
+    let r = post(&t, Some(&svc), "grant_type=client_credentials").await;
+    assert!(r.json().get("scope").is_none(), "{}", r.text());
     // Two authentication methods at once.
     assert_oauth_error(
         &post(
