@@ -5,12 +5,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::ServiceExt;
 use axum::extract::Request;
-use axum::response::Response;
+use axum::http::{StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use tower::Service;
@@ -56,7 +59,7 @@ where
         );
         on_signal.graceful_shutdown(Some(grace));
     });
-    let service = service.into_make_service_with_connect_info::<SocketAddr>();
+    let service = RequireHost(service).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(config) => {
             axum_server::from_tcp_rustls(listener, config)?
@@ -73,6 +76,66 @@ where
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host header is refused with 400 (HTTP/2 carries
+/// the authority in the request's URI instead). A transport rule, so it sits here and not in the
+/// router, which in-process callers reach without a connection.
+#[derive(Clone)]
+struct RequireHost<S>(S);
+
+impl<S, B> Service<Request<B>> for RequireHost<S>
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = HostChecked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+            let body = serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "an HTTP/1.1 request must carry a Host header",
+            });
+            let refusal = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            return HostChecked::Refused {
+                refusal: Some(refusal),
+            };
+        }
+        HostChecked::Served {
+            future: self.0.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's answer, or the refusal of a request without Host.
+    #[project = HostCheckedProj]
+    enum HostChecked<F> {
+        Served { #[pin] future: F },
+        Refused { refusal: Option<Response> },
+    }
+}
+
+impl<F> Future for HostChecked<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            HostCheckedProj::Served { future } => future.poll(cx),
+            HostCheckedProj::Refused { refusal } => Poll::Ready(Ok(refusal
+                .take()
+                .unwrap_or_else(|| StatusCode::BAD_REQUEST.into_response()))),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -191,6 +191,26 @@ pub fn render(
                 cause: None,
             }
         }
+        // The framework's own refusals (a path segment that is not UTF-8, say) are plain text
+        // naming its internals (the route's variables): give them the shape of every other error.
+        None if matches!(
+            response.status(),
+            StatusCode::BAD_REQUEST
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                | StatusCode::UNPROCESSABLE_ENTITY
+        ) && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain")) =>
+        {
+            ErrorInfo {
+                code: "invalid_request",
+                title: "The request cannot be processed",
+                message: "The request's address or body cannot be read.".into(),
+                text: Some(Text::new("error.unreadable_request")),
+                cause: None,
+            }
+        }
         None => return response,
     };
     let status = response.status();

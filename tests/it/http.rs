@@ -890,3 +890,58 @@ async fn a_reload_that_finds_the_same_keys_keeps_the_keyring() {
     assert!(!kids(&after_grace).contains(&retired));
     assert_eq!(t.app.metrics.keyring_builds(), builds + 2);
 }
+
+/// Sends `raw` over one TCP connection to `server` and returns what comes back.
+async fn raw_exchange(server: &TestServer, raw: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn an_http11_request_without_host_is_refused() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let server = TestServer::start(t.router.clone(), std::time::Duration::from_secs(1));
+    const PATH: &str = "/t/default/.well-known/openid-configuration";
+    // RFC 9112 §3.2.
+    let answer = raw_exchange(
+        &server,
+        &format!("GET {PATH} HTTP/1.1\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"error\":\"invalid_request\""), "{answer}");
+    // With Host it is served; HTTP/1.0 has no Host requirement.
+    let answer = raw_exchange(
+        &server,
+        &format!("GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_exchange(&server, &format!("GET {PATH} HTTP/1.0\r\n\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn an_unreadable_path_is_refused_in_the_usual_shape() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    // A path segment that is not UTF-8: the framework's refusal, rendered as every other error.
+    let r = t.get("/t/default/saml/launch/%ff").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_request", "{}", r.text());
+    assert!(!r.text().contains("`sp`"), "{}", r.text());
+    let r = t
+        .send(
+            Request::get("/t/default/saml/launch/%ff")
+                .header("accept", "text/html")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("cannot be read"), "{}", r.text());
+}
