@@ -147,6 +147,17 @@ pub async fn authenticate(
     form: &OAuthForm,
     endpoint: &str,
 ) -> Result<Client, OAuthError> {
+    // Authorization is not a list (RFC 9110 §11.6.2): two of them are two credentials.
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(OAuthError::InvalidRequest(
+            "send one Authorization header, not several".into(),
+        ));
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -95,6 +95,17 @@ pub fn bearer_token(
     method: &Method,
     body: &[u8],
 ) -> Result<String, BearerError> {
+    // Authorization is not a list (RFC 9110 §11.6.2): two of them are two credentials.
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(BearerError::InvalidRequest(
+            "send one Authorization header, not several",
+        ));
+    }
     let header_token = match headers.get(header::AUTHORIZATION) {
         Some(v) => {
             let v = v.to_str().map_err(|_| {
@@ -242,6 +253,15 @@ mod tests {
             bearer_token(&HeaderMap::new(), &Method::GET, b""),
             Err(BearerError::Missing)
         );
+        let mut twice = headers(&[("authorization", "Bearer abc")]);
+        twice.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer def"),
+        );
+        assert!(matches!(
+            bearer_token(&twice, &Method::GET, b""),
+            Err(BearerError::InvalidRequest(_))
+        ));
     }
 
     #[test]

@@ -323,6 +323,18 @@ async fn grants_the_client_may_not_use_and_malformed_requests() {
         400,
         "invalid_request",
     );
+    // Two Authorization headers, even the same credentials twice.
+    let r = t
+        .send(
+            Request::post("/t/acme/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("authorization", &svc)
+                .header("authorization", &svc)
+                .body(Body::from("grant_type=client_credentials"))
+                .unwrap(),
+        )
+        .await;
+    assert_oauth_error(&r, 400, "invalid_request");
     // Not a form.
     let r = t
         .send(
