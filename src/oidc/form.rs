@@ -16,16 +16,22 @@ pub struct OAuthForm(pub HashMap<String, String>);
 impl OAuthForm {
     pub fn parse(body: &[u8]) -> Result<OAuthForm, OAuthError> {
         let mut params = HashMap::new();
-        for (key, value) in url::form_urlencoded::parse(body) {
+        for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let (key, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let (key, value) = (decoded(key)?, decoded(value)?);
             if value.is_empty() {
                 continue;
             }
-            if params.insert(key.to_string(), value.into_owned()).is_some() {
+            if params.contains_key(&key) {
                 return Err(OAuthError::InvalidRequest(format!(
                     "parameter '{}' is repeated",
                     printable(&key)
                 )));
             }
+            params.insert(key, value);
         }
         Ok(OAuthForm(params))
     }
@@ -39,6 +45,24 @@ impl OAuthForm {
         self.get(name)
             .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter '{name}' is missing")))
     }
+}
+
+/// One name or value of a form: `+` is a space, `%XX` a byte, and the bytes must be UTF-8 (RFC
+/// 6749 Appendix B). Not replaced where they are not: a `state` must come back exactly as sent
+/// (§4.1.2), which a replacement character would silently break.
+fn decoded(raw: &[u8]) -> Result<String, OAuthError> {
+    let spaced: std::borrow::Cow<'_, [u8]> = if raw.contains(&b'+') {
+        raw.iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        raw.into()
+    };
+    percent_encoding::percent_decode(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| OAuthError::InvalidRequest("a parameter is not UTF-8".into()))
 }
 
 /// A parameter name as it may appear in `error_description` (RFC 6749 §5.2 allows only
@@ -102,6 +126,18 @@ mod tests {
             !text.contains('"') && !text.contains('\\') && !text.contains('\n'),
             "{text}"
         );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_not_replaced() {
+        let e = OAuthForm::parse(b"state=%ff%fe").unwrap_err();
+        assert_eq!(e.code(), "invalid_request");
+        assert!(OAuthForm::parse(b"st%C3=x").is_err());
+        assert!(OAuthForm::parse(b"state=\xff").is_err());
+        let f = OAuthForm::parse("state=%E2%9C%93+%EF%BF%BD&bare&=v&a=b=c".as_bytes()).unwrap();
+        assert_eq!(f.get("state"), Some("\u{2713} \u{fffd}"));
+        assert_eq!(f.get("a"), Some("b=c"));
+        assert_eq!(f.get("bare"), None);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::store::clients::{AuthMethod, Client};
 /// §3.3 lets the server grant less), and the token response says what was granted.
 pub const USER_SCOPES: &[&str] = &["openid", "profile", "email", "phone", "offline_access"];
 
-/// Any single parameter longer than this is refused; a longer `state` is not echoed either.
+/// Any single parameter longer than this is refused; a longer `state`, which cannot be echoed,
+/// on a page.
 const MAX_PARAM_LEN: usize = 4096;
 const MAX_NONCE_LEN: usize = 512;
 const MAX_LOGIN_HINT_LEN: usize = 254;
@@ -100,10 +101,12 @@ pub fn parse(
         return page("The app asked to return to an address it has not registered.");
     };
 
-    let state = params
-        .get("state")
-        .filter(|s| s.len() <= MAX_PARAM_LEN)
-        .map(str::to_string);
+    // RFC 6749 §4.1.2.1: an error goes back with the exact `state`. One too long to send back
+    // cannot, and an answer without it would fail the app's check as a forgery: say so here.
+    let state = params.get("state").map(str::to_string);
+    if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
+        return page("The app sent a state parameter too long to return to it.");
+    }
     let mode_param = params.get("response_mode");
     let mode = mode_param
         .and_then(ResponseMode::parse)
@@ -428,15 +431,21 @@ mod tests {
     }
 
     #[test]
-    fn an_oversized_state_is_not_echoed() {
+    fn an_oversized_state_is_refused_on_a_page_as_it_cannot_be_echoed() {
         let q = BASE.replace(
             "state=s1",
             &format!("state={}", "s".repeat(MAX_PARAM_LEN + 1)),
         );
         match parse(&form(&q), Some(&client(AuthMethod::ClientSecretBasic)), ISS) {
+            Err(AuthorizeError::Page(message)) => assert!(message.contains("state"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // Any other oversized parameter goes back to the app, with its state.
+        let q = format!("{BASE}&login_hint={}", "x".repeat(MAX_PARAM_LEN + 1));
+        match parse(&form(&q), Some(&client(AuthMethod::ClientSecretBasic)), ISS) {
             Err(AuthorizeError::Redirect { reply, error, .. }) => {
                 assert_eq!(error, "invalid_request");
-                assert_eq!(reply.state, None);
+                assert_eq!(reply.state.as_deref(), Some("s1"));
             }
             other => panic!("{other:?}"),
         }

@@ -79,6 +79,16 @@ async fn untrusted_redirect_uris_get_a_page_never_a_redirect() {
         params(r.headers()["location"].to_str().unwrap())["error"],
         "invalid_request"
     );
+    // A state that cannot go back exactly as sent (RFC 6749 §4.1.2): bytes that are not UTF-8, or
+    // too long to echo. A page, not an answer the app would take for a forgery.
+    let authorize = Browser::authorize_path("crm-web", "https://crm.acme.test/cb", "");
+    for state in ["%ff%fe".to_string(), "s".repeat(5000)] {
+        let r = b
+            .get(&authorize.replace("state=st-1", &format!("state={state}")))
+            .await;
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+    }
 }
 
 #[tokio::test]
