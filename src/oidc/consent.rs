@@ -61,8 +61,13 @@ pub async fn ask(
     let flow_id = authorize::store_flow(app, tenant, req, needs, Some(&progress)).await?;
     let (browser, set_cookie) = session::browser(app, headers);
     let locale = flow::language::locale(tenant, headers, &req.ui_locales);
+    let subject = app.subject(tenant.id(), &session.user_id).await?;
+    let user_name = subject
+        .as_ref()
+        .and_then(|s| s.user.profile.shown_name())
+        .unwrap_or(&session.user_id);
     let mut response = render(
-        app, tenant, req, client, session, &flow_id, &browser, locale,
+        app, tenant, req, client, user_name, &flow_id, &browser, locale,
     )?;
     if let Some(set) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, set);
@@ -76,7 +81,7 @@ fn render(
     tenant: &TenantCtx,
     req: &AuthorizeRequest,
     client: &Client,
-    session: &Session,
+    user_name: &str,
     flow_id: &str,
     browser: &str,
     locale: Locale,
@@ -90,7 +95,7 @@ fn render(
         context! {
             tenant_name => &tenant.tenant.display_name,
             client_name => &client.name,
-            user_name => &session.user_id,
+            user_name => user_name,
             scopes => scopes,
             action => format!("{}/consent", login::tenant_path(tenant)),
             flow => flow_id,

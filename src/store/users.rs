@@ -51,6 +51,17 @@ pub struct UserProfile {
     pub locale: Option<String>,
 }
 
+impl UserProfile {
+    /// What a page calls the user: the display name, else the first account name there is.
+    pub fn shown_name(&self) -> Option<&str> {
+        Some(self.display_name.trim())
+            .filter(|n| !n.is_empty())
+            .or(self.username.as_ref().map(Username::as_str))
+            .or(self.email.as_ref().map(Email::as_str))
+            .or(self.phone.as_ref().map(Phone::as_str))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub tenant_id: TenantId,

@@ -626,6 +626,8 @@ both_backends!(
             .await;
         assert_eq!(r.status(), 200, "a consent page, not a redirect");
         let page = r.text().await.unwrap();
+        // The user is named as people know them, and the name is text, not markup.
+        assert!(page.contains("as <strong>Alice &lt;b&gt;Liddell"), "{page}");
         let body = format!(
             "flow={}&csrf={}&decision=allow",
             hidden(&page, "flow"),
