@@ -147,13 +147,7 @@ pub async fn authenticate(
     form: &OAuthForm,
     endpoint: &str,
 ) -> Result<Client, OAuthError> {
-    // Authorization is not a list (RFC 9110 §11.6.2): two of them are two credentials.
-    if headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
+    if super::repeats_authorization(headers) {
         return Err(OAuthError::InvalidRequest(
             "send one Authorization header, not several".into(),
         ));

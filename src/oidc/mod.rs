@@ -75,6 +75,16 @@ pub fn routes() -> Router<App> {
 }
 
 /// RFC 6749 §5.1 and RFC 7662 §2.2: token and introspection responses are never cached.
+/// Whether the request carries more than one Authorization header. The header is not a list
+/// (RFC 9110 §11.6.2): two of them are two credentials, and which one counts is not ours to pick.
+pub(crate) fn repeats_authorization(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+}
+
 pub(crate) fn no_store(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{HeaderValue, header};
     let headers = response.headers_mut();

@@ -95,13 +95,7 @@ pub fn bearer_token(
     method: &Method,
     body: &[u8],
 ) -> Result<String, BearerError> {
-    // Authorization is not a list (RFC 9110 §11.6.2): two of them are two credentials.
-    if headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
+    if super::repeats_authorization(headers) {
         return Err(BearerError::InvalidRequest(
             "send one Authorization header, not several",
         ));

@@ -67,6 +67,24 @@ fn prepared(db: &TestDb) -> Store {
     store
 }
 
+/// Session `sid-1` of `u1` behind `cookie`, signed in at T0 as `amr` says: idle for 30 minutes
+/// at most, two hours in all.
+fn a_session<'a>(cookie: &'a TokenHash, amr: &'a [String]) -> NewSession<'a> {
+    NewSession {
+        cookie_hash: cookie,
+        sid: "sid-1",
+        user_id: "u1",
+        auth_time: T0,
+        amr,
+        acr: None,
+        remember: false,
+        user_agent: Some("test"),
+        ip: Some("127.0.0.1"),
+        idle_expires_at: T0.plus(1800),
+        absolute_expires_at: T0.plus(7200),
+    }
+}
+
 fn issue(store: &Store, secret: &str, client: &str) {
     let hash = TokenHash::of(secret);
     let t = NewRefreshToken {
@@ -366,19 +384,7 @@ both_backends!(sso_sessions_slide_expire_and_revoke, |db| {
     let store = prepared(&db);
     let cookie = TokenHash::of("cookie-1");
     let amr = vec!["pwd".to_string()];
-    let new = NewSession {
-        cookie_hash: &cookie,
-        sid: "sid-1",
-        user_id: "u1",
-        auth_time: T0,
-        amr: &amr,
-        acr: None,
-        remember: false,
-        user_agent: Some("test"),
-        ip: Some("127.0.0.1"),
-        idle_expires_at: T0.plus(1800),
-        absolute_expires_at: T0.plus(7200),
-    };
+    let new = a_session(&cookie, &amr);
     store
         .run_blocking(|c| sessions::create(c, &acme(), &new, T0))
         .unwrap();
@@ -586,21 +592,8 @@ both_backends!(
     a_client_noted_twice_in_one_transaction_leaves_it_usable,
     |db| {
         let store = prepared(&db);
-        let cookie = TokenHash::of("cookie-1");
-        let amr = vec!["pwd".to_string()];
-        let new = NewSession {
-            cookie_hash: &cookie,
-            sid: "sid-1",
-            user_id: "u1",
-            auth_time: T0,
-            amr: &amr,
-            acr: None,
-            remember: false,
-            user_agent: None,
-            ip: None,
-            idle_expires_at: T0.plus(1800),
-            absolute_expires_at: T0.plus(7200),
-        };
+        let (cookie, amr) = (TokenHash::of("cookie-1"), vec!["pwd".to_string()]);
+        let new = a_session(&cookie, &amr);
         store
             .run_blocking(|c| sessions::create(c, &acme(), &new, T0))
             .unwrap();
