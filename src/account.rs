@@ -68,7 +68,12 @@ impl Phone {
             ),
             None => None,
         };
-        let number = phonenumber::parse(region, s.trim()).ok()?;
+        // A number written with its country code is read without the region: given one, the
+        // parser strips that region's trunk prefix from the number's start too, so with `US`
+        // selected `+49 1512 3456789` would lose its `1` (and be someone else's number).
+        let s = s.trim();
+        let region = if s.starts_with('+') { None } else { region };
+        let number = phonenumber::parse(region, s).ok()?;
         if !phonenumber::is_valid(&number) {
             return None;
         }
@@ -197,6 +202,19 @@ mod tests {
         );
         assert!(Phone::parse("12345", None).is_none());
         assert!(Phone::parse("13800138000", Some("XX")).is_none());
+        // A number with its country code is that number whatever region the selector shows:
+        // a region with trunk prefix 1 (US, CA) must not eat the 1 that follows the code.
+        for region in [None, Some("US"), Some("CA"), Some("DE"), Some("CN")] {
+            assert_eq!(
+                Phone::parse("+49 1512 3456789", region).unwrap().as_str(),
+                "+4915123456789",
+                "{region:?}"
+            );
+            assert_eq!(
+                Phone::parse("+86 138 0013 8000", region).unwrap().as_str(),
+                "+8613800138000"
+            );
+        }
     }
 
     #[test]
