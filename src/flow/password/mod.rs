@@ -105,8 +105,16 @@ pub fn rules_for_page(
     locale: Locale,
     broken: &[Rule],
 ) -> Vec<minijinja::Value> {
-    PasswordPolicy::of(&tenant.tenant)
-        .rules()
+    let mut rules = PasswordPolicy::of(&tenant.tenant).rules();
+    // Rules a page does not list until they are broken.
+    rules.extend(
+        broken
+            .iter()
+            .filter(|b| !rules.contains(b))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    rules
         .into_iter()
         .map(|rule| {
             let (id, value) = match rule {
@@ -116,6 +124,8 @@ pub fn rules_for_page(
                 Rule::NotCommon => ("not_common", 0),
                 Rule::NotRecent { count } => ("not_recent", count),
                 Rule::Match => ("match", 0),
+                Rule::TooLong { max } => ("too_long", max),
+                Rule::Printable => ("printable", 0),
             };
             minijinja::context! {
                 id => id,

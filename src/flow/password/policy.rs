@@ -63,12 +63,25 @@ impl Default for PasswordPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Rule {
-    Length { min: usize },
-    Classes { min: usize },
+    Length {
+        min: usize,
+    },
+    Classes {
+        min: usize,
+    },
     NotAccount,
     NotCommon,
-    NotRecent { count: usize },
+    NotRecent {
+        count: usize,
+    },
     Match,
+    /// Shown only when broken: a password past [`MAX_LENGTH`] bytes.
+    TooLong {
+        max: usize,
+    },
+    /// Shown only when broken: control characters (RFC 8265 §4.1 leaves them out of passwords,
+    /// and no keyboard types them).
+    Printable,
 }
 
 impl Rule {
@@ -84,6 +97,10 @@ impl Rule {
                 Text::new("password.rule_not_recent").with("count", count.to_string())
             }
             Rule::Match => Text::new("password.mismatch"),
+            Rule::TooLong { max } => {
+                Text::new("password.rule_too_long").with("max", max.to_string())
+            }
+            Rule::Printable => Text::new("password.rule_printable"),
         }
     }
 }
@@ -153,10 +170,16 @@ impl PasswordPolicy {
     pub fn check(&self, new: &str, confirm: Option<&str>, account: &UserProfile) -> Vec<Rule> {
         let mut broken = Vec::new();
         let length = new.chars().count();
-        if length < self.min_length || new.len() > MAX_LENGTH {
+        if length < self.min_length {
             broken.push(Rule::Length {
                 min: self.min_length,
             });
+        }
+        if new.len() > MAX_LENGTH {
+            broken.push(Rule::TooLong { max: MAX_LENGTH });
+        }
+        if new.chars().any(char::is_control) {
+            broken.push(Rule::Printable);
         }
         if classes(new) < self.min_classes {
             broken.push(Rule::Classes {
@@ -261,6 +284,18 @@ mod tests {
             p.check("长度足够的中文密码", Some("长度足够的中文密码"), &a),
             vec![],
             "characters, not bytes"
+        );
+        // Too long says so, not "at least 8"; control characters are no password's.
+        let long = "x".repeat(MAX_LENGTH + 1);
+        assert_eq!(
+            p.check(&long, Some(&long), &a),
+            vec![Rule::TooLong { max: MAX_LENGTH }]
+        );
+        let nul = "\0".repeat(10);
+        assert_eq!(p.check(&nul, Some(&nul), &a), vec![Rule::Printable]);
+        assert_eq!(
+            p.check("tab\tseparated words", Some("tab\tseparated words"), &a),
+            vec![Rule::Printable]
         );
     }
 
