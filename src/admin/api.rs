@@ -101,6 +101,10 @@ async fn authenticate(
     tenant: &TenantCtx,
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
+    // Two credentials are none: which one counts is not ours to pick.
+    if crate::oidc::repeats_authorization(headers) {
+        return Err(ApiError::Unauthenticated);
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

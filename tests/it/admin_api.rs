@@ -133,6 +133,17 @@ both_backends!(the_admin_api_refuses_what_is_not_an_admin_token, |db| {
     assert!(challenge.unwrap().contains("insufficient_scope"));
     // Tampered, unsigned, malformed, oversized.
     let admin = token(&b, "ops", OPS_SECRET, "sesame:admin").await;
+    // A valid token and another Authorization header: two credentials are none.
+    let r = b
+        .server
+        .client
+        .post(b.server.url("/t/acme/api/v1/users/alice/unlock"))
+        .header("authorization", format!("Bearer {admin}"))
+        .header("authorization", "Bearer other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let parts: Vec<&str> = admin.split('.').collect();
     // One character in the middle of the signature (the last one may carry only padding bits).
     let mut signature: Vec<char> = parts[2].chars().collect();
