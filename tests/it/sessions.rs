@@ -1,16 +1,13 @@
 //! Sign-in state storage on both backends: refresh-token families, SSO sessions, login flows.
 
-use sesame::account::Username;
 use sesame::crypto::secret::TokenHash;
 use sesame::flow::session::{CLASS_CODE, CLASS_PASSWORD};
 use sesame::store::refresh::{self, NewRefreshToken, Rotation};
 use sesame::store::sessions::{self, NewSession};
-use sesame::store::tenants::{self, TenantSpec};
-use sesame::store::users::{self, NewUser, UserProfile, UserStatus};
 use sesame::store::{Store, flows, migrate};
 use sesame::tenant::TenantId;
 
-use crate::support::{T0, TestDb, both_backends};
+use crate::support::{T0, TestDb, both_backends, tenant_with_alice};
 
 fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
@@ -21,21 +18,7 @@ fn prepared(db: &TestDb) -> Store {
     let store = db.store();
     store.run_blocking(migrate::run_pending).unwrap();
     store
-        .run_blocking(|c| tenants::insert(c, &acme(), &TenantSpec::named("Acme"), T0))
-        .unwrap();
-    let user = NewUser {
-        id: Some("u1".into()),
-        profile: UserProfile {
-            username: Username::parse("alice"),
-            display_name: "Alice".into(),
-            ..UserProfile::default()
-        },
-        status: UserStatus::Active,
-        password_hash: None,
-        must_change_password: false,
-    };
-    store
-        .run_blocking(|c| users::insert(c, &acme(), &user, T0))
+        .run_blocking(|c| tenant_with_alice(c, &acme()))
         .unwrap();
     for id in ["crm", "other"] {
         let client = sesame::store::clients::Client {

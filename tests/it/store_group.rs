@@ -2,16 +2,14 @@
 //! new exactly once, a batch's session reads answer as single reads would, and every caller of a
 //! shared transaction gets its own answer, or the error, and never waits for ever.
 
-use sesame::account::Username;
 use sesame::clock::UnixTime;
 use sesame::crypto::secret::TokenHash;
 use sesame::store::group::Group;
 use sesame::store::sessions::{self, NewSession, Touch};
-use sesame::store::users::{self, NewUser, UserProfile, UserStatus};
-use sesame::store::{Conn, Store, StoreError, jtis, migrate, tenants};
+use sesame::store::{Conn, Store, StoreError, jtis, migrate};
 use sesame::tenant::TenantId;
 
-use crate::support::{T0, TestDb, both_backends};
+use crate::support::{T0, TestDb, both_backends, tenant_with_alice};
 
 fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
@@ -22,21 +20,7 @@ fn migrated(db: &TestDb) -> Store {
     store.run_blocking(migrate::run_pending).unwrap();
     for name in ["acme", "globex"] {
         store
-            .run_blocking(move |c| {
-                tenants::insert(c, &tenant(name), &tenants::TenantSpec::named(name), T0)?;
-                let user = NewUser {
-                    id: Some("u1".into()),
-                    profile: UserProfile {
-                        username: Username::parse("alice"),
-                        display_name: "Alice".into(),
-                        ..UserProfile::default()
-                    },
-                    status: UserStatus::Active,
-                    password_hash: None,
-                    must_change_password: false,
-                };
-                users::insert(c, &tenant(name), &user, T0).map(|_| ())
-            })
+            .run_blocking(move |c| tenant_with_alice(c, &tenant(name)))
             .unwrap();
     }
     store

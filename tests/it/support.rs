@@ -18,6 +18,29 @@ use tower::ServiceExt;
 /// A fixed instant so tests never depend on the wall clock.
 pub const T0: UnixTime = UnixTime(1_800_000_000);
 
+/// Tenant `tenant` (named after its id) with one active user, `u1`, username `alice`: where the
+/// storage tests start from.
+pub fn tenant_with_alice(
+    c: &mut sesame::store::Conn,
+    tenant: &sesame::tenant::TenantId,
+) -> Result<(), sesame::store::StoreError> {
+    use sesame::store::users::{self, NewUser, UserProfile, UserStatus};
+    let spec = sesame::store::tenants::TenantSpec::named(tenant.as_str());
+    sesame::store::tenants::insert(c, tenant, &spec, T0)?;
+    let user = NewUser {
+        id: Some("u1".into()),
+        profile: UserProfile {
+            username: sesame::account::Username::parse("alice"),
+            display_name: "Alice".into(),
+            ..UserProfile::default()
+        },
+        status: UserStatus::Active,
+        password_hash: None,
+        must_change_password: false,
+    };
+    users::insert(c, tenant, &user, T0).map(|_| ())
+}
+
 /// Declares one test per backend: `name::sqlite` always, `name::postgres` when configured.
 macro_rules! both_backends {
     ($name:ident, |$db:ident| $body:block) => {
