@@ -224,31 +224,46 @@ pub async fn submit(
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    // Only the temporary lock answers before the password: it is what unknown accounts get too.
-    // An administrator's lock (status `locked`), like `disabled`, is told only after a right
-    // password, or it would show which accounts exist.
-    let locked = match &user {
-        Some(user) => user.locked_until.is_some_and(|until| until > now),
-        None => app
-            .sign_in_failures
-            .blocked_for(&account_key, now)
-            .is_some(),
-    };
-    if locked {
-        tracing::info!(tenant = %tenant.id(), ip = ?client.ip, "sign-in to a locked account refused");
-        return again(&AccountCheck::Locked.message(), None);
-    }
-    // After a few failures a captcha must be solved before the password is even checked. An
-    // unknown account needs one after as many failures as a real one.
+    // After a few failures a captcha must be solved before the password is even checked. They
+    // are counted per account as typed, for real and unknown accounts alike: counting a real
+    // account's failures under all its names would let "alice" and "alice@acme.test" be shown
+    // to be one account by when the captcha appears.
     let limits = &app.config.sign_in;
-    let account_failures = match &user {
-        Some(user) => i64::from(user.recent_failures(now, limits.lockout_duration)),
-        None => i64::from(app.sign_in_failures.failures(&account_key, now)),
-    };
+    let account_failures = i64::from(app.sign_in_failures.failures(&account_key, now));
     let address_failures = i64::from(app.address_failures.failures(&address_key, now));
     let needs_captcha = |extra: i64| {
         account_failures + extra >= limits.captcha_after
             || address_failures + extra >= limits.address_captcha_after
+    };
+    // Only the temporary lock answers before the password: it is what unknown accounts get too.
+    // An administrator's lock (status `locked`), like `disabled`, is told only after a right
+    // password, or it would show which accounts exist.
+    //
+    // The lock is told once the account as typed has failed `lockout_threshold` times, which is
+    // all an unknown account can go by. A real account also locks after as many failures under
+    // all its names together; reached under a name that has not failed that often, it answers
+    // as an unknown account would (the password is not checked), so the lock cannot show that
+    // two names are one account.
+    let typed_locked = app
+        .sign_in_failures
+        .blocked_for(&account_key, now)
+        .is_some();
+    let account_locked = user
+        .as_ref()
+        .is_some_and(|user| user.locked_until.is_some_and(|until| until > now));
+    if typed_locked && (user.is_none() || account_locked) {
+        tracing::info!(tenant = %tenant.id(), ip = ?client.ip, "sign-in to a locked account refused");
+        // With the captcha the next attempt will need, so an account unlocked meanwhile (by an
+        // administrator, on any node) signs in at the next try.
+        let challenge = match needs_captcha(0) {
+            true => Some(captcha::issue(&app, tenant.id(), &flow.id, &address_key).await?),
+            false => None,
+        };
+        return again(&AccountCheck::Locked.message(), challenge);
+    }
+    let (user, stored) = match account_locked {
+        true => (None, None),
+        false => (user, stored),
     };
     if needs_captcha(0) {
         let solved = captcha::solve(
@@ -276,6 +291,7 @@ pub async fn submit(
         Some(user) if verified => user,
         user => {
             app.address_failures.record_failure(&address_key, now);
+            app.sign_in_failures.record_failure(&account_key, now);
             let failed = match &user {
                 Some(user) => {
                     let (t, id, sign_in) = (
@@ -298,10 +314,7 @@ pub async fn submit(
                         .await?
                         .map(|until| (user.id.as_str(), until))
                 }
-                None => {
-                    app.sign_in_failures.record_failure(&account_key, now);
-                    None
-                }
+                None => None,
             };
             record(
                 &app,
@@ -333,6 +346,7 @@ pub async fn submit(
             return again(&WRONG_CREDENTIALS, challenge);
         }
     };
+    app.sign_in_failures.clear(&account_key);
     if user.failed_logins > 0 {
         let (t, id) = (tenant.id().clone(), user.id.clone());
         app.store

@@ -73,25 +73,14 @@ pub struct User {
     pub has_password: bool,
     pub must_change_password: bool,
     pub password_changed_at: Option<UnixTime>,
-    /// Wrong passwords in the current run; see [`User::recent_failures`].
+    /// Wrong passwords in the current run, which a failure `sign_in.lockout_duration` after
+    /// the last one starts again (see [`record_failed_password`]).
     pub failed_logins: i32,
     pub last_failed_at: Option<UnixTime>,
     pub locked_until: Option<UnixTime>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     pub last_login_at: Option<UnixTime>,
-}
-
-impl User {
-    /// Wrong passwords in a row that still count at `now`: a run whose last failure is `window`
-    /// seconds old is forgotten, as an unknown account's failures are (`flow::login`), so whether
-    /// the page asks for a captcha cannot tell a real account from an unknown one.
-    pub fn recent_failures(&self, now: UnixTime, window: i64) -> i32 {
-        match self.last_failed_at {
-            Some(at) if at.0 > now.0 - window => self.failed_logins,
-            _ => 0,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -402,7 +391,7 @@ pub fn update_profile(
 
 /// Counts a wrong password against an account. The `threshold`-th failure in a row locks it
 /// until `now + window` and starts the count again; a run whose last failure is `window` seconds
-/// old starts again too (see [`User::recent_failures`]). One statement, so concurrent failures
+/// old starts again too. One statement, so concurrent failures
 /// all count. Returns the lock's end when this failure set it.
 pub fn record_failed_password(
     conn: &mut Conn,

@@ -337,3 +337,55 @@ both_backends!(
         assert_eq!(failed_logins(&b, "alice").0, 1, "the old run is gone");
     }
 );
+
+both_backends!(
+    failures_under_two_names_do_not_show_they_are_one_account,
+    |db| {
+        let b = Browser::new(db).await;
+        // Alice fails twice as "alice" and once as her email; a ghost does the same under two
+        // names that are no account. Neither third failure brings a captcha: it is counted per
+        // name as typed.
+        let mut third = Vec::new();
+        for (name, other) in [("alice", "alice@acme.test"), ("ghost", "ghost@acme.test")] {
+            attempt(&b, name, "guess 1").await;
+            attempt(&b, name, "guess 2").await;
+            third.push(probe(&b, other).await);
+        }
+        assert!(third[0].contains("incorrect"), "{}", third[0]);
+        assert_eq!(third[0], third[1]);
+
+        // Two more as "alice" lock the account (five in all); the ghost's names fail as often.
+        attempt(&b, "alice", "guess 3").await;
+        attempt(&b, "alice", "guess 4").await;
+        attempt(&b, "ghost", "guess 3").await;
+        attempt(&b, "ghost", "guess 4").await;
+        assert!(failed_logins(&b, "alice").1.is_some(), "alice is locked");
+        // Under her email, which failed once, the lock is not told, not even to the right
+        // password, and the password is not let in: she gets what the ghost's email gets.
+        let (status, email) = attempt(&b, "alice@acme.test", PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, ghost_email) = attempt(&b, "ghost@acme.test", PASSWORD).await;
+        assert_eq!(email, ghost_email);
+        assert!(email.contains("incorrect"), "{email}");
+        // Under "alice", which failed four times, the same: a fifth failure, as for the ghost.
+        let (_, a) = attempt(&b, "alice", PASSWORD).await;
+        let (_, g) = attempt(&b, "ghost", PASSWORD).await;
+        assert_eq!(a, g);
+        assert!(a.contains("incorrect"), "{a}");
+        // After five failures of the name the lock is told, as for the ghost.
+        let (_, locked) = attempt(&b, "alice", PASSWORD).await;
+        assert!(locked.contains("temporarily locked"), "{locked}");
+        let (_, ghost) = attempt(&b, "ghost", PASSWORD).await;
+        assert_eq!(ghost, locked);
+        // Her email's failures go on counting like the ghost's, to the same lock.
+        for i in 0..3 {
+            let (_, a) = attempt(&b, "alice@acme.test", &format!("again {i}")).await;
+            let (_, g) = attempt(&b, "ghost@acme.test", &format!("again {i}")).await;
+            assert_eq!(a, g, "failure {i}");
+        }
+        let (_, a) = attempt(&b, "alice@acme.test", PASSWORD).await;
+        let (_, g) = attempt(&b, "ghost@acme.test", PASSWORD).await;
+        assert_eq!(a, g);
+        assert!(a.contains("temporarily locked"), "{a}");
+    }
+);
