@@ -156,9 +156,50 @@ impl Login {
     }
 }
 
+/// Whether `name` may be shown to others as a person's or a company's name: 1 to `max`
+/// characters, none of them a control character or an invisible one that changes how the text
+/// around it reads (RFC 8266 §2.2 leaves these out of nicknames). A right-to-left override in
+/// a display name would make "Alice\u{202E}nimdA" read as an administrator's; a zero-width
+/// space would make two names that look alike differ. The joiners U+200C and U+200D stay
+/// allowed: Persian, the Indic scripts and emoji sequences need them.
+pub fn is_shown_name(name: &str, max: usize) -> bool {
+    let invisible = |c: char| {
+        matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    };
+    (1..=max).contains(&name.chars().count())
+        && !name.chars().any(|c| c.is_control() || invisible(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_names_carry_no_invisible_controls() {
+        for ok in [
+            "Alice",
+            "王小明",
+            "می\u{200C}خواهم",
+            "👩\u{200D}💻 Dev",
+            "A".repeat(100).as_str(),
+        ] {
+            assert!(is_shown_name(ok, 100), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "Alice\u{202E}nimdA",
+            "Ali\u{200B}ce",
+            "\u{2066}Bob\u{2069}",
+            "Tab\there",
+            "\u{FEFF}Eve",
+            "A".repeat(101).as_str(),
+        ] {
+            assert!(!is_shown_name(bad, 100), "{bad:?}");
+        }
+    }
 
     #[test]
     fn usernames() {

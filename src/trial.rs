@@ -73,11 +73,12 @@ pub struct Applied {
     pub email: Email,
 }
 
-/// The rules of the form: names of 1 to 100 characters without control characters, a mobile
-/// number valid for its region, an email address. The first problem, if any.
+/// The rules of the form: names of 1 to 100 characters without control or invisible
+/// characters (`account::is_shown_name`), a mobile number valid for its region, an email
+/// address. The first problem, if any.
 pub fn parse(form: &OAuthForm) -> Result<Applied, Text> {
     let text = |name: &str| form.get(name).unwrap_or_default().trim().to_string();
-    let fits = |s: &str| (1..=100).contains(&s.chars().count()) && !s.chars().any(char::is_control);
+    let fits = |s: &str| crate::account::is_shown_name(s, 100);
     let (company, contact_name) = (text("company"), text("contact_name"));
     if !fits(&company) || !fits(&contact_name) {
         return Err(Text::new("trial.bad_name"));

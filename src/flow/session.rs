@@ -315,6 +315,29 @@ pub async fn renew(
     Ok(Some((session, cookie)))
 }
 
+/// A new cookie value for `session`, keeping everything else about it: after a password
+/// change, so a cookie copied from the browser before it stops working (OWASP session
+/// management: renew the id when privileges change). `None` if the session ended meanwhile.
+pub async fn replace_cookie(
+    app: &App,
+    tenant: &TenantId,
+    session: &Session,
+) -> Result<Option<HeaderValue>, StoreError> {
+    let value = cookies::new_value();
+    let hash = TokenHash::of(&value);
+    let (t, sid) = (tenant.clone(), session.sid.clone());
+    let replaced = app
+        .store
+        .run(move |c| sessions::replace_cookie(c, &t, &sid, &hash))
+        .await?;
+    // A remembered session's cookie outlives the browser until the session's absolute end;
+    // any other ends with the browser, as when it was set.
+    let max_age = session
+        .remember
+        .then(|| (session.absolute_expires_at.0 - app.now().0).max(0));
+    Ok(replaced.then(|| jar(app).set(&jar(app).session_name(tenant), &value, max_age)))
+}
+
 /// How long "Remember me" keeps a session (tenant setting `remember_me_days`, 0 to 365, default
 /// 30); `None` when the tenant does not offer it.
 pub fn remember_secs(tenant: &TenantCtx) -> Option<i64> {

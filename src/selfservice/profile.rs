@@ -2,13 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 
 use super::{Me, View, audit, done, render};
 use crate::app::App;
 use crate::crypto::secret::SecretString;
 use crate::flow::password::{self, PasswordPolicy, Rule};
+use crate::flow::session;
 use crate::i18n::{Locale, Text};
 use crate::oidc::logout;
 use crate::store::access_revocations::Revoke;
@@ -30,8 +31,7 @@ pub async fn update(
 ) -> Result<Response, PageError> {
     let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
     let name = form.get("display_name").unwrap_or_default().trim();
-    let count = name.chars().count();
-    if count == 0 || count > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+    if !crate::account::is_shown_name(name, MAX_DISPLAY_NAME) {
         let error = Text::new("account.bad_name").with("max", MAX_DISPLAY_NAME.to_string());
         return render(
             &app,
@@ -92,7 +92,7 @@ pub async fn change_password(
         .await;
     }
     let current = form.get("current_password").unwrap_or_default();
-    if me.user.has_password && !verify_current(&app, &tenant, &me, current).await? {
+    if me.user.has_password && !verify_current(&app, &tenant, &client, &me, current).await? {
         let error = Text::new("account.wrong_password");
         return render(
             &app,
@@ -142,7 +142,11 @@ pub async fn change_password(
     app.note_revoked(tenant.id(), Revoke::User(&me.user.id), now);
     audit(&app, &tenant, &client, &me, "password.change").await?;
     password::notify_changed(&app, &tenant, &me.user, me.locale).await;
-    Ok(done(&tenant, "password"))
+    let mut response = done(&tenant, "password");
+    if let Some(cookie) = session::replace_cookie(&app, tenant.id(), &me.session).await? {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// Whether `given` is the user's password; a wrong one counts against the account as at
@@ -150,6 +154,7 @@ pub async fn change_password(
 async fn verify_current(
     app: &App,
     tenant: &TenantCtx,
+    client: &ClientInfo,
     me: &Me,
     given: &str,
 ) -> Result<bool, PageError> {
@@ -177,11 +182,25 @@ async fn verify_current(
             app.now(),
         );
         let threshold = i32::try_from(sign_in.lockout_threshold).unwrap_or(i32::MAX);
-        app.store
+        let locked = app
+            .store
             .run(move |c| {
                 users::record_failed_password(c, &t, &uid, threshold, sign_in.lockout_duration, now)
             })
             .await?;
+        if let Some(until) = locked {
+            tracing::warn!(tenant = %tenant.id(), user = %me.user.id, until = until.0, "account locked after wrong current passwords");
+            crate::flow::login::record(
+                app,
+                tenant,
+                client,
+                "system",
+                "user.locked",
+                Some(&me.user.id),
+                "success",
+            )
+            .await?;
+        }
     }
     Ok(right)
 }

@@ -142,6 +142,25 @@ pub fn renew(
     Ok(n == 1)
 }
 
+/// Gives live session `sid` a new cookie, so the value a browser held before is worthless;
+/// false if the session has ended.
+pub fn replace_cookie(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    cookie_hash: &TokenHash,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        s::table
+            .filter(s::tenant_id.eq(tenant.as_str()))
+            .filter(s::sid.eq(sid))
+            .filter(s::revoked_at.is_null()),
+    )
+    .set(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// How long a session's `last_seen_at` may lag before a request writes it again. A sign-in
 /// through an existing session is then a read, not a write that queues behind every other
 /// writer; the idle timeout is honoured to within this much.

@@ -99,6 +99,15 @@ both_backends!(the_profile_and_language_are_the_user_s, |db| {
     )
     .await;
     assert!(said(&r.text().await.unwrap()).contains("display name"));
+    // A right-to-left override would make the name read as another.
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/profile",
+        "display_name=Alice%E2%80%AEnimdA&locale=",
+    )
+    .await;
+    assert!(said(&r.text().await.unwrap()).contains("display name"));
     let r = post(
         &b,
         &page,
@@ -190,6 +199,95 @@ both_backends!(changing_the_password_ends_every_other_session, |db| {
             .any(|m| m.subject.contains("password was changed"))
     );
 });
+
+/// The value of the session cookie that `r` sets, if it sets one.
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("sesame-session-acme="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+/// Whether a browser holding only the session cookie `value` gets the account page.
+async fn cookie_opens_account(b: &Browser, value: &str) -> bool {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(b.server.url("/t/acme/account"))
+        .header("cookie", format!("sesame-session-acme={value}"))
+        .send()
+        .await
+        .unwrap();
+    r.status() == StatusCode::OK
+}
+
+both_backends!(
+    a_password_change_gives_this_browser_a_new_session_cookie,
+    |db| {
+        let b = Browser::new(db).await;
+        let login = b.start("crm-web", CRM, "").await;
+        let r = b.submit(&login, "alice", PASSWORD, "").await;
+        let before = session_cookie(&r).expect("the sign-in sets the session cookie");
+        assert!(cookie_opens_account(&b, &before).await);
+        // A wrong current password changes nothing, and the lock it can bring is audited.
+        let page = account(&b).await;
+        for _ in 0..5 {
+            let r = post(
+                &b,
+                &page,
+                "/t/acme/account/password",
+                "current_password=wrong&new_password=a+new+passphrase&confirm_password=a+new+passphrase",
+            )
+            .await;
+            assert_eq!(session_cookie(&r), None);
+        }
+        let acme = acme();
+        let events =
+            b.t.app
+                .store
+                .run_blocking(|c| audit::list(c, &acme, 50))
+                .unwrap();
+        let alice_id = alice(&b).id;
+        assert!(
+            events.iter().any(
+                |e| e.action == "user.locked" && e.target.as_deref() == Some(alice_id.as_str())
+            ),
+            "{events:?}"
+        );
+        let acme = acme.clone();
+        b.t.app
+            .store
+            .run_blocking(|c| users::unlock(c, &acme, &alice_id, b.t.app.now()))
+            .unwrap();
+
+        let r = post(
+            &b,
+            &page,
+            "/t/acme/account/password",
+            &format!(
+                "current_password={}&new_password=a+new+passphrase&confirm_password=a+new+passphrase",
+                enc(PASSWORD)
+            ),
+        )
+        .await;
+        assert_eq!(location(&r), "/t/acme/account?done=password");
+        let after = session_cookie(&r).expect("a new session cookie");
+        assert_ne!(after, before);
+        assert!(
+            !cookie_opens_account(&b, &before).await,
+            "a copy of the old cookie is worthless"
+        );
+        assert!(cookie_opens_account(&b, &after).await);
+        assert_eq!(
+            account(&b).await.matches("class=\"current\"").count(),
+            1,
+            "the same session goes on in this browser"
+        );
+    }
+);
 
 both_backends!(a_new_email_or_number_is_bound_by_a_code_sent_to_it, |db| {
     let b = outbox_browser(db).await;
