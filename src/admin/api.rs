@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use serde_json::Value;
 
 use crate::account::Login;
@@ -19,8 +19,9 @@ use crate::app::App;
 use crate::crypto::keys::KeyError;
 use crate::oidc::access_token;
 use crate::oidc::scope::Scope;
+use crate::store::StoreError;
 use crate::store::audit::{self, NewAuditEvent};
-use crate::store::{StoreError, users};
+use crate::store::users::{self, UserStatus};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
 
@@ -28,17 +29,40 @@ use crate::web::ClientInfo;
 pub const SCOPE: &str = "sesame:admin";
 
 pub fn routes() -> Router<App> {
-    Router::new().route("/api/v1/users/{user}/unlock", post(unlock))
+    Router::new()
+        .route(
+            "/api/v1/users/{user}/unlock",
+            post(unlock).fallback(method_not_allowed),
+        )
+        // Anything else under the API is answered as a problem too, not as a page.
+        .route("/api/{*rest}", any(unknown_path))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn unknown_path() -> ApiError {
+    ApiError::NotFound("no such API resource".into())
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// No credentials at all: the challenge names no error (RFC 6750 §3.1).
     #[error("a valid access token is required")]
+    NoToken,
+    #[error("the access token is not valid here, or has expired or been revoked")]
     Unauthenticated,
+    #[error("{0}")]
+    BadRequest(&'static str),
     #[error("the access token lacks the sesame:admin scope")]
     Forbidden,
     #[error("{0}")]
     NotFound(String),
+    #[error("this resource answers POST only")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("the service is temporarily unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -61,9 +85,12 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NoToken | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -82,7 +109,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // RFC 6750 §3: the challenge says what was wrong with the token.
         let challenge = match self {
+            ApiError::NoToken => Some("Bearer realm=\"sesame\""),
             ApiError::Unauthenticated => Some("Bearer realm=\"sesame\", error=\"invalid_token\""),
+            ApiError::BadRequest(_) => Some("Bearer realm=\"sesame\", error=\"invalid_request\""),
             ApiError::Forbidden => Some(
                 "Bearer realm=\"sesame\", error=\"insufficient_scope\", scope=\"sesame:admin\"",
             ),
@@ -90,6 +119,9 @@ impl IntoResponse for ApiError {
         };
         if let Some(c) = challenge {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if matches!(self, ApiError::MethodNotAllowed) {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
         response
     }
@@ -101,13 +133,17 @@ async fn authenticate(
     tenant: &TenantCtx,
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
-    // Two credentials are none: which one counts is not ours to pick.
+    // Two credentials: which one counts is not ours to pick (RFC 6750 §3.1, invalid_request).
     if crate::oidc::repeats_authorization(headers) {
-        return Err(ApiError::Unauthenticated);
+        return Err(ApiError::BadRequest(
+            "the request carries more than one Authorization header",
+        ));
     }
     let token = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::NoToken)?
+        .to_str()
+        .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
@@ -184,6 +220,11 @@ async fn unlock(
             let Some(user) = user else {
                 return Ok(None);
             };
+            // Unlocking cannot let a disabled or pending account in: say so rather than
+            // answer as if it could now sign in.
+            if matches!(user.status, UserStatus::Disabled | UserStatus::Pending) {
+                return Ok(Some(Err(user.status)));
+            }
             users::unlock(c, &t, &user.id, now)?;
             audit::record(
                 c,
@@ -198,10 +239,16 @@ async fn unlock(
                 },
                 now,
             )?;
-            Ok(Some(user.id))
+            Ok(Some(Ok(user.id)))
         })
         .await?
-        .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+        .ok_or_else(|| ApiError::NotFound("no such user".into()))?
+        .map_err(|status| match status {
+            UserStatus::Pending => {
+                ApiError::Conflict("the account is pending: unlocking does not activate it")
+            }
+            _ => ApiError::Conflict("the account is disabled: enable it to let the user sign in"),
+        })?;
     app.forget_subject(tenant.id(), &user_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -423,6 +423,19 @@ fn user(
         UserCommand::Unlock { tenant, user } => {
             let tid = tenant_of(store, &tenant)?;
             let u = find_user(store, &tid, &user)?;
+            // Unlocking cannot let a disabled or pending account in; saying "unlocked" would
+            // suggest it did.
+            match u.status {
+                UserStatus::Disabled => anyhow::bail!(
+                    "{} is disabled, not locked: `sesame user enable` lets them sign in again",
+                    u.id
+                ),
+                UserStatus::Pending => anyhow::bail!(
+                    "{} is pending, not locked: unlocking does not activate an account",
+                    u.id
+                ),
+                UserStatus::Active | UserStatus::Locked => {}
+            }
             store.run_blocking(|c| {
                 tx::write(c, |c| {
                     users::unlock(c, &tid, &u.id, now)?;

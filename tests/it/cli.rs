@@ -193,6 +193,11 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
             .lines()
             .any(|l| l.contains("alice") && l.contains("disabled"))
     );
+    let err = e.fails(&["user", "unlock", "-t", "acme", "alice"]);
+    assert!(
+        err.contains("disabled, not locked") && err.contains("user enable"),
+        "{err}"
+    );
     e.ok(&["user", "enable", "-t", "acme", "alice"]);
     e.ok(&["user", "unlock", "-t", "acme", "+8613800138000"]);
     let out = e.ok(&["user", "passwd", "-t", "acme", "bob"]);
