@@ -30,8 +30,10 @@ pub fn network_of(ip: &str) -> Option<String> {
     }
 }
 
-/// "Chrome on Windows" from a User-Agent, or its first 60 characters when it is none we know.
-pub fn describe_browser(user_agent: &str) -> String {
+/// "Chrome on Windows" from a User-Agent; `None` when it names no browser we know. The header
+/// itself is never shown: it is whatever the sender typed, and a login alert quoting it would
+/// carry an attacker's words ("call this number") in a message from the organization.
+pub fn describe_browser(user_agent: &str) -> Option<String> {
     let browser = [
         ("Edg/", "Edge"),
         ("OPR/", "Opera"),
@@ -55,9 +57,9 @@ pub fn describe_browser(user_agent: &str) -> String {
     .find(|(marker, _)| user_agent.contains(marker))
     .map(|(_, name)| *name);
     match (browser, system) {
-        (Some(b), Some(s)) => format!("{b} on {s}"),
-        (Some(b), None) => b.to_string(),
-        _ => user_agent.chars().take(60).collect(),
+        (Some(b), Some(s)) => Some(format!("{b} on {s}")),
+        (Some(b), None) => Some(b.to_string()),
+        (None, _) => None,
     }
 }
 
@@ -125,8 +127,14 @@ async fn send(
     let browser = client
         .user_agent
         .as_deref()
-        .map(describe_browser)
-        .unwrap_or_default();
+        .and_then(describe_browser)
+        .unwrap_or_else(|| {
+            let unknown = app
+                .templates
+                .catalogs
+                .text(locale, "account.unknown_browser");
+            unknown.to_string()
+        });
     let link = format!("{}/account", tenant.issuer);
     let (subject, body) = notify::compose(
         &app.templates.catalogs,
@@ -176,11 +184,13 @@ mod tests {
     #[test]
     fn browsers_are_described_plainly() {
         let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-        assert_eq!(describe_browser(chrome), "Chrome on Linux");
+        assert_eq!(describe_browser(chrome).unwrap(), "Chrome on Linux");
         let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Edg/120.0";
-        assert_eq!(describe_browser(edge), "Edge on Windows");
+        assert_eq!(describe_browser(edge).unwrap(), "Edge on Windows");
         let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
-        assert_eq!(describe_browser(iphone), "Safari on iOS");
-        assert_eq!(describe_browser("curl/8.0"), "curl/8.0");
+        assert_eq!(describe_browser(iphone).unwrap(), "Safari on iOS");
+        assert_eq!(describe_browser("curl/8.0"), None);
+        let words = "Call +1 555 0100 now to secure your account (Windows)";
+        assert_eq!(describe_browser(words), None, "never the sender's words");
     }
 }

@@ -18,11 +18,12 @@ use crate::flow::state::{Awaiting, Progress, Requirements};
 use crate::flow::{self, cookies, login, session};
 use crate::i18n::{Locale, Text};
 use crate::store::access_revocations::Revoke;
+use crate::store::audit::{self, NewAuditEvent};
 use crate::store::clients::Client;
 use crate::store::sessions::Session;
 use crate::store::{consents, flows, refresh};
 use crate::tenant::resolve::TenantCtx;
-use crate::web::{self, error::PageError};
+use crate::web::{self, ClientInfo, error::PageError};
 
 /// What each scope lets the app do, in the user's words (a catalog key).
 fn describe(scope: &str) -> Option<&'static str> {
@@ -114,6 +115,7 @@ pub async fn submit(
     State(app): State<App>,
     tenant: TenantCtx,
     headers: HeaderMap,
+    client_info: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let flow::FlowForm { form, flow, .. } = flow::flow_form(&app, &tenant, &headers, &body).await?;
@@ -153,19 +155,39 @@ pub async fn submit(
     // A first-party client asked only because it sent prompt=consent: nothing to remember, and
     // nothing for the account page's list of outside apps.
     let remember = allow && !client.first_party;
+    let ip = client_info.ip.clone();
     let completed = app
         .store
         .run(move |c| {
-            let done = flows::complete(c, &t, &fid, version, now)?;
-            if done && remember {
-                let earlier = consents::find(c, &t, &uid, &cid)?.unwrap_or_default();
-                let mut all: Vec<&str> = earlier.split(' ').chain(scope.split(' ')).collect();
-                all.retain(|s| !s.is_empty());
-                all.sort_unstable();
-                all.dedup();
-                consents::grant(c, &t, &uid, &cid, &all.join(" "), now)?;
-            }
-            Ok(done)
+            crate::store::tx::write(c, |c| {
+                let done = flows::complete(c, &t, &fid, version, now)?;
+                if !done {
+                    return Ok(false);
+                }
+                if remember {
+                    let earlier = consents::find(c, &t, &uid, &cid)?.unwrap_or_default();
+                    let mut all: Vec<&str> = earlier.split(' ').chain(scope.split(' ')).collect();
+                    all.retain(|s| !s.is_empty());
+                    all.sort_unstable();
+                    all.dedup();
+                    consents::grant(c, &t, &uid, &cid, &all.join(" "), now)?;
+                }
+                // What a user let an outside app see, and when, is the audit log's to answer.
+                let (action, scope) = match allow {
+                    true => ("consent.grant", scope.as_str()),
+                    false => ("consent.deny", ""),
+                };
+                let event = NewAuditEvent {
+                    actor: &uid,
+                    action,
+                    target: Some(&cid),
+                    outcome: "success",
+                    ip: ip.as_deref(),
+                    details: serde_json::json!({ "scope": scope }),
+                };
+                audit::record(c, &t, &event, now)?;
+                Ok(true)
+            })
         })
         .await?;
     if !completed {
@@ -248,6 +270,7 @@ pub async fn revoke(
     State(app): State<App>,
     tenant: TenantCtx,
     headers: HeaderMap,
+    client_info: ClientInfo,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body)
@@ -268,7 +291,7 @@ pub async fn revoke(
         .ok_or_else(|| PageError::Invalid(Text::new("error.choose_option")))?
         .to_string();
     let (t, uid, now) = (tenant.id().clone(), session.user_id.clone(), app.now());
-    let cid = client_id.clone();
+    let (cid, ip) = (client_id.clone(), client_info.ip.clone());
     let withdrawn = app
         .store
         .run(move |c| {
@@ -278,6 +301,15 @@ pub async fn revoke(
                 let withdrawn = consents::revoke(c, &t, &uid, &cid)?;
                 if withdrawn {
                     refresh::revoke_for_user_client(c, &t, &uid, &cid, now)?;
+                    let event = NewAuditEvent {
+                        actor: &uid,
+                        action: "consent.withdraw",
+                        target: Some(&cid),
+                        outcome: "success",
+                        ip: ip.as_deref(),
+                        details: serde_json::json!({}),
+                    };
+                    audit::record(c, &t, &event, now)?;
                 }
                 Ok(withdrawn)
             })

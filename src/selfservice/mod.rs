@@ -250,7 +250,7 @@ async fn render(
             context! {
                 sid => &s.sid,
                 current => s.sid == me.session.sid,
-                browser => s.user_agent.as_deref().map(alerts::describe_browser).unwrap_or_default(),
+                browser => s.user_agent.as_deref().and_then(alerts::describe_browser),
                 ip => s.ip.as_deref().unwrap_or(""),
                 signed_in => when(s.auth_time),
                 last_seen => when(s.last_seen_at),

@@ -50,6 +50,16 @@ both_backends!(a_sign_in_from_a_new_browser_sends_an_alert, |db| {
     );
     sign_in_with(&b, &elsewhere).await;
     assert_eq!(alerts(&b).len(), 1, "known by now");
+    // A User-Agent that names no browser is not quoted: the mail is the organization's words.
+    let words = "Your account is at risk: call +1 555 0100";
+    let r = b
+        .sign_in_from(&b.other_client(), "alice", &[("user-agent", words)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let sent = alerts(&b);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().any(|m| m.body.contains("Unknown browser")));
+    assert!(!sent.iter().any(|m| m.body.contains("555 0100")));
 });
 
 both_backends!(a_new_network_counts_as_new, |db| {

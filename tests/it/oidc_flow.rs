@@ -789,6 +789,25 @@ both_backends!(third_party_clients_ask_for_consent_once, |db| {
         ))
         .await;
     assert_eq!(r.status(), 200, "asked again after withdrawal");
+    // Each decision is in the audit log, by the user, about the app.
+    let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+    let events =
+        b.t.app
+            .store
+            .run_blocking(|c| sesame::store::audit::list(c, &acme, 100))
+            .unwrap();
+    let about_partner = |action: &str| {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.target.as_deref() == Some("partner"))
+            .count()
+    };
+    assert_eq!(about_partner("consent.grant"), 1);
+    assert_eq!(about_partner("consent.deny"), 1);
+    assert_eq!(about_partner("consent.withdraw"), 1);
+    let grant = events.iter().find(|e| e.action == "consent.grant").unwrap();
+    assert!(grant.details["scope"].as_str().unwrap().contains("email"));
+    assert_ne!(grant.actor, "anonymous");
 });
 
 both_backends!(first_sign_in_changes_the_password_before_any_code, |db| {
