@@ -21,7 +21,15 @@ fn err(e: impl std::fmt::Display) -> EncryptError {
 }
 
 impl Encryption {
-    fn algorithm(self) -> &'static str {
+    /// Sesame's block ciphers, most preferred first.
+    pub const ALL: [Encryption; 3] = [
+        Encryption::Aes256Gcm,
+        Encryption::Aes128Gcm,
+        Encryption::Aes128Cbc,
+    ];
+
+    /// The XML Encryption algorithm URI.
+    pub fn algorithm(self) -> &'static str {
         match self {
             Encryption::Aes256Gcm => "http://www.w3.org/2009/xmlenc11#aes256-gcm",
             Encryption::Aes128Gcm => "http://www.w3.org/2009/xmlenc11#aes128-gcm",

@@ -28,6 +28,7 @@ const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub id: String,
+    pub version: Option<String>,
     pub issue_instant: Option<i64>,
     pub destination: Option<String>,
     pub not_on_or_after: Option<i64>,
@@ -149,6 +150,7 @@ fn element(
     match (depth, ns, local) {
         (0, _, _) => {
             m.id = attribute(b"ID")?.unwrap_or_default();
+            m.version = attribute(b"Version")?;
             m.issue_instant = attribute(b"IssueInstant")?
                 .map(|v| timestamp(&v))
                 .transpose()?;

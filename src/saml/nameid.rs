@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED};
-use crate::crypto::secret::{DigestKey, random_token};
+use crate::crypto::secret::DigestKey;
 use crate::store::service_providers::{NameIdSource, ServiceProvider};
 use crate::store::subjects::Subject;
 
@@ -17,12 +17,20 @@ pub fn format_of(source: NameIdSource) -> &'static str {
     }
 }
 
-/// The NameID value for `subject` at `sp`; `None` when the user lacks the field the SP is
-/// registered for (an SP keyed by email, a user without one).
+/// The NameID value for `subject` at `sp` in session `sid`; `None` when the user lacks the field
+/// the SP is registered for (an SP keyed by email, a user without one).
 ///
 /// A persistent NameID is a keyed digest of the tenant, the SP's entityID and the user id: stable
 /// for the pair, different for every SP, and not reversible without the key (SAML Core §8.3.7).
-pub fn value(sp: &ServiceProvider, subject: &Subject, pseudonyms: &DigestKey) -> Option<String> {
+/// A transient one is a keyed digest of the session, the SP and the user: the same for every
+/// assertion of one session, so the SP's logout can name any of them, and unrelated across
+/// sessions and SPs (§8.3.8 asks for an opaque, temporary value, not one per assertion).
+pub fn value(
+    sp: &ServiceProvider,
+    subject: &Subject,
+    pseudonyms: &DigestKey,
+    sid: &str,
+) -> Option<String> {
     let user = &subject.user;
     match sp.settings.name_id {
         NameIdSource::Email => user.profile.email.as_ref().map(|e| e.as_str().to_string()),
@@ -37,7 +45,23 @@ pub fn value(sp: &ServiceProvider, subject: &Subject, pseudonyms: &DigestKey) ->
             let input = format!("{}\u{0}{}\u{0}{}", user.tenant_id, sp.entity_id, user.id);
             Some(URL_SAFE_NO_PAD.encode(pseudonyms.digest(&input).as_bytes()))
         }
-        NameIdSource::Transient => Some(format!("_{}", random_token(24))),
+        NameIdSource::Transient => {
+            let input = format!("transient\u{0}{sid}\u{0}{}\u{0}{}", sp.id, user.id);
+            Some(format!(
+                "_{}",
+                URL_SAFE_NO_PAD.encode(pseudonyms.digest(&input).as_bytes())
+            ))
+        }
+    }
+}
+
+/// Whether `requested`, the NameID of an AuthnRequest's `<Subject>`, names the user that
+/// `issued` (the NameID the assertion would carry) stands for: email addresses and usernames are
+/// stored lower case, so they match in any case (Core §3.3.4's "strongly matches").
+pub fn names(sp: &ServiceProvider, requested: &str, issued: &str) -> bool {
+    match sp.settings.name_id {
+        NameIdSource::Email | NameIdSource::Username => requested.eq_ignore_ascii_case(issued),
+        NameIdSource::Persistent | NameIdSource::Transient => requested == issued,
     }
 }
 

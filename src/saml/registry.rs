@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use samael::metadata::{EntityDescriptor, SpSsoDescriptor};
+use samael::metadata::{EncryptionMethod, EntityDescriptor, SpSsoDescriptor};
 
 use super::{BINDING_POST, BINDING_REDIRECT, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT};
 use crate::store::service_providers::{
@@ -106,20 +106,28 @@ fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
     });
     let mut signing = Vec::new();
     let mut encryption = None;
+    let mut methods: Option<&[EncryptionMethod]> = None;
     for key in sp.key_descriptors.as_deref().unwrap_or_default() {
         let Some(data) = &key.key_info.x509_data else {
             continue;
         };
         for cert in &data.certificates {
             let b64: String = cert.split_whitespace().collect();
-            match key.key_use.as_deref() {
-                Some("signing") => signing.push(b64),
-                Some("encryption") => encryption = encryption.or(Some(b64)),
+            let for_encryption = match key.key_use.as_deref() {
+                Some("signing") => {
+                    signing.push(b64);
+                    continue;
+                }
+                Some("encryption") => b64,
                 // Without `use`, a key serves both (SAML Metadata §2.4.1.1).
                 _ => {
-                    encryption = encryption.or(Some(b64.clone()));
-                    signing.push(b64);
+                    signing.push(b64.clone());
+                    b64
                 }
+            };
+            if encryption.is_none() {
+                encryption = Some(for_encryption);
+                methods = key.encryption_methods.as_deref();
             }
         }
     }
@@ -140,10 +148,33 @@ fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
         slo,
         signing_certificates: signing,
         encryption_certificate: encryption,
+        encryption: block_cipher(methods.unwrap_or_default())?,
         name_id,
         want_requests_signed: sp.authn_requests_signed.unwrap_or(false),
         ..SpSettings::default()
     })
+}
+
+/// The block cipher for an SP whose encryption key lists `methods` (SAML Metadata §2.4.1.1: the
+/// algorithms it supports): Sesame's most preferred one among them. A list without block
+/// ciphers (key transport only) or no list at all leaves the default. The key is always wrapped
+/// with RSA-OAEP, whatever the list says: RSA PKCS#1 v1.5 key transport is open to padding
+/// oracles (XML Encryption 1.1 §5.5.1), and SAML libraries that list only it decrypt OAEP too.
+fn block_cipher(methods: &[EncryptionMethod]) -> Result<Encryption, RegistryError> {
+    let listed: Vec<&str> = methods.iter().map(|m| m.algorithm.trim()).collect();
+    let known_block =
+        |a: &&str| a.contains("#aes") || a.contains("#tripledes") || a.contains("#camellia");
+    if !listed.iter().any(known_block) {
+        return Ok(Encryption::default());
+    }
+    Encryption::ALL
+        .into_iter()
+        .find(|e| listed.contains(&e.algorithm()))
+        .ok_or_else(|| {
+            invalid(
+                "the encryption key's EncryptionMethod lists no block cipher Sesame offers                  (aes256-gcm, aes128-gcm, aes128-cbc)",
+            )
+        })
 }
 
 /// A registration as an administrator writes it (command line or import file): the SP's metadata
@@ -505,5 +536,50 @@ mod tests {
         let indifferent = SP.replace(r#"WantAssertionsSigned="true""#, "");
         let sp = build("marketing", None, None, &fields("response", &indifferent)).unwrap();
         assert_eq!(sp.settings.signed, Signed::Response);
+    }
+
+    /// SP metadata whose encryption key lists `methods` (`EncryptionMethod` elements).
+    fn metadata(methods: &str) -> String {
+        format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.example.com">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>MIIB</ds:X509Certificate></ds:X509Data></ds:KeyInfo>{methods}</md:KeyDescriptor>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.example.com/acs" index="0"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#
+        )
+    }
+
+    fn method(uri: &str) -> String {
+        format!(r#"<md:EncryptionMethod Algorithm="{uri}"/>"#)
+    }
+
+    #[test]
+    fn the_block_cipher_is_one_the_sp_lists() {
+        let cbc = method("http://www.w3.org/2001/04/xmlenc#aes128-cbc");
+        let v15 = method("http://www.w3.org/2001/04/xmlenc#rsa-1_5");
+        let gcm128 = method("http://www.w3.org/2009/xmlenc11#aes128-gcm");
+        let gcm256 = method("http://www.w3.org/2009/xmlenc11#aes256-gcm");
+        let chosen =
+            |methods: String| from_metadata(&metadata(&methods)).map(|d| d.settings.encryption);
+        assert_eq!(
+            chosen(format!("{cbc}{v15}")).unwrap(),
+            Encryption::Aes128Cbc
+        );
+        assert_eq!(
+            chosen(format!("{cbc}{gcm128}")).unwrap(),
+            Encryption::Aes128Gcm
+        );
+        assert_eq!(
+            chosen(format!("{gcm256}{cbc}")).unwrap(),
+            Encryption::Aes256Gcm
+        );
+        // No list, or key transport only: the default.
+        assert_eq!(chosen(String::new()).unwrap(), Encryption::Aes256Gcm);
+        assert_eq!(chosen(v15.clone()).unwrap(), Encryption::Aes256Gcm);
+        // Only ciphers Sesame does not offer: refused, rather than assertions it cannot read.
+        let des = method("http://www.w3.org/2001/04/xmlenc#tripledes-cbc");
+        let err = chosen(des).unwrap_err();
+        assert!(err.0.contains("EncryptionMethod"), "{err}");
     }
 }

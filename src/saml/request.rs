@@ -33,12 +33,14 @@ pub enum RequestError {
     UnknownSp,
     #[error("the request names a consumer URL the service provider did not register")]
     UnregisteredAcs,
-    #[error("the request's signature is missing or does not verify: {0}")]
+    #[error("the message's signature is missing or does not verify: {0}")]
     Signature(String),
-    #[error("the request was already used")]
+    #[error("the message was already used")]
     Replayed,
-    #[error("the request is too old or from the future (IssueInstant)")]
+    #[error("the message is too old or from the future (IssueInstant)")]
     Stale,
+    #[error("the message has expired (NotOnOrAfter)")]
+    Expired,
     #[error("RelayState is longer than 80 bytes")]
     RelayStateTooLong,
 }
@@ -79,8 +81,16 @@ impl Top {
 
 pub const STATUS_PREFIX: &str = "urn:oasis:names:tc:SAML:2.0:status:";
 
-/// The XML of a Redirect-binding `SAMLRequest` (already URL-decoded): base64 of raw DEFLATE.
-pub fn inflate(encoded: &str) -> Result<String, RequestError> {
+/// The one encoding of the Redirect binding (Bindings §3.4.4.1), which `SAMLEncoding` may name.
+const DEFLATE_ENCODING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:URL-Encoding:DEFLATE";
+
+/// The XML of a Redirect-binding message (already URL-decoded): base64 of raw DEFLATE. An
+/// `encoding` (the `SAMLEncoding` parameter) other than DEFLATE is one Sesame does not know, and
+/// the message is refused rather than guessed at (Bindings §3.4.4).
+pub fn inflate(encoded: &str, encoding: Option<&str>) -> Result<String, RequestError> {
+    if encoding.is_some_and(|e| e != DEFLATE_ENCODING) {
+        return Err(malformed("the message's SAMLEncoding is not DEFLATE"));
+    }
     let compressed = decode_base64(encoded)?;
     let mut xml = Vec::new();
     flate2::read::DeflateDecoder::new(compressed.as_slice())
@@ -205,6 +215,10 @@ pub struct Accepted {
     /// The classes the sign-in must reach one of, from the request's `RequestedAuthnContext` with
     /// its comparison applied; empty when the SP leaves it to the IdP.
     pub requested_classes: Vec<String>,
+    /// The NameID of the request's `<Subject>`: the assertion must be about this principal
+    /// (SAML Core §3.4.1.4), whoever is signed in.
+    #[serde(default)]
+    pub requested_subject: Option<String>,
 }
 
 /// Either a page for the user (nothing can be sent to the SP) or a status for the SP at `acs`.
@@ -272,19 +286,43 @@ pub fn check(
             "responses are sent with the HTTP-POST binding only",
         ));
     }
-    let asked_format = req
-        .name_id_policy
-        .as_ref()
+    let policy = req.name_id_policy.as_ref();
+    let asked_format = policy
         .and_then(|p| p.format.as_deref())
         .filter(|f| *f != NAMEID_UNSPECIFIED);
-    if let Some(format) = asked_format
-        && format != super::nameid::format_of(sp.settings.name_id)
-    {
+    let format = super::nameid::format_of(sp.settings.name_id);
+    if asked_format.is_some_and(|f| f != format) {
         return Err(status(
             "InvalidNameIDPolicy",
             "this service provider is registered for another NameID format",
         ));
     }
+    // Core §3.4.1.1: identifiers are qualified by the SP itself; one shared with an affiliation
+    // of SPs is not offered, and a policy that cannot be met is refused, not ignored.
+    if policy
+        .and_then(|p| p.sp_name_qualifier.as_deref())
+        .is_some_and(|q| q != sp.entity_id)
+    {
+        return Err(status(
+            "InvalidNameIDPolicy",
+            "NameIDs are qualified by the service provider itself, not an affiliation",
+        ));
+    }
+    let requested_subject = match req.subject.as_ref().and_then(|s| s.name_id.as_ref()) {
+        Some(id)
+            if id
+                .format
+                .as_deref()
+                .is_some_and(|f| f != format && f != NAMEID_UNSPECIFIED) =>
+        {
+            return Err(status(
+                "InvalidNameIDPolicy",
+                "the request's Subject is in another NameID format than this service provider's",
+            ));
+        }
+        Some(id) => Some(id.value.trim().to_string()),
+        None => None,
+    };
     let requested_classes = requested_classes(req).map_err(|status| Refusal::Status {
         acs: acs.clone(),
         status,
@@ -297,17 +335,34 @@ pub fn check(
         force_authn: req.force_authn.unwrap_or(false),
         is_passive: req.is_passive.unwrap_or(false),
         requested_classes,
+        requested_subject,
     })
 }
 
+/// The plain password class (SAML Authn Context §3.4.17): weaker than any sign-in Sesame offers,
+/// which are over TLS at least.
+const CLASS_PLAIN_PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password";
+
 /// The classes a sign-in must reach one of for `req`'s `RequestedAuthnContext` (SAML Core
 /// §3.3.2.2.1). Sesame's classes (a password, a one-time code) are each one factor and rank
-/// alike, so `minimum` and `maximum` of a class Sesame knows are met by any of them, `exact` by
-/// the listed ones, and `better` by none.
+/// alike, so `minimum` and `maximum` of a class Sesame knows are met by any of them, `minimum`
+/// of a plain password too, `exact` by the listed ones, and `better` by none. Sesame has no
+/// authentication context declarations, so a request for one cannot be met.
 fn requested_classes(req: &AuthnRequest) -> Result<Vec<String>, Status> {
     let Some(requested) = req.requested_authn_context.as_ref() else {
         return Ok(Vec::new());
     };
+    if requested
+        .authn_context_decl_refs
+        .as_ref()
+        .is_some_and(|d| !d.is_empty())
+    {
+        return Err(Status {
+            code: "NoAuthnContext",
+            top: Top::Responder,
+            message: "authentication context declarations are not supported",
+        });
+    }
     let listed: Vec<String> = requested
         .authn_context_class_refs
         .iter()
@@ -322,6 +377,11 @@ fn requested_classes(req: &AuthnRequest) -> Result<Vec<String>, Status> {
         }),
         Some(AuthnContextComparison::Minimum | AuthnContextComparison::Maximum)
             if crate::flow::session::reachable(&listed) =>
+        {
+            Ok(Vec::new())
+        }
+        Some(AuthnContextComparison::Minimum)
+            if listed.iter().any(|c| c == CLASS_PLAIN_PASSWORD) =>
         {
             Ok(Vec::new())
         }

@@ -90,11 +90,11 @@ pub async fn redirect(
     let arrival = Arrival::Redirect { query: &query };
     let relay = form.get("RelayState");
     if let Some(encoded) = form.get("SAMLRequest") {
-        let xml = request::inflate(encoded).map_err(|e| refused(&e))?;
+        let xml = request::inflate(encoded, form.get("SAMLEncoding")).map_err(|e| refused(&e))?;
         return incoming_request(&app, &tenant, &headers, &xml, arrival, relay).await;
     }
     if let Some(encoded) = form.get("SAMLResponse") {
-        let xml = request::inflate(encoded).map_err(|e| refused(&e))?;
+        let xml = request::inflate(encoded, form.get("SAMLEncoding")).map_err(|e| refused(&e))?;
         return incoming_response(&app, &tenant, &headers, &xml, arrival, relay).await;
     }
     Err(refused(&RequestError::Malformed(
@@ -215,8 +215,11 @@ async fn incoming_request(
     let fresh = m
         .issue_instant
         .is_some_and(|t| t >= now.0 - request::MAX_AGE && t <= now.0 + request::CLOCK_SKEW);
-    if !fresh || m.not_on_or_after.is_some_and(|t| t <= now.0) {
+    if !fresh {
         return Err(refused(&RequestError::Stale));
+    }
+    if m.not_on_or_after.is_some_and(|t| t <= now.0) {
+        return Err(refused(&RequestError::Expired));
     }
     if relay_state.is_some_and(|r| r.len() > request::MAX_RELAY_STATE) {
         return Err(refused(&RequestError::RelayStateTooLong));
@@ -236,6 +239,29 @@ async fn incoming_request(
         .await?
     {
         return Err(refused(&RequestError::Replayed));
+    }
+    let finish = match &slo {
+        Some(_) => Finish::Sp {
+            sp_id: sp.id.clone(),
+            request_id: m.id.clone(),
+            relay_state: relay_state.map(str::to_string),
+        },
+        None => Finish::Page,
+    };
+    // Core §4.1.2: a request of a version Sesame does not speak is answered as such, not read as
+    // if it were 2.0.
+    if m.version.as_deref() != Some("2.0") {
+        let Some(slo) = &slo else {
+            return Err(refused(&RequestError::Malformed(
+                "only SAML 2.0 logout requests are supported".into(),
+            )));
+        };
+        let code = match m.version.as_deref() {
+            Some(v) if v.starts_with("1.") => "RequestVersionDeprecated",
+            _ => "RequestVersionTooHigh",
+        };
+        let refusal = Some(("VersionMismatch", code));
+        return finish_walk(app, tenant, headers, &finish, slo, refusal).await;
     }
     let current = session::current(app, tenant.id(), headers).await?;
     // The session named by SessionIndex, or the browser's when the SP names none. Each SP holds
@@ -280,14 +306,6 @@ async fn incoming_request(
                 .await?
         }
         None => None,
-    };
-    let finish = match &slo {
-        Some(_) => Finish::Sp {
-            sp_id: sp.id.clone(),
-            request_id: m.id.clone(),
-            relay_state: relay_state.map(str::to_string),
-        },
-        None => Finish::Page,
     };
     let Some((session, records)) = target else {
         // Nothing live to end: the user is signed out already, which is what the SP asked for.

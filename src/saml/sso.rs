@@ -15,18 +15,16 @@ use base64::engine::general_purpose::STANDARD;
 use samael::schema::AuthnRequest;
 
 use super::request::{self, Accepted, Refusal, RequestError, Status, Top};
-use super::{nameid, response, signature};
+use super::{NAMEID_ENTITY, nameid, response, signature};
 use crate::app::App;
 use crate::flow::state::{LoginFlow, Protocol, Requirements, session_satisfies};
 use crate::flow::{self, access, login, session};
 use crate::i18n::Text;
 use crate::oidc::form::OAuthForm;
 use crate::store::apps::Channel;
-use crate::store::jtis;
-use crate::store::service_providers::{
-    self as sps, NameIdSource, ServiceProvider, SessionSp, Signed,
-};
+use crate::store::service_providers::{self as sps, ServiceProvider, SessionSp, Signed};
 use crate::store::sessions::{self, Session};
+use crate::store::{audit, jtis};
 use crate::tenant::resolve::TenantCtx;
 use crate::web::error::PageError;
 
@@ -60,7 +58,7 @@ pub async fn redirect(
     let encoded = form
         .get("SAMLRequest")
         .ok_or_else(|| refused(&RequestError::Malformed("SAMLRequest is missing".into())))?;
-    let xml = request::inflate(encoded).map_err(|e| refused(&e))?;
+    let xml = request::inflate(encoded, form.get("SAMLEncoding")).map_err(|e| refused(&e))?;
     let req = request::parse(&xml).map_err(|e| refused(&e))?;
     let sp = service_provider(&app, &tenant, &req).await?;
     if sp.settings.want_requests_signed || signature::redirect_is_signed(&query) {
@@ -128,6 +126,13 @@ async fn service_provider(
     tenant: &TenantCtx,
     req: &AuthnRequest,
 ) -> Result<std::sync::Arc<ServiceProvider>, PageError> {
+    // Profiles §4.1.4.1: an SP's Issuer is its entity ID, with no other Format.
+    let format = req.issuer.as_ref().and_then(|i| i.format.as_deref());
+    if format.is_some_and(|f| f != NAMEID_ENTITY) {
+        return Err(refused(&RequestError::Malformed(
+            "the Issuer's Format must be omitted or the entity format".into(),
+        )));
+    }
     let issuer = issuer_of(req)
         .map(str::trim)
         .filter(|i| !i.is_empty() && i.len() <= 1024)
@@ -300,6 +305,7 @@ pub async fn launch(
         force_authn: false,
         is_passive: false,
         requested_classes: Vec::new(),
+        requested_subject: None,
     };
     let session = session::current(&app, tenant.id(), &headers).await?;
     sign_in(&app, &tenant, &headers, &accepted, &sp, session).await
@@ -397,6 +403,17 @@ pub async fn answer(
         None => None,
     };
     if !access::may_use(app_record.as_deref(), Channel::Web, &subject) {
+        record_denial(app, tenant, &subject.user.id, sp).await?;
+        // A passive request must not take over the browser (Core §3.4.1): the SP is told. Any
+        // other gets the page, which tells the user why (the SP could only say "failed").
+        if accepted.is_passive {
+            let status = Status {
+                code: "RequestDenied",
+                top: Top::Responder,
+                message: "the user may not use this service provider's app",
+            };
+            return refuse(app, tenant, headers, accepted, &status).await;
+        }
         let locale = flow::language::locale(tenant, headers, &[]);
         let text = Text::new("login.no_access_text").with(
             "app",
@@ -442,7 +459,7 @@ pub async fn answer(
     if !session::reaches(&accepted.requested_classes, session) {
         return refuse(app, tenant, headers, accepted, &NO_AUTHN_CONTEXT).await;
     }
-    let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key) else {
+    let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key, &session.sid) else {
         let status = Status {
             code: "InvalidNameIDPolicy",
             top: Top::Responder,
@@ -450,6 +467,18 @@ pub async fn answer(
         };
         return refuse(app, tenant, headers, accepted, &status).await;
     };
+    // Core §3.4.1.4: a request that names its subject gets an assertion about that principal or
+    // none, whoever is signed in here.
+    if let Some(requested) = &accepted.requested_subject
+        && !nameid::names(sp, requested, &name_id)
+    {
+        let status = Status {
+            code: "RequestDenied",
+            top: Top::Responder,
+            message: "the signed-in user is not the subject the request names",
+        };
+        return refuse(app, tenant, headers, accepted, &status).await;
+    }
     let format = nameid::format_of(sp.settings.name_id);
     let session_index = nameid::session_index(&app.session_index_key, &session.sid, &sp.id);
     let attributes = nameid::attributes(sp, &subject, sp.app_id.as_deref());
@@ -501,16 +530,14 @@ pub async fn answer(
         name_id: name_id.clone(),
         name_id_format: format.to_string(),
     };
-    // An SP signing in again through the same session is already on record: skip the write,
-    // unless its NameID is transient, new with every assertion (the SP's logout will name the
-    // latest).
+    // An SP signing in again through the same session is already on record (its NameID, even a
+    // transient one, is the same for the whole session): skip the write.
     let recorded = (
         tenant.id().clone(),
         session.sid.clone(),
         format!("saml:{}", sp.id),
     );
-    let transient = sp.settings.name_id == NameIdSource::Transient;
-    if transient || app.recorded_session_clients.get(&recorded, now).is_none() {
+    if app.recorded_session_clients.get(&recorded, now).is_none() {
         let (t, sid) = (tenant.id().clone(), session.sid.clone());
         app.store
             .run(move |c| sps::add_to_session(c, &t, &sid, &record, now))
@@ -518,6 +545,31 @@ pub async fn answer(
         app.recorded_session_clients.put(recorded, (), now);
     }
     Ok(post_to(app, tenant, headers, &accepted.acs, &xml, relay))
+}
+
+/// Audits a user refused an SP because it belongs to an app outside their access scope.
+async fn record_denial(
+    app: &App,
+    tenant: &TenantCtx,
+    user_id: &str,
+    sp: &ServiceProvider,
+) -> Result<(), PageError> {
+    let (t, now) = (tenant.id().clone(), app.now());
+    let (uid, target) = (user_id.to_string(), format!("saml:{}", sp.id));
+    app.store
+        .run(move |c| {
+            let event = audit::NewAuditEvent {
+                actor: &uid,
+                action: "saml.access_denied",
+                target: Some(&target),
+                outcome: "refused",
+                ip: None,
+                details: serde_json::json!({ "reason": "outside the app's access scope" }),
+            };
+            audit::record(c, &t, &event, now)
+        })
+        .await?;
+    Ok(())
 }
 
 /// [`fail`] for an accepted request: its consumer URL, ID and RelayState.

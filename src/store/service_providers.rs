@@ -274,8 +274,8 @@ pub fn add_to_session(
     now: UnixTime,
 ) -> Result<(), StoreError> {
     use super::schema::session_service_providers as ssp;
-    // The NameID of the latest assertion replaces the one before: a transient NameID is new each
-    // time, and the SP's Single Logout names the one its current session holds.
+    // The NameID of the latest assertion replaces the one before (it changes with the SP's
+    // registered NameID source): the SP's Single Logout names the one its session holds.
     per_backend!(conn, |c| {
         diesel::insert_into(ssp::table)
             .values((

@@ -129,3 +129,66 @@ async fn a_method_that_misses_the_exact_class_signs_no_one_in() {
     let location = r.headers()["location"].to_str().unwrap();
     assert!(location.starts_with("/t/acme/login?"), "{location}");
 }
+
+// What the request says of its subject, its NameID's qualifier and its context declarations is
+// met or refused to the SP, never ignored (Core §3.4.1.1, §3.4.1.4, §3.3.2.2.1).
+both_backends!(a_request_s_subject_and_policy_are_met_or_refused, |db| {
+    use samael::schema::{AuthnContextDeclRef, NameIdPolicy, Subject, SubjectNameID};
+    let b = Browser::new(db).await;
+    let m = marketing(&b, |_, _| {}).await;
+    let get = |req: &AuthnRequest| {
+        let path = format!("{SSO}?{}", Marketing::redirect_query(req, ""));
+        let b = &b;
+        async move { b.get(&path).await }
+    };
+    let r = get(&m.request()).await;
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    sign_in(&b, &login, "alice").await;
+    let naming = |who: &str| {
+        let mut req = m.request();
+        req.subject = Some(Subject {
+            name_id: Some(SubjectNameID {
+                format: None,
+                value: who.to_string(),
+            }),
+            subject_confirmations: None,
+        });
+        req
+    };
+    // Alice is signed in: a request for Olga gets no assertion about Alice, passive or not.
+    let mut passive = naming("olga@acme.test");
+    passive.is_passive = Some(true);
+    for req in [naming("olga@acme.test"), passive] {
+        let r = get(&req).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(status_of(&r.text().await.unwrap()), "RequestDenied");
+    }
+    // A request for Alice, in any case, is answered.
+    let req = naming("ALICE@acme.test");
+    let r = get(&req).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(class_of(&m, &r.text().await.unwrap(), &req), CLASS_PASSWORD);
+    // An affiliation's qualifier is not offered.
+    let mut req = m.request();
+    req.name_id_policy = Some(NameIdPolicy {
+        format: None,
+        sp_name_qualifier: Some("urn:example:affiliation".into()),
+        allow_create: None,
+    });
+    let r = get(&req).await;
+    assert_eq!(status_of(&r.text().await.unwrap()), "InvalidNameIDPolicy");
+    // Context declarations are not offered; a plain password as a minimum is met.
+    let mut req = asking(&m, &[], Some(AuthnContextComparison::Exact));
+    if let Some(context) = req.requested_authn_context.as_mut() {
+        context.authn_context_class_refs = None;
+        context.authn_context_decl_refs = Some(vec![AuthnContextDeclRef {
+            value: Some("urn:example:decl".into()),
+        }]);
+    }
+    let r = get(&req).await;
+    assert_eq!(status_of(&r.text().await.unwrap()), "NoAuthnContext");
+    let plain = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password";
+    let req = asking(&m, &[plain], Some(AuthnContextComparison::Minimum));
+    let r = get(&req).await;
+    assert_eq!(class_of(&m, &r.text().await.unwrap(), &req), CLASS_PASSWORD);
+});

@@ -399,6 +399,12 @@ async fn bad_requests_get_a_page_and_never_a_response() {
     let laughs = r#"<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&c;</samlp:AuthnRequest>"#;
     let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"/>"#;
     let no_id = xml(&m.request()).replacen(" ID=\"", " Other=\"", 1);
+    let email_issuer = {
+        let mut req = m.request();
+        req.issuer.as_mut().unwrap().format =
+            Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into());
+        xml(&req)
+    };
     let huge = "A".repeat(request_max() + 10);
     let bomb = {
         // Deflates to a few kilobytes, inflates past the limit.
@@ -454,6 +460,19 @@ async fn bad_requests_get_a_page_and_never_a_response() {
                 "{}&SAMLRequest=x",
                 Marketing::redirect_query(&m.request(), "")
             ),
+        ),
+        (
+            // Bindings §3.4.4: an encoding Sesame does not know is not guessed at.
+            "SAMLEncoding",
+            format!(
+                "{}&SAMLEncoding=urn%3Abogus%3Aencoding",
+                Marketing::redirect_query(&m.request(), "")
+            ),
+        ),
+        (
+            // Profiles §4.1.4.1: an SP's Issuer is its entity ID.
+            "Format must be omitted",
+            format!("SAMLRequest={}", enc(&deflated(&email_issuer))),
         ),
     ] {
         let (s, text) = bad(q).await;
@@ -531,6 +550,29 @@ async fn a_user_outside_the_app_is_refused_and_passive_requests_do_not_prompt() 
         text.contains("does not have access") && !text.contains("SAMLResponse"),
         "{text}"
     );
+    // Signed in, Olga's passive request is answered to the SP: a passive request never stops
+    // the browser at a page of Sesame's (Core §3.4.1).
+    let mut req = m.request();
+    req.is_passive = Some(true);
+    let r = b
+        .get(&format!("{SSO}?{}", Marketing::redirect_query(&req, "")))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (response, _) = posted(&r.text().await.unwrap());
+    let xml = String::from_utf8(STANDARD.decode(response).unwrap()).unwrap();
+    assert!(xml.contains("status:RequestDenied"), "{xml}");
+    assert!(!xml.contains("Assertion"), "{xml}");
+    let acme = sesame::tenant::TenantId::parse("acme").unwrap();
+    let events =
+        b.t.app
+            .store
+            .run_blocking(|c| sesame::store::audit::list(c, &acme, 100))
+            .unwrap();
+    let denials = events
+        .iter()
+        .filter(|e| e.action == "saml.access_denied")
+        .count();
+    assert_eq!(denials, 2, "each refusal is audited");
 }
 
 #[tokio::test]
@@ -702,7 +744,7 @@ fn redirected(location: &str, field: &str) -> (String, std::collections::HashMap
         .query_pairs()
         .into_owned()
         .collect();
-    let xml = sesame::saml::request::inflate(&params[field]).unwrap();
+    let xml = sesame::saml::request::inflate(&params[field], None).unwrap();
     (xml, params)
 }
 
@@ -743,6 +785,31 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("Destination"));
+    // Another SAML version (Core §4.1.2): VersionMismatch, and the session lives on. Expired
+    // (NotOnOrAfter): refused as such.
+    let now = sesame::saml::response::instant(b.t.app.now());
+    let past = sesame::saml::response::instant(b.t.app.now().plus(-10));
+    let soon = sesame::saml::response::instant(b.t.app.now().plus(60));
+    for (version, until, id) in [
+        ("3.0", soon.as_str(), "_v3"),
+        ("2.0", past.as_str(), "_late"),
+    ] {
+        let xml = format!(
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="{version}" IssueInstant="{now}" NotOnOrAfter="{until}" Destination="http://127.0.0.1:8080/t/acme/saml/slo"><saml:Issuer>{SP_ENTITY}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+        );
+        let q = signed_redirect("SAMLRequest", &xml, "rs", &m.key);
+        let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
+        if version == "3.0" {
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            let (xml, _) = redirected(r.headers()["location"].to_str().unwrap(), "SAMLResponse");
+            assert!(xml.contains("status:VersionMismatch"), "{xml}");
+            assert!(xml.contains("status:RequestVersionTooHigh"), "{xml}");
+        } else {
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            assert!(r.text().await.unwrap().contains("expired (NotOnOrAfter)"));
+        }
+    }
+    assert!(still_signed_in(&b, &m).await);
     // Another user's session: refused, and the session lives on.
     let q = logout_query(SP_ENTITY, "bob@acme.test", &index, &m.key, "rs");
     let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
@@ -1121,18 +1188,18 @@ async fn a_logout_request_from_an_sp_without_a_logout_endpoint_still_signs_out()
     assert!(!still_signed_in(&b, &m).await, "asked to sign in again");
 }
 
-/// Every assertion carries a transient NameID of its own: the session's record follows the
-/// latest, which is the one the SP's logout names.
+/// A transient NameID is the same for every assertion of one session, so the SP's logout can
+/// name whichever it kept, and another in the next session.
 #[tokio::test]
-async fn a_logout_naming_the_latest_transient_name_id_finds_the_session() {
+async fn a_transient_name_id_lasts_its_session_and_the_logout_naming_it_finds_it() {
     let b = Browser::new(TestDb::sqlite()).await;
     let m = marketing(&b, |s, _| s.name_id = NameIdSource::Transient).await;
     let (first, index) = signed_in(&b, &m).await;
-    let (latest, again) = signed_in(&b, &m).await;
-    assert_ne!(first, latest, "a new NameID for each assertion");
-    assert_eq!(index, again, "through the same session");
+    let (again, same) = signed_in(&b, &m).await;
+    assert_eq!(first, again, "one NameID for the session");
+    assert_eq!(index, same, "through the same session");
     // From a browser without Sesame's cookie: only the NameID tells whose session it is.
-    let q = logout_query(SP_ENTITY, &latest, &index, &m.key, "rs");
+    let q = logout_query(SP_ENTITY, &first, &index, &m.key, "rs");
     let r = b
         .other_client()
         .get(b.server.url(&format!("/t/acme/saml/slo?{q}")))
@@ -1143,4 +1210,6 @@ async fn a_logout_naming_the_latest_transient_name_id_finds_the_session() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("signed out"));
     assert!(!still_signed_in(&b, &m).await, "the session has ended");
+    let (next, _) = signed_in(&b, &m).await;
+    assert_ne!(next, first, "a new session, a new NameID");
 }
