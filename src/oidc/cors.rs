@@ -28,13 +28,23 @@ pub async fn readable(mut response: Response) -> Response {
     response
 }
 
-/// The answer to a CORS preflight (`OPTIONS`): the methods and request headers these endpoints
-/// use, cached by the browser for ten minutes.
+/// The answer to a CORS preflight (`OPTIONS`) at UserInfo, which takes GET and POST.
 pub async fn preflight() -> Response {
+    preflight_for("GET, POST")
+}
+
+/// The answer to a CORS preflight at the token and revocation endpoints, which take POST only.
+pub async fn preflight_post() -> Response {
+    preflight_for("POST")
+}
+
+/// A preflight answer: `methods` and the request headers these endpoints use, cached by the
+/// browser for ten minutes.
+fn preflight_for(methods: &'static str) -> Response {
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST"),
+        HeaderValue::from_static(methods),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -47,6 +47,7 @@ pub fn metadata(issuer: &str, algorithms: &[Alg]) -> Value {
         ],
         "acr_values_supported": crate::flow::session::CLASSES,
         "claims_parameter_supported": true,
+        "ui_locales_supported": crate::i18n::Locale::ALL.map(crate::i18n::Locale::tag),
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
@@ -112,6 +113,7 @@ mod tests {
             "https://id.example.com/t/acme/authorize"
         );
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(m["ui_locales_supported"], json!(["zh-CN", "en", "zh-TW"]));
         assert!(
             m.get("registration_endpoint").is_none(),
             "no endpoint is advertised before it exists"

@@ -24,9 +24,9 @@ use crate::crypto::secret::{TokenHash, random_token};
 use crate::flow::{access, login};
 use crate::store::access_revocations::Revoke;
 use crate::store::clients::Client;
-use crate::store::refresh::{self, NewRefreshToken, Rotation};
+use crate::store::refresh::{self, NewRefreshToken, Once, Rotation};
 use crate::store::subjects::Subject;
-use crate::store::{jtis, tx};
+use crate::store::{jtis, sessions, tx};
 use crate::tenant::TenantId;
 use crate::tenant::resolve::TenantCtx;
 
@@ -91,11 +91,11 @@ fn new_family_lifetimes(app: &App, client: &Client) -> (i64, i64) {
     (app.config.tokens.refresh_token_idle_lifetime, absolute)
 }
 
-/// Spends a sealed code (records its `once` id) and, if it was not spent before and the request
-/// passed its checks, stores the `refresh` token of the family it starts: one store call (one
-/// statement on PostgreSQL), so a replay arriving meanwhile always finds the family it must
-/// revoke. A refused request still spends the code: a wrong PKCE verifier gets no second guess.
-/// Returns whether this was the code's first use.
+/// Spends a sealed code (records its `once` id) and, if it was not spent before, the request
+/// passed its checks and the session it came from is still live, stores the `refresh` token of
+/// the family it starts: one store call (one statement on PostgreSQL), so a replay arriving
+/// meanwhile always finds the family it must revoke. A refused request still spends the code: a
+/// wrong PKCE verifier gets no second guess.
 async fn spend_sealed(
     app: &App,
     tenant: &TenantId,
@@ -104,12 +104,21 @@ async fn spend_sealed(
     grant: &CodeGrant,
     refresh: Option<TokenHash>,
     now: UnixTime,
-) -> Result<bool, OAuthError> {
+) -> Result<Once, OAuthError> {
     let (t, cid) = (tenant.clone(), client.client_id.clone());
     let Some(hash) = refresh else {
+        let sid = grant.sid.clone();
         return Ok(app
             .store
-            .run_quick(move |c| jtis::remember(c, &t, &cid, &once, once_until))
+            .run_quick(move |c| {
+                if !jtis::remember(c, &t, &cid, &once, once_until)? {
+                    return Ok(Once::Used);
+                }
+                Ok(match sessions::is_live(c, &t, &sid, now)? {
+                    true => Once::Issued,
+                    false => Once::SessionEnded,
+                })
+            })
             .await?);
     };
     let (sliding, absolute) = new_family_lifetimes(app, client);
@@ -121,6 +130,12 @@ async fn spend_sealed(
             refresh::issue_once(c, &t, &once, once_until, &token, now)
         })
         .await?)
+}
+
+/// The refusal of a code whose session ended between its issue and its redemption: a logout or
+/// a password reset in that minute must not be undone by a code still in flight.
+fn session_ended() -> OAuthError {
+    OAuthError::InvalidGrant("the sign-in this code came from has ended".into())
 }
 
 /// Revokes a grant: its refresh-token family and the access tokens issued under it.
@@ -186,11 +201,12 @@ pub async fn authorization_code(
         Presented::Sealed { id, exp, grant } => {
             let checked = check_redemption(&grant, redirect_uri.as_deref(), verifier.as_deref());
             let issue = refresh_hash.filter(|_| checked.is_ok());
-            let first = spend_sealed(app, &t, client, (id, exp), &grant, issue, now).await?;
-            match (first, checked) {
-                (true, Ok(())) => Redeemed::Granted(grant),
-                (true, Err(e)) => Redeemed::Refused(e),
-                (false, _) => {
+            let spent = spend_sealed(app, &t, client, (id, exp), &grant, issue, now).await?;
+            match (spent, checked) {
+                (Once::Issued, Ok(())) => Redeemed::Granted(grant),
+                (Once::Issued | Once::SessionEnded, Err(e)) => Redeemed::Refused(e),
+                (Once::SessionEnded, Ok(())) => Redeemed::Refused(session_ended()),
+                (Once::Used, _) => {
                     // §4.1.2: a code used twice revokes what its first use issued.
                     let (t, family) = (t.clone(), grant.family_id.clone());
                     app.store
@@ -217,6 +233,9 @@ pub async fn authorization_code(
                                     verifier.as_deref(),
                                 ) {
                                     return Ok(Redeemed::Refused(e));
+                                }
+                                if !sessions::is_live(c, &t, &grant.sid, now)? {
+                                    return Ok(Redeemed::Refused(session_ended()));
                                 }
                                 if let Some(hash) = &refresh_hash {
                                     let (expires, family_expires) =
@@ -275,6 +294,7 @@ pub async fn authorization_code(
         sid: Some(&grant.sid),
         claims: grant.claims.as_ref(),
         grant: &grant.family_id,
+        offline: false,
     };
     let mut body = sign_tokens(app, tenant, client, &context, form.get("resource")).await?;
     if let Some(token) = refresh_token {
@@ -378,6 +398,7 @@ async fn tokens_for(
         Err(e @ OAuthError::InvalidGrant(_)) => return Err(Refused::EndsFamily(e)),
         Err(e) => return Err(Refused::KeepsToken(e)),
     };
+    let offline = granted.contains("offline_access");
     let scope = narrowed.unwrap_or(granted);
     // The claims the sign-in asked for go on being released as they were (OIDC Core §12.2).
     let requested: Option<Value> = live
@@ -394,6 +415,7 @@ async fn tokens_for(
         sid: live.sid.as_deref(),
         claims: requested.as_ref(),
         grant: &live.family_id,
+        offline,
     };
     sign_tokens(app, tenant, client, &context, form.get("resource"))
         .await
@@ -439,6 +461,9 @@ pub struct TokenContext<'a> {
     pub claims: Option<&'a Value>,
     /// The grant (refresh-token family) the tokens are issued under.
     pub grant: &'a str,
+    /// The access token is for use while the user is away (a refresh of an `offline_access`
+    /// grant, OIDC Core §11): it does not name the browser session, whose end must not revoke it.
+    pub offline: bool,
 }
 
 /// Claims asked for one by one (OIDC Core §5.5). Only first-party clients get them beyond their
@@ -493,7 +518,7 @@ async fn sign_tokens(
     }
     .claims();
     at_claims.insert("auth_time".into(), json!(ctx.auth_time.0));
-    if let Some(sid) = ctx.sid {
+    if let Some(sid) = ctx.sid.filter(|_| !ctx.offline) {
         at_claims.insert("sid".into(), json!(sid));
     }
     at_claims.insert("tenant".into(), json!(tenant.id().as_str()));

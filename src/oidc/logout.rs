@@ -144,9 +144,14 @@ pub async fn end_session(
     // Only this browser's own session can end here, and at once only when the hint is of that
     // session (RP-Initiated Logout §2: the OP MUST ask otherwise). A hint alone never ends a
     // session elsewhere: every app of the tenant holds its users' ID tokens, expired ones are
-    // accepted, and a GET would sign anyone out of every app.
+    // accepted, and a GET would sign anyone out of every app. A HEAD (which axum routes here
+    // with the GET) is safe by definition (RFC 9110 §9.2.1): it gets the page that asks, and
+    // ends nothing.
+    let ends_now = |s: &Session| {
+        method != Method::HEAD && req.hinted.as_ref().is_some_and(|hint| is_of(hint, s))
+    };
     let target = match current {
-        Some(s) if req.hinted.as_ref().is_some_and(|hint| is_of(hint, &s)) => Some(s),
+        Some(s) if ends_now(&s) => Some(s),
         Some(s) => return confirm_page(&app, &tenant, &headers, &req, &s).await,
         None => None,
     };

@@ -62,14 +62,14 @@ pub fn routes() -> Router<App> {
         .route(
             "/token",
             post(token::token)
-                .options(cors::preflight)
+                .options(cors::preflight_post)
                 .layer(map_response(cors::readable)),
         )
         .route("/introspect", post(introspect::introspect))
         .route(
             "/revoke",
             post(revoke::revoke)
-                .options(cors::preflight)
+                .options(cors::preflight_post)
                 .layer(map_response(cors::readable)),
         )
 }

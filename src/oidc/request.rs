@@ -108,9 +108,18 @@ pub fn parse(
         return page("The app sent a state parameter too long to return to it.");
     }
     let mode_param = params.get("response_mode");
+    // The default mode of the response type asked for (OAuth 2.0 Multiple Response Types §5):
+    // one that returns a token (`token`, `id_token`, hybrids) answers in the fragment, so that
+    // is where the client looks for the error refusing it, too.
+    let returns_tokens = params
+        .get("response_type")
+        .is_some_and(|t| t.split(' ').any(|p| p == "token" || p == "id_token"));
     let mode = mode_param
         .and_then(ResponseMode::parse)
-        .unwrap_or(ResponseMode::Query);
+        .unwrap_or(match returns_tokens {
+            true => ResponseMode::Fragment,
+            false => ResponseMode::Query,
+        });
     let reply = Reply::new(redirect_uri, mode, state, issuer);
     let fail = |error: &'static str, description: &str| {
         Err(AuthorizeError::Redirect {
@@ -391,11 +400,19 @@ mod tests {
             }
             assert_eq!(redirect_error(parse_q(extra, m)), expected, "{extra}");
         }
-        let q = BASE.replace("response_type=code", "response_type=token");
-        assert_eq!(
-            redirect_error(parse(&form(&q), Some(&client(m)), ISS)),
-            "unsupported_response_type"
-        );
+        for hybrid in ["token", "id_token", "code%20id_token"] {
+            let q = BASE.replace("response_type=code", &format!("response_type={hybrid}"));
+            let refused = parse(&form(&q), Some(&client(m)), ISS);
+            let Err(AuthorizeError::Redirect { reply, .. }) = &refused else {
+                panic!("{hybrid}: {refused:?}");
+            };
+            assert_eq!(
+                reply.mode,
+                ResponseMode::Fragment,
+                "{hybrid}: its default mode"
+            );
+            assert_eq!(redirect_error(refused), "unsupported_response_type");
+        }
         let q = BASE.replace("&response_type=code", "");
         assert_eq!(
             redirect_error(parse(&form(&q), Some(&client(m)), ISS)),

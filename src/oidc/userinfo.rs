@@ -70,12 +70,14 @@ impl IntoResponse for BearerError {
                 format!("Bearer realm=\"sesame\", error=\"{c}\", error_description=\"{self}\"")
             }
         };
-        let body = match code {
-            Some(c) => json!({ "error": c, "error_description": self.to_string() }),
-            // §3.1: a request without credentials gets no error code.
-            None => json!({ "error_description": self.to_string() }),
+        let mut response = match code {
+            Some(c) => {
+                let body = json!({ "error": c, "error_description": self.to_string() });
+                no_store((status, Json(body)).into_response())
+            }
+            // §3.1: a request without credentials gets no error information, only the challenge.
+            None => no_store(status.into_response()),
         };
-        let mut response = no_store((status, Json(body)).into_response());
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
@@ -107,7 +109,13 @@ pub fn bearer_token(
             })?;
             match v.split_once(' ') {
                 Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    Some(token.trim().to_string())
+                    let token = token.trim();
+                    if !is_b64token(token) {
+                        return Err(BearerError::InvalidRequest(
+                            "the Authorization header is malformed",
+                        ));
+                    }
+                    Some(token.to_string())
                 }
                 _ => return Err(BearerError::Missing),
             }
@@ -133,6 +141,15 @@ pub fn bearer_token(
         (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
         _ => Err(BearerError::Missing),
     }
+}
+
+/// RFC 6750 §2.1's `b64token`: the credentials of a Bearer header, one token without spaces.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// `GET`/`POST /t/{tenant}/userinfo`

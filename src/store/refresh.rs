@@ -130,9 +130,21 @@ pub fn issue(
     Ok(())
 }
 
+/// What [`issue_once`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Once {
+    /// The ID was new and the token is stored.
+    Issued,
+    /// The ID was new (it is recorded now), but the session the token would continue has
+    /// ended: nothing is stored.
+    SessionEnded,
+    /// The ID was used before: nothing is stored.
+    Used,
+}
+
 /// Records `once` (a single-use ID of `t`'s client, kept until `once_until`) and, if it was not
-/// recorded before, issues `t`, as one atomic step: a second use of the ID issues nothing, and
-/// whoever sees it used finds the token the first use issued. Returns whether the ID was new.
+/// recorded before and `t`'s session is still live, issues `t`, as one atomic step: a second use
+/// of the ID issues nothing, and whoever sees it used finds the token the first use issued.
 pub fn issue_once(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -140,20 +152,25 @@ pub fn issue_once(
     once_until: UnixTime,
     t: &NewRefreshToken<'_>,
     now: UnixTime,
-) -> Result<bool, StoreError> {
+) -> Result<Once, StoreError> {
     if let Conn::Postgres(pg) = conn {
         return issue_once_in_one_statement(pg, tenant, once, once_until, t, now);
     }
     tx::write(conn, |c| {
-        let first = super::jtis::remember(c, tenant, t.client_id, once, once_until)?;
-        if first {
-            issue(c, tenant, t, now)?;
+        if !super::jtis::remember(c, tenant, t.client_id, once, once_until)? {
+            return Ok(Once::Used);
         }
-        Ok(first)
+        if let Some(sid) = t.sid
+            && !super::sessions::is_live(c, tenant, sid, now)?
+        {
+            return Ok(Once::SessionEnded);
+        }
+        issue(c, tenant, t, now)?;
+        Ok(Once::Issued)
     })
 }
 
-/// [`issue_once`] in one PostgreSQL statement: one round trip instead of four. A concurrent use
+/// [`issue_once`] in one PostgreSQL statement: one round trip instead of five. A concurrent use
 /// of the same ID waits for the first one's row to commit and then finds the ID taken.
 fn issue_once_in_one_statement(
     pg: &mut diesel::PgConnection,
@@ -162,25 +179,31 @@ fn issue_once_in_one_statement(
     once_until: UnixTime,
     t: &NewRefreshToken<'_>,
     now: UnixTime,
-) -> Result<bool, StoreError> {
+) -> Result<Once, StoreError> {
     use diesel::sql_types::{BigInt, Binary, Nullable, Text};
     const ISSUE_ONCE: &str = "\
-        WITH used AS ( \
+        WITH live AS ( \
+            SELECT 1 WHERE $8::text IS NULL OR EXISTS ( \
+                SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $8 \
+                AND revoked_at IS NULL AND idle_expires_at > $13 AND absolute_expires_at > $13) \
+        ), used AS ( \
             INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) VALUES ($1, $2, $3, $4) \
             ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
         ), issued AS ( \
             INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
                                         auth_time, amr, acr, claims, created_at, expires_at, \
                                         family_expires_at) \
-            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $16, $13, $14, $15 FROM used \
+            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $16, $13, $14, $15 FROM used, live \
         ) \
-        SELECT count(*) AS n FROM used";
+        SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live";
     #[derive(QueryableByName)]
-    struct Used {
+    struct Counts {
         #[diesel(sql_type = BigInt)]
-        n: i64,
+        used: i64,
+        #[diesel(sql_type = BigInt)]
+        live: i64,
     }
-    let used: Used = diesel::sql_query(ISSUE_ONCE)
+    let counts: Counts = diesel::sql_query(ISSUE_ONCE)
         .bind::<Text, _>(tenant.as_str())
         .bind::<Text, _>(t.client_id)
         .bind::<Text, _>(once)
@@ -198,7 +221,11 @@ fn issue_once_in_one_statement(
         .bind::<BigInt, _>(t.family_expires_at.0)
         .bind::<Nullable<Text>, _>(t.claims.as_deref())
         .get_result(pg)?;
-    Ok(used.n == 1)
+    Ok(match (counts.used, counts.live) {
+        (0, _) => Once::Used,
+        (_, 0) => Once::SessionEnded,
+        _ => Once::Issued,
+    })
 }
 
 /// Rotates `presented` (a token of `client_id`) to `next`, whose sliding expiry is `now + sliding`

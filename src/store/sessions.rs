@@ -345,6 +345,26 @@ pub fn find_by_sid(
     Ok(row.map(Session::from))
 }
 
+/// Whether session `sid` is live at `now`: what a code's redemption asks, so that a code issued
+/// just before its session ended (a logout, a password reset) starts nothing.
+pub fn is_live(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    sid: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    use diesel::dsl::exists;
+    Ok(diesel::select(exists(
+        s::table
+            .filter(s::tenant_id.eq(tenant.as_str()))
+            .filter(s::sid.eq(sid))
+            .filter(s::revoked_at.is_null())
+            .filter(s::idle_expires_at.gt(now.0))
+            .filter(s::absolute_expires_at.gt(now.0)),
+    ))
+    .get_result(conn)?)
+}
+
 /// Notes that `client_id` received tokens through session `sid`, so logout can reach it. One
 /// insert; a duplicate (the client signed in through this session before) is no error.
 pub fn add_client(

@@ -84,6 +84,40 @@ both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
         ))
         .await;
     assert!(params(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    // A code still in flight when the session ends.
+    let r = b
+        .get(&Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            "",
+        ))
+        .await;
+    let in_flight = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+
+    // HEAD is safe (RFC 9110 §9.2.1): the same request ends nothing.
+    let r = b
+        .server
+        .client
+        .head(b.server.url(&format!(
+            "/t/acme/logout?id_token_hint={}&post_logout_redirect_uri={}&state=bye-1",
+            id_token,
+            enc("https://crm.acme.test/bye")
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the page that asks");
+    let r = b
+        .get(&Browser::authorize_path(
+            "crm-web",
+            "https://crm.acme.test/cb",
+            "&prompt=none",
+        ))
+        .await;
+    assert!(
+        params(r.headers()["location"].to_str().unwrap()).contains_key("code"),
+        "still signed in"
+    );
 
     let r = b
         .get(&format!(
@@ -121,6 +155,11 @@ both_backends!(logout_with_a_hint_ends_the_session_everywhere, |db| {
     assert_eq!(err["error"], "invalid_grant");
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(b.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
+    // The code issued just before starts nothing: no tokens for a session that has ended.
+    let (status, err) = b.redeem(&in_flight).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"], "invalid_grant");
+    assert!(err["error_description"].as_str().unwrap().contains("ended"));
 });
 
 #[tokio::test]
@@ -487,3 +526,39 @@ async fn a_cross_site_post_is_resent_as_a_get_that_carries_the_session() {
     let r = send(b.server.client.clone(), "cross-site", authorize.clone()).await;
     assert!(!resent(&r), "the cookie came along");
 }
+
+// OIDC Core §11: an offline_access grant goes on after the user signs out, and the access tokens
+// its refreshes give work (they do not name the ended session); any other grant of the session
+// ends with it.
+both_backends!(
+    an_offline_grant_outlives_the_session_and_its_tokens_work,
+    |db| {
+        use crate::browser::CHALLENGE;
+        let b = Browser::new(db).await;
+        b.sign_in("crm-web", "https://crm.acme.test/cb", "alice")
+            .await;
+        let path = format!(
+            "/t/acme/authorize?response_type=code&client_id=crm-web&redirect_uri={}&scope=openid%20offline_access&state=s&nonce=n&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            enc("https://crm.acme.test/cb")
+        );
+        let r = b.get(&path).await;
+        let code = params(r.headers()["location"].to_str().unwrap())["code"].clone();
+        let (status, tokens) = b.redeem(&code).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        let offline = tokens["refresh_token"].as_str().unwrap().to_string();
+        let id_token = tokens["id_token"].as_str().unwrap().to_string();
+        let r = b
+            .get(&format!(
+                "/t/acme/logout?id_token_hint={id_token}&post_logout_redirect_uri={}",
+                enc("https://crm.acme.test/bye")
+            ))
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (status, body) = b.refresh(&basic("crm-web", CRM_SECRET), &offline).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let access = body["access_token"].as_str().unwrap();
+        let claims = b.verify(access, "http://127.0.0.1:8080/t/acme").await;
+        assert!(claims.get("sid").is_none(), "{claims}");
+        assert_eq!(b.userinfo(access).await.status(), StatusCode::OK);
+    }
+);

@@ -275,6 +275,27 @@ async fn userinfo_refuses_missing_tampered_and_non_user_tokens() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"sesame\"");
+    assert!(
+        r.text().await.unwrap().is_empty(),
+        "no error information without credentials (RFC 6750 §3.1)"
+    );
+    // Credentials that are not one b64token: a malformed request, not a bad token.
+    for malformed in ["Bearer a b", "Bearer a\"b"] {
+        let r = b
+            .server
+            .client
+            .get(b.server.url("/t/acme/userinfo"))
+            .header("authorization", malformed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{malformed}");
+        let challenge = r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(challenge.contains("invalid_request"), "{challenge}");
+    }
     let p = b
         .sign_in("crm-web", "https://crm.acme.test/cb", "alice")
         .await;

@@ -2,7 +2,7 @@
 
 use sesame::crypto::secret::TokenHash;
 use sesame::flow::session::{CLASS_CODE, CLASS_PASSWORD};
-use sesame::store::refresh::{self, NewRefreshToken, Rotation};
+use sesame::store::refresh::{self, NewRefreshToken, Once, Rotation};
 use sesame::store::sessions::{self, NewSession};
 use sesame::store::{Store, flows, migrate};
 use sesame::tenant::TenantId;
@@ -149,9 +149,14 @@ both_backends!(refresh_rotation_and_reuse_revokes_the_family, |db| {
 });
 
 // A sealed code's redemption: its id recorded and its family's first token stored in one step.
-// A second use of the id stores nothing, and the first use's token is there to be revoked.
+// A second use of the id stores nothing, and the first use's token is there to be revoked. A
+// code whose session has ended stores nothing either, though its id is spent.
 both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
     let store = prepared(&db);
+    let (cookie, pwd) = (TokenHash::of("cookie-1"), ["pwd".to_string()]);
+    store
+        .run_blocking(|c| sessions::create(c, &acme(), &a_session(&cookie, &pwd), T0))
+        .unwrap();
     let (first, second) = (TokenHash::of("f1"), TokenHash::of("f2"));
     let amr = ["pwd".to_string()];
     let token = |hash| NewRefreshToken {
@@ -175,8 +180,8 @@ both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
             })
             .unwrap()
     };
-    assert!(issue(&first), "the first use");
-    assert!(!issue(&second), "the second use");
+    assert_eq!(issue(&first), Once::Issued, "the first use");
+    assert_eq!(issue(&second), Once::Used, "the second use");
     let live = |hash: &TokenHash| {
         store
             .run_blocking(|c| refresh::find_active(c, &acme(), hash, T0.plus(1)))
@@ -203,11 +208,44 @@ both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
         client_id: "other",
         ..token(&second)
     };
-    assert!(
+    assert_eq!(
         store
             .run_blocking(|c| refresh::issue_once(c, &acme(), "code:1", T0.plus(60), &other, T0))
-            .unwrap()
+            .unwrap(),
+        Once::Issued
     );
+    // The session ends (a logout): the next code of it is spent and starts nothing.
+    store
+        .run_blocking(|c| sessions::revoke(c, &acme(), "sid-1", T0.plus(1)))
+        .unwrap();
+    let third = TokenHash::of("f3");
+    let after = store
+        .run_blocking(|c| {
+            refresh::issue_once(
+                c,
+                &acme(),
+                "code:2",
+                T0.plus(60),
+                &token(&third),
+                T0.plus(2),
+            )
+        })
+        .unwrap();
+    assert_eq!(after, Once::SessionEnded);
+    assert!(live(&third).is_none(), "nothing stored");
+    let again = store
+        .run_blocking(|c| {
+            refresh::issue_once(
+                c,
+                &acme(),
+                "code:2",
+                T0.plus(60),
+                &token(&third),
+                T0.plus(3),
+            )
+        })
+        .unwrap();
+    assert_eq!(again, Once::Used, "the id was spent all the same");
 });
 
 // A rotation whose request is refused after the consume is undone: the presented token is live
