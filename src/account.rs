@@ -163,11 +163,15 @@ impl Login {
 /// space would make two names that look alike differ. The joiners U+200C and U+200D stay
 /// allowed: Persian, the Indic scripts and emoji sequences need them.
 pub fn is_shown_name(name: &str, max: usize) -> bool {
+    // Unicode's Default_Ignorable_Code_Point (the PRECIS classes leave them out), but for the
+    // joiners and the text and emoji variation selectors.
     let invisible = |c: char| {
         matches!(c,
-            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
-            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0D}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
     };
     (1..=max).contains(&name.chars().count())
         && !name.chars().any(|c| c.is_control() || invisible(c))
@@ -195,6 +199,8 @@ mod tests {
             "\u{2066}Bob\u{2069}",
             "Tab\there",
             "\u{FEFF}Eve",
+            "\u{3164}",
+            "Bob\u{E0041}\u{E0042}",
             "A".repeat(101).as_str(),
         ] {
             assert!(!is_shown_name(bad, 100), "{bad:?}");

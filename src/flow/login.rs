@@ -239,11 +239,14 @@ pub async fn submit(
     // An administrator's lock (status `locked`), like `disabled`, is told only after a right
     // password, or it would show which accounts exist.
     //
-    // The lock is told once the account as typed has failed `lockout_threshold` times, which is
-    // all an unknown account can go by. A real account also locks after as many failures under
-    // all its names together; reached under a name that has not failed that often, it answers
-    // as an unknown account would (the password is not checked), so the lock cannot show that
-    // two names are one account.
+    // The lock is told once the account as typed has failed `lockout_threshold` times on this
+    // node, which is all an unknown account can go by. A real account also locks after as many
+    // failures under all its names together, on every node; reached under a name that has not
+    // failed that often, it answers as an unknown account would (the password is not checked),
+    // so the lock cannot show that two names are one account. A name's lock holds for a real
+    // account as for an unknown one, even after the account's own lock ran out (the two end at
+    // different times), unless an administrator lifted the account's lock or its owner reset
+    // the password: those clear `locked_until`, where a lock that ran out leaves it in the past.
     let typed_locked = app
         .sign_in_failures
         .blocked_for(&account_key, now)
@@ -251,7 +254,8 @@ pub async fn submit(
     let account_locked = user
         .as_ref()
         .is_some_and(|user| user.locked_until.is_some_and(|until| until > now));
-    if typed_locked && (user.is_none() || account_locked) {
+    let lifted = user.as_ref().is_some_and(|u| u.locked_until.is_none());
+    if typed_locked && !lifted {
         tracing::info!(tenant = %tenant.id(), ip = ?client.ip, "sign-in to a locked account refused");
         // With the captcha the next attempt will need, so an account unlocked meanwhile (by an
         // administrator, on any node) signs in at the next try.

@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED};
+use crate::clock::UnixTime;
 use crate::crypto::secret::DigestKey;
 use crate::store::service_providers::{NameIdSource, ServiceProvider};
 use crate::store::subjects::Subject;
@@ -17,19 +18,23 @@ pub fn format_of(source: NameIdSource) -> &'static str {
     }
 }
 
-/// The NameID value for `subject` at `sp` in session `sid`; `None` when the user lacks the field
-/// the SP is registered for (an SP keyed by email, a user without one).
+/// The NameID value for `subject` at `sp` in session `sid`, signed in at `auth_time`; `None`
+/// when the user lacks the field the SP is registered for (an SP keyed by email, a user without
+/// one).
 ///
 /// A persistent NameID is a keyed digest of the tenant, the SP's entityID and the user id: stable
 /// for the pair, different for every SP, and not reversible without the key (SAML Core §8.3.7).
-/// A transient one is a keyed digest of the session, the SP and the user: the same for every
-/// assertion of one session, so the SP's logout can name any of them, and unrelated across
-/// sessions and SPs (§8.3.8 asks for an opaque, temporary value, not one per assertion).
+/// A transient one is a keyed digest of the session, its sign-in, the SP and the user: the same
+/// for every assertion of one sign-in, so the SP's logout can name any of them, and unrelated
+/// across sign-ins and SPs (§8.3.8 asks for an opaque, temporary value, not one per assertion).
+/// The sign-in is part of it because a remembered session keeps its `sid` across sign-ins for
+/// months.
 pub fn value(
     sp: &ServiceProvider,
     subject: &Subject,
     pseudonyms: &DigestKey,
     sid: &str,
+    auth_time: UnixTime,
 ) -> Option<String> {
     let user = &subject.user;
     match sp.settings.name_id {
@@ -46,7 +51,10 @@ pub fn value(
             Some(URL_SAFE_NO_PAD.encode(pseudonyms.digest(&input).as_bytes()))
         }
         NameIdSource::Transient => {
-            let input = format!("transient\u{0}{sid}\u{0}{}\u{0}{}", sp.id, user.id);
+            let input = format!(
+                "transient\u{0}{sid}\u{0}{}\u{0}{}\u{0}{}",
+                auth_time.0, sp.id, user.id
+            );
             Some(format!(
                 "_{}",
                 URL_SAFE_NO_PAD.encode(pseudonyms.digest(&input).as_bytes())

@@ -44,6 +44,9 @@ pub struct Described {
     /// `WantAssertionsSigned` (Metadata §2.4.4): the SP rejects an assertion without a
     /// signature of its own, so a registration must not sign only the Response.
     pub wants_signed_assertions: bool,
+    /// The encryption key lists block ciphers, none of which Sesame offers: the registration
+    /// must choose one (`encryption`), or assertions would go out that the SP cannot read.
+    pub no_common_cipher: bool,
 }
 
 /// The entityID and settings an SP's metadata describes.
@@ -72,14 +75,18 @@ pub fn from_metadata(xml: &str) -> Result<Described, RegistryError> {
                 .is_some_and(|p| p.split_whitespace().any(|p| p == super::PROTOCOL_NS))
         })
         .ok_or_else(|| invalid("the metadata has no SAML 2.0 SPSSODescriptor"))?;
+    let (settings, no_common_cipher) = settings_of(sp)?;
     Ok(Described {
         entity_id,
-        settings: settings_of(sp)?,
+        settings,
         wants_signed_assertions: sp.want_assertions_signed.unwrap_or(false),
+        no_common_cipher,
     })
 }
 
-fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
+/// The settings `sp` describes, and whether its encryption key lists no block cipher Sesame
+/// offers.
+fn settings_of(sp: &SpSsoDescriptor) -> Result<(SpSettings, bool), RegistryError> {
     let acs = sp
         .assertion_consumer_services
         .iter()
@@ -143,38 +150,36 @@ fn settings_of(sp: &SpSsoDescriptor) -> Result<SpSettings, RegistryError> {
             _ => None,
         })
         .unwrap_or_default();
-    Ok(SpSettings {
+    let cipher = block_cipher(methods.unwrap_or_default());
+    let settings = SpSettings {
         acs,
         slo,
         signing_certificates: signing,
         encryption_certificate: encryption,
-        encryption: block_cipher(methods.unwrap_or_default())?,
+        encryption: cipher.unwrap_or_default(),
         name_id,
         want_requests_signed: sp.authn_requests_signed.unwrap_or(false),
         ..SpSettings::default()
-    })
+    };
+    Ok((settings, cipher.is_none()))
 }
 
 /// The block cipher for an SP whose encryption key lists `methods` (SAML Metadata §2.4.1.1: the
-/// algorithms it supports): Sesame's most preferred one among them. A list without block
-/// ciphers (key transport only) or no list at all leaves the default. The key is always wrapped
+/// algorithms it supports): Sesame's most preferred one among them, `None` when it lists only
+/// others. A list without block ciphers (key transport only) or no list at all leaves the
+/// default. The key is always wrapped
 /// with RSA-OAEP, whatever the list says: RSA PKCS#1 v1.5 key transport is open to padding
 /// oracles (XML Encryption 1.1 §5.5.1), and SAML libraries that list only it decrypt OAEP too.
-fn block_cipher(methods: &[EncryptionMethod]) -> Result<Encryption, RegistryError> {
+fn block_cipher(methods: &[EncryptionMethod]) -> Option<Encryption> {
     let listed: Vec<&str> = methods.iter().map(|m| m.algorithm.trim()).collect();
     let known_block =
         |a: &&str| a.contains("#aes") || a.contains("#tripledes") || a.contains("#camellia");
     if !listed.iter().any(known_block) {
-        return Ok(Encryption::default());
+        return Some(Encryption::default());
     }
     Encryption::ALL
         .into_iter()
         .find(|e| listed.contains(&e.algorithm()))
-        .ok_or_else(|| {
-            invalid(
-                "the encryption key's EncryptionMethod lists no block cipher Sesame offers                  (aes256-gcm, aes128-gcm, aes128-cbc)",
-            )
-        })
 }
 
 /// A registration as an administrator writes it (command line or import file): the SP's metadata
@@ -207,12 +212,13 @@ pub fn build(
     app_id: Option<&str>,
     fields: &Fields,
 ) -> Result<ServiceProvider, RegistryError> {
-    let (from_metadata, mut s, wants_signed_assertions) = match &fields.metadata {
+    let (from_metadata, mut s, wants_signed_assertions, no_common_cipher) = match &fields.metadata {
         Some(xml) => {
             let d = from_metadata(xml)?;
-            (Some(d.entity_id), d.settings, d.wants_signed_assertions)
+            let signed = d.wants_signed_assertions;
+            (Some(d.entity_id), d.settings, signed, d.no_common_cipher)
         }
-        None => (None, SpSettings::default(), false),
+        None => (None, SpSettings::default(), false, false),
     };
     let entity_id = fields
         .entity_id
@@ -290,6 +296,11 @@ pub fn build(
                 ));
             }
         };
+    } else if no_common_cipher && fields.encryption_certificate.is_none() {
+        return Err(invalid(
+            "the metadata's encryption key lists no block cipher Sesame offers: choose one with \
+             encryption (aes256-gcm, aes128-gcm or aes128-cbc) if the SP can read it",
+        ));
     }
     s.assertion_lifetime = fields.assertion_lifetime.or(s.assertion_lifetime);
     let sp = ServiceProvider {
@@ -560,26 +571,39 @@ mod tests {
         let v15 = method("http://www.w3.org/2001/04/xmlenc#rsa-1_5");
         let gcm128 = method("http://www.w3.org/2009/xmlenc11#aes128-gcm");
         let gcm256 = method("http://www.w3.org/2009/xmlenc11#aes256-gcm");
-        let chosen =
-            |methods: String| from_metadata(&metadata(&methods)).map(|d| d.settings.encryption);
-        assert_eq!(
-            chosen(format!("{cbc}{v15}")).unwrap(),
-            Encryption::Aes128Cbc
-        );
-        assert_eq!(
-            chosen(format!("{cbc}{gcm128}")).unwrap(),
-            Encryption::Aes128Gcm
-        );
-        assert_eq!(
-            chosen(format!("{gcm256}{cbc}")).unwrap(),
-            Encryption::Aes256Gcm
-        );
+        let described = |methods: &str| from_metadata(&metadata(methods)).unwrap();
+        let chosen = |methods: String| {
+            let d = described(&methods);
+            assert!(!d.no_common_cipher, "{methods}");
+            d.settings.encryption
+        };
+        assert_eq!(chosen(format!("{cbc}{v15}")), Encryption::Aes128Cbc);
+        assert_eq!(chosen(format!("{cbc}{gcm128}")), Encryption::Aes128Gcm);
+        assert_eq!(chosen(format!("{gcm256}{cbc}")), Encryption::Aes256Gcm);
         // No list, or key transport only: the default.
-        assert_eq!(chosen(String::new()).unwrap(), Encryption::Aes256Gcm);
-        assert_eq!(chosen(v15.clone()).unwrap(), Encryption::Aes256Gcm);
-        // Only ciphers Sesame does not offer: refused, rather than assertions it cannot read.
+        assert_eq!(chosen(String::new()), Encryption::Aes256Gcm);
+        assert_eq!(chosen(v15.clone()), Encryption::Aes256Gcm);
+        // Only ciphers Sesame does not offer: the registration must choose, rather than send
+        // assertions the SP cannot read.
         let des = method("http://www.w3.org/2001/04/xmlenc#tripledes-cbc");
-        let err = chosen(des).unwrap_err();
-        assert!(err.0.contains("EncryptionMethod"), "{err}");
+        assert!(described(&des).no_common_cipher);
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let der =
+            crate::crypto::cert::self_signed(&key, "sp", crate::clock::UnixTime(1_700_000_000))
+                .unwrap();
+        let xml = metadata(&des).replace("MIIB", &STANDARD.encode(der));
+        let fields = |encryption: Option<&str>| Fields {
+            metadata: Some(xml.clone()),
+            encryption: encryption.map(str::to_string),
+            ..Fields::default()
+        };
+        let err = build("sp", None, None, &fields(None)).unwrap_err();
+        assert!(
+            err.0.contains("no block cipher Sesame offers: choose"),
+            "{err}"
+        );
+        let sp = build("sp", None, None, &fields(Some("aes128-cbc"))).unwrap();
+        assert_eq!(sp.settings.encryption, Encryption::Aes128Cbc);
     }
 }

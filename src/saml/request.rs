@@ -308,8 +308,17 @@ pub fn check(
             "NameIDs are qualified by the service provider itself, not an affiliation",
         ));
     }
-    let requested_subject = match req.subject.as_ref().and_then(|s| s.name_id.as_ref()) {
-        Some(id)
+    // A Subject named otherwise (an EncryptedID, a BaseID) is one Sesame cannot match: refused,
+    // not ignored, or any user would do.
+    let requested_subject = match req.subject.as_ref().map(|s| s.name_id.as_ref()) {
+        None => None,
+        Some(None) => {
+            return Err(status(
+                "RequestUnsupported",
+                "only a NameID can name the subject of a request",
+            ));
+        }
+        Some(Some(id))
             if id
                 .format
                 .as_deref()
@@ -320,8 +329,7 @@ pub fn check(
                 "the request's Subject is in another NameID format than this service provider's",
             ));
         }
-        Some(id) => Some(id.value.trim().to_string()),
-        None => None,
+        Some(Some(id)) => Some(id.value.trim().to_string()),
     };
     let requested_classes = requested_classes(req).map_err(|status| Refusal::Status {
         acs: acs.clone(),

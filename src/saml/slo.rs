@@ -250,15 +250,20 @@ async fn incoming_request(
     };
     // Core §4.1.2: a request of a version Sesame does not speak is answered as such, not read as
     // if it were 2.0.
-    if m.version.as_deref() != Some("2.0") {
+    let Some(version) = m.version.as_deref() else {
+        return Err(refused(&RequestError::Malformed(
+            "the logout request has no Version".into(),
+        )));
+    };
+    if version != "2.0" {
         let Some(slo) = &slo else {
             return Err(refused(&RequestError::Malformed(
                 "only SAML 2.0 logout requests are supported".into(),
             )));
         };
-        let code = match m.version.as_deref() {
-            Some(v) if v.starts_with("1.") => "RequestVersionDeprecated",
-            _ => "RequestVersionTooHigh",
+        let code = match version.starts_with("1.") {
+            true => "RequestVersionDeprecated",
+            false => "RequestVersionTooHigh",
         };
         let refusal = Some(("VersionMismatch", code));
         return finish_walk(app, tenant, headers, &finish, slo, refusal).await;

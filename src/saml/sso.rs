@@ -459,7 +459,13 @@ pub async fn answer(
     if !session::reaches(&accepted.requested_classes, session) {
         return refuse(app, tenant, headers, accepted, &NO_AUTHN_CONTEXT).await;
     }
-    let Some(name_id) = nameid::value(sp, &subject, &app.pseudonym_key, &session.sid) else {
+    let Some(name_id) = nameid::value(
+        sp,
+        &subject,
+        &app.pseudonym_key,
+        &session.sid,
+        session.auth_time,
+    ) else {
         let status = Status {
             code: "InvalidNameIDPolicy",
             top: Top::Responder,
@@ -530,12 +536,12 @@ pub async fn answer(
         name_id: name_id.clone(),
         name_id_format: format.to_string(),
     };
-    // An SP signing in again through the same session is already on record (its NameID, even a
-    // transient one, is the same for the whole session): skip the write.
+    // An SP signing in again through the same session with the same NameID is already on
+    // record: skip the write. (A transient NameID changes when the user signs in again.)
     let recorded = (
         tenant.id().clone(),
         session.sid.clone(),
-        format!("saml:{}", sp.id),
+        format!("saml:{}\u{0}{name_id}", sp.id),
     );
     if app.recorded_session_clients.get(&recorded, now).is_none() {
         let (t, sid) = (tenant.id().clone(), session.sid.clone());

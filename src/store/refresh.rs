@@ -153,9 +153,11 @@ pub fn issue_once(
     t: &NewRefreshToken<'_>,
     now: UnixTime,
 ) -> Result<Once, StoreError> {
-    if let Conn::Postgres(pg) = conn {
-        return issue_once_in_one_statement(pg, tenant, once, once_until, t, now);
+    if let (Conn::Postgres(pg), Some(sid)) = (&mut *conn, t.sid) {
+        return issue_once_in_one_statement(pg, tenant, once, once_until, sid, t, now);
     }
+    // SQLite's write transaction holds the database's one write lock: a logout cannot end the
+    // session between the check and the insert.
     tx::write(conn, |c| {
         if !super::jtis::remember(c, tenant, t.client_id, once, once_until)? {
             return Ok(Once::Used);
@@ -170,22 +172,26 @@ pub fn issue_once(
     })
 }
 
-/// [`issue_once`] in one PostgreSQL statement: one round trip instead of five. A concurrent use
-/// of the same ID waits for the first one's row to commit and then finds the ID taken.
+/// [`issue_once`] in one PostgreSQL statement, for a token of session `sid`: one round trip
+/// instead of five. A concurrent use of the same ID waits for the first one's row to commit and
+/// then finds the ID taken. The session's row is read `FOR SHARE`: a logout ending it waits for
+/// this statement's commit (and then revokes the token it stored), or this statement waits for
+/// the logout's and finds the session ended.
 fn issue_once_in_one_statement(
     pg: &mut diesel::PgConnection,
     tenant: &TenantId,
     once: &str,
     once_until: UnixTime,
+    sid: &str,
     t: &NewRefreshToken<'_>,
     now: UnixTime,
 ) -> Result<Once, StoreError> {
     use diesel::sql_types::{BigInt, Binary, Nullable, Text};
     const ISSUE_ONCE: &str = "\
         WITH live AS ( \
-            SELECT 1 WHERE $8::text IS NULL OR EXISTS ( \
-                SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $8 \
-                AND revoked_at IS NULL AND idle_expires_at > $13 AND absolute_expires_at > $13) \
+            SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $8 \
+            AND revoked_at IS NULL AND idle_expires_at > $13 AND absolute_expires_at > $13 \
+            FOR SHARE \
         ), used AS ( \
             INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) VALUES ($1, $2, $3, $4) \
             ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
@@ -211,7 +217,7 @@ fn issue_once_in_one_statement(
         .bind::<Binary, _>(t.hash.as_bytes().to_vec())
         .bind::<Text, _>(t.family_id)
         .bind::<Nullable<Text>, _>(t.user_id)
-        .bind::<Nullable<Text>, _>(t.sid)
+        .bind::<Text, _>(sid)
         .bind::<Text, _>(t.scope)
         .bind::<Nullable<BigInt>, _>(t.auth_time.map(|x| x.0))
         .bind::<Text, _>(amr_text(t.amr))

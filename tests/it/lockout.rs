@@ -389,3 +389,35 @@ both_backends!(
         assert!(a.contains("temporarily locked"), "{a}");
     }
 );
+
+// The account's own lock and the lock of a name as typed end at different times: a real name
+// must go on answering as an unknown one would once the account's lock has run out.
+both_backends!(
+    a_name_stays_locked_after_its_account_s_lock_runs_out,
+    |db| {
+        let b = Browser::new(db).await;
+        let mut answers = Vec::new();
+        for (name, other) in [("alice", "alice@acme.test"), ("ghost", "ghost@acme.test")] {
+            let start = b.t.app.now();
+            attempt(&b, other, "guess 1").await;
+            attempt(&b, other, "guess 2").await;
+            // Three more under the name lock a real account (five in all)...
+            for i in 0..3 {
+                attempt(&b, name, &format!("guess {i}")).await;
+            }
+            // ...and two more, later, lock the name itself, until later still.
+            b.t.clock.advance(300);
+            attempt(&b, name, "guess 3").await;
+            attempt(&b, name, "guess 4").await;
+            // The account's lock has run out; the name's has not.
+            b.t.clock.advance(700);
+            let (_, answer) = attempt(&b, name, PASSWORD).await;
+            answers.push(answer);
+            // Back to where this began, for the other name.
+            let elapsed = b.t.app.now().0 - start.0;
+            b.t.clock.advance(3600 - elapsed);
+        }
+        assert!(answers[0].contains("temporarily locked"), "{}", answers[0]);
+        assert_eq!(answers[0], answers[1]);
+    }
+);

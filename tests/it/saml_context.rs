@@ -168,6 +168,14 @@ both_backends!(a_request_s_subject_and_policy_are_met_or_refused, |db| {
     let r = get(&req).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(class_of(&m, &r.text().await.unwrap(), &req), CLASS_PASSWORD);
+    // A subject named by other means than a NameID cannot be matched: refused, not ignored.
+    let mut req = m.request();
+    req.subject = Some(Subject {
+        name_id: None,
+        subject_confirmations: None,
+    });
+    let r = get(&req).await;
+    assert_eq!(status_of(&r.text().await.unwrap()), "RequestUnsupported");
     // An affiliation's qualifier is not offered.
     let mut req = m.request();
     req.name_id_policy = Some(NameIdPolicy {

@@ -790,23 +790,37 @@ async fn sp_initiated_logout_ends_the_session_and_reaches_the_other_sps() {
     let now = sesame::saml::response::instant(b.t.app.now());
     let past = sesame::saml::response::instant(b.t.app.now().plus(-10));
     let soon = sesame::saml::response::instant(b.t.app.now().plus(60));
-    for (version, until, id) in [
+    let cases = [
         ("3.0", soon.as_str(), "_v3"),
         ("2.0", past.as_str(), "_late"),
-    ] {
+        ("", soon.as_str(), "_noversion"),
+    ];
+    for (version, until, id) in cases {
+        let version_attr = match version {
+            "" => String::new(),
+            v => format!(r#" Version="{v}""#),
+        };
         let xml = format!(
-            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="{version}" IssueInstant="{now}" NotOnOrAfter="{until}" Destination="http://127.0.0.1:8080/t/acme/saml/slo"><saml:Issuer>{SP_ENTITY}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}"{version_attr} IssueInstant="{now}" NotOnOrAfter="{until}" Destination="http://127.0.0.1:8080/t/acme/saml/slo"><saml:Issuer>{SP_ENTITY}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
         );
         let q = signed_redirect("SAMLRequest", &xml, "rs", &m.key);
         let r = b.get(&format!("/t/acme/saml/slo?{q}")).await;
-        if version == "3.0" {
-            assert_eq!(r.status(), StatusCode::SEE_OTHER);
-            let (xml, _) = redirected(r.headers()["location"].to_str().unwrap(), "SAMLResponse");
-            assert!(xml.contains("status:VersionMismatch"), "{xml}");
-            assert!(xml.contains("status:RequestVersionTooHigh"), "{xml}");
-        } else {
-            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-            assert!(r.text().await.unwrap().contains("expired (NotOnOrAfter)"));
+        match version {
+            "3.0" => {
+                assert_eq!(r.status(), StatusCode::SEE_OTHER);
+                let location = r.headers()["location"].to_str().unwrap();
+                let (xml, _) = redirected(location, "SAMLResponse");
+                assert!(xml.contains("status:VersionMismatch"), "{xml}");
+                assert!(xml.contains("status:RequestVersionTooHigh"), "{xml}");
+            }
+            "" => {
+                assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+                assert!(r.text().await.unwrap().contains("has no Version"));
+            }
+            _ => {
+                assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+                assert!(r.text().await.unwrap().contains("expired (NotOnOrAfter)"));
+            }
         }
     }
     assert!(still_signed_in(&b, &m).await);
