@@ -32,6 +32,18 @@ pub fn open(config: &Config, clock: &SharedClock) -> anyhow::Result<Opened> {
             redact_url(&url)
         )
     })?;
+    // A database upgraded by a newer Sesame (a rollback, a node left behind in a rolling
+    // upgrade) is not served by this older one.
+    let unknown = store
+        .run_blocking(migrate::unknown_applied)
+        .context("reading the database's migrations")?;
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "the database was migrated by a newer Sesame (migrations {} are unknown to this \
+             version): run that version, or restore the database from before the upgrade",
+            unknown.join(", ")
+        );
+    }
     let migrations_applied = store
         .run_blocking(migrate::run_pending)
         .context("applying database migrations")?;

@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "email",
     "sms",
     "codes",
+    "sign_in",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -311,20 +312,66 @@ impl Config {
             })?;
             figment = figment.merge(Toml::string(&text));
         }
-        let env: Vec<(String, String)> = env
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        // Not a key, but read with them (telemetry): refused here rather than silently dropped.
+        if let Some((_, filter)) = env.iter().find(|(k, _)| k == "SESAME_LOG") {
+            check_log_filter("SESAME_LOG", filter)?;
+        }
+        // (path, variable, value)
+        let env: Vec<(String, String, String)> = env
             .into_iter()
             .filter_map(|(k, v)| {
                 let key = k.strip_prefix("SESAME_")?.to_ascii_lowercase();
                 if NON_CONFIG_ENV.contains(&key.as_str()) {
                     return None;
                 }
-                Some((env_key_to_path(&key), v))
+                Some((env_key_to_path(&key), k, v))
             })
             .collect();
-        for (key, value) in env {
-            figment = figment.merge((key.as_str(), parse_env_value(&value)));
-        }
-        let mut config: Config = figment.extract().map_err(|e| figment_error(e, file))?;
+        // A variable's value is read as a number or a boolean when it looks like one; where the
+        // key wants text (an all-digit SMTP password), it is read again as text, and where it
+        // wants a list, as a comma-separated one.
+        let (mut as_text, mut as_list): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+        let mut config: Config = loop {
+            let mut merged = figment.clone();
+            for (key, _, value) in &env {
+                let value = if as_list.contains(key) {
+                    let items: Vec<String> = value
+                        .split(',')
+                        .map(|v| v.trim().to_string())
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    figment::value::Value::from(items)
+                } else if as_text.contains(key) {
+                    figment::value::Value::from(value.clone())
+                } else {
+                    parse_env_value(value)
+                };
+                merged = merged.merge((key.as_str(), value));
+            }
+            let e = match merged.extract() {
+                Ok(config) => break config,
+                Err(e) => e,
+            };
+            let path = e.path.join(".");
+            let variable = env.iter().find(|(key, ..)| *key == path);
+            if let (figment::error::Kind::InvalidType(_, expected), Some(_)) = (&e.kind, variable) {
+                if expected.contains("sequence") && !as_list.contains(&path) {
+                    as_list.push(path);
+                    continue;
+                }
+                if !as_text.contains(&path) && !as_list.contains(&path) {
+                    as_text.push(path);
+                    continue;
+                }
+            }
+            let source = match (variable, file) {
+                (Some((_, name, _)), _) => Some(name.clone()),
+                (None, Some(f)) => Some(f.display().to_string()),
+                (None, None) => None,
+            };
+            return Err(figment_error(e, source.as_deref()));
+        };
         config.validate()?;
         Ok(config)
     }
@@ -461,19 +508,42 @@ impl Config {
                 ));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(ConfigError::new(
-                "log.level",
-                format!("'{}' is not a log filter", self.log.level),
-                "use a level (error, warn, info, debug, trace) or a filter like sesame=debug,info",
-            ));
-        }
+        check_log_filter("log.level", &self.log.level)?;
         let ph = &self.password_hash;
+        // Above the costs Sesame verifies (`crypto::password`), one sign-in would take the node's
+        // memory or seconds of CPU, and the first sign-in, which rehashes the password at the
+        // configured cost, would take the node down. (Lower costs than the defaults are
+        // accepted, for tests; docs/configuration.md tells operators not to.)
+        use crate::crypto::password::{MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
+        for (key, value, max, fix) in [
+            (
+                "password_hash.memory_kib",
+                ph.memory_kib,
+                MAX_MEMORY_KIB,
+                "give KiB up to 262144 (256 MiB); the default is 19456",
+            ),
+            (
+                "password_hash.iterations",
+                ph.iterations,
+                MAX_ITERATIONS,
+                "give 1 to 16 passes; the default is 2",
+            ),
+            (
+                "password_hash.parallelism",
+                ph.parallelism,
+                MAX_PARALLELISM,
+                "give 1 to 16 lanes; the default is 1",
+            ),
+        ] {
+            if value > max {
+                return Err(ConfigError::new(key, format!("{value} is too large"), fix));
+            }
+        }
         if argon2::Params::new(ph.memory_kib, ph.iterations, ph.parallelism, None).is_err() {
             return Err(ConfigError::new(
                 "password_hash",
                 "memory_kib/iterations/parallelism are out of argon2's range",
-                "use the defaults (19456, 2, 1) or larger values",
+                "use the defaults (19456, 2, 1), or at least 8 KiB of memory per lane",
             ));
         }
         for (key, value) in [
@@ -502,11 +572,11 @@ impl Config {
             ),
             ("sign_in.lockout_duration", self.sign_in.lockout_duration),
         ] {
-            if value <= 0 {
+            if !(1..=MAX_LIFETIME).contains(&value) {
                 return Err(ConfigError::new(
                     key,
-                    "must be positive",
-                    "give a lifetime in seconds",
+                    "must be between 1 second and 10 years",
+                    "give a lifetime in seconds, at most 315360000",
                 ));
             }
         }
@@ -556,6 +626,26 @@ impl Config {
     }
 }
 
+/// Refuses a log filter `tracing` would not read as meant. A lone word is taken by `tracing` as
+/// the name of a module to show logs of, so `warning` or `verbose` would silence every line,
+/// the master key's "back it up" warning included: a lone word must be a level.
+fn check_log_filter(key: &str, filter: &str) -> Result<(), ConfigError> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let word = !filter.contains(['=', ',', ':', '[']);
+    let known = LEVELS.contains(&filter.trim().to_ascii_lowercase().as_str());
+    if (word && !known) || tracing_subscriber::EnvFilter::try_new(filter).is_err() {
+        return Err(ConfigError::new(
+            key,
+            format!("'{filter}' is not a log level or filter"),
+            "use a level (error, warn, info, debug, trace, off) or a filter like sesame=debug,info",
+        ));
+    }
+    Ok(())
+}
+
+/// The longest lifetime or timeout a setting may give: ten years, far below any overflow.
+const MAX_LIFETIME: i64 = 10 * 365 * 24 * 3600;
+
 /// The largest `http.max_body_bytes`: axum's extractors' own bound.
 const MAX_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
@@ -581,15 +671,15 @@ fn parse_env_value(value: &str) -> figment::value::Value {
     figment::value::Value::from(value.to_string())
 }
 
-fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
+fn figment_error(e: figment::Error, source: Option<&str>) -> ConfigError {
     use figment::error::Kind;
     let key = if e.path.is_empty() {
         "(file)".to_string()
     } else {
         e.path.join(".")
     };
-    let source = match file {
-        Some(f) => format!(" in {}", f.display()),
+    let source = match source {
+        Some(f) => format!(" in {f}"),
         None => String::new(),
     };
     match &e.kind {
@@ -631,10 +721,16 @@ fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
 
 fn type_name(actual: &figment::error::Actual) -> String {
     use figment::error::Actual;
+    // The kind only, never the value: it may be a secret in the wrong place.
     match actual {
         Actual::Str(_) | Actual::Other(_) => "a string".into(),
         Actual::Bytes(_) => "bytes".into(),
         Actual::Char(_) => "a character".into(),
+        Actual::Bool(_) => "a boolean".into(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer".into(),
+        Actual::Float(_) => "a number with a fraction".into(),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a table".into(),
         other => other.to_string(),
     }
 }
@@ -690,6 +786,73 @@ mod tests {
         assert_eq!(c.public_url, "https://id.example.com");
         assert_eq!(c.database_url(), "postgres://u@db/sesame");
         assert_eq!(c.database.pool_size, 5);
+    }
+
+    #[test]
+    fn every_section_and_kind_of_value_can_come_from_the_environment() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("SESAME_SIGN_IN_LOCKOUT_THRESHOLD", "3"),
+                ("SESAME_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7"),
+                ("SESAME_EMAIL_PASSWORD", "20481937"),
+                ("SESAME_EMAIL_USERNAME", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sign_in.lockout_threshold, 3);
+        assert_eq!(c.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
+        assert_eq!(
+            c.email.password.as_deref(),
+            Some("20481937"),
+            "text stays text"
+        );
+        assert_eq!(c.email.username.as_deref(), Some("true"));
+        // A wrong type names the variable, and never shows the value.
+        let e =
+            Config::load_from(None, env(&[("SESAME_DATABASE_POOL_SIZE", "s3cret")])).unwrap_err();
+        assert_eq!(e.key, "database.pool_size");
+        let text = e.to_string();
+        assert!(
+            text.contains("SESAME_DATABASE_POOL_SIZE") && !text.contains("s3cret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn log_filters_that_would_log_nothing_and_ruinous_costs_are_refused() {
+        for (var, value, key) in [
+            ("SESAME_LOG_LEVEL", "warning", "log.level"),
+            ("SESAME_LOG", "verbose", "SESAME_LOG"),
+            ("SESAME_LOG", "sesame=[", "SESAME_LOG"),
+            (
+                "SESAME_PASSWORD_HASH_MEMORY_KIB",
+                "4294967295",
+                "password_hash.memory_kib",
+            ),
+            (
+                "SESAME_PASSWORD_HASH_ITERATIONS",
+                "100",
+                "password_hash.iterations",
+            ),
+            (
+                "SESAME_TOKENS_ACCESS_TOKEN_LIFETIME",
+                "9223372036854775807",
+                "tokens.access_token_lifetime",
+            ),
+        ] {
+            let e = Config::load_from(None, env(&[(var, value)])).unwrap_err();
+            assert_eq!(e.key, key, "{var}={value}: {e}");
+        }
+        for ok in [
+            "warn",
+            "DEBUG",
+            "off",
+            "sesame=debug,info",
+            "info,tower_http=warn",
+        ] {
+            Config::load_from(None, env(&[("SESAME_LOG_LEVEL", ok)])).unwrap();
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::bootstrap::{self, Opened};
 use crate::clock::{SharedClock, UnixTime};
 use crate::config::Config;
 use crate::crypto::keys::{self, Alg, KeyKind, RotationPolicy};
+use crate::crypto::master::MasterKeySource;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret::{DigestKey, generate_password};
 use crate::oidc::discovery::JWKS_MAX_AGE_SECS;
@@ -37,11 +38,32 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
     let opened = bootstrap::open(&config, &clock)?;
     let hasher = PasswordHasher::new(&config.password_hash)?;
     let now = clock.now();
-    let Opened { store, master, .. } = opened;
+    let Opened {
+        store,
+        master,
+        master_source,
+        migrations_applied,
+        ..
+    } = opened;
+    // The CLI may be the first to open a data directory (a mistyped SESAME_DATA_DIR, say): what
+    // it created is said, as `serve` says it.
+    if let MasterKeySource::Generated(path) = &master_source {
+        eprintln!(
+            "warning: generated a new master key at {}: back it up; without it the signing keys cannot be read",
+            path.display()
+        );
+    }
     let client_secrets = master.client_secret_key();
     match command {
         Command::Migrate => {
             let pending = store.run_blocking(migrate::pending)?;
+            if !migrations_applied.is_empty() {
+                println!(
+                    "applied {} migrations: {}",
+                    migrations_applied.len(),
+                    migrations_applied.join(", ")
+                );
+            }
             println!(
                 "database is up to date{}",
                 if pending.is_empty() {
@@ -163,9 +185,14 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
                     KeyKind::Jws(_) => JWKS_MAX_AGE_SECS,
                     KeyKind::Saml => saml::metadata::CACHE_DURATION_SECS,
                 };
+                // A SAML assertion may be registered to live up to an hour.
+                let lives = match kind {
+                    KeyKind::Jws(_) => grace,
+                    KeyKind::Saml => grace.max(saml::registry::MAX_ASSERTION_LIFETIME + 300),
+                };
                 let policy = RotationPolicy {
                     rsa_bits: 2048,
-                    retire_grace: grace,
+                    retire_grace: lives,
                     min_next_age: if force { 0 } else { cached + CACHE_TTL_SECS },
                 };
                 let r = store

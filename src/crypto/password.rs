@@ -159,9 +159,9 @@ impl PasswordHasher {
 
 /// Largest argon2 cost Sesame will verify: an imported hash with a huge memory cost would make
 /// every sign-in allocate gigabytes.
-const MAX_MEMORY_KIB: u32 = 256 * 1024;
-const MAX_ITERATIONS: u32 = 16;
-const MAX_PARALLELISM: u32 = 16;
+pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
+pub const MAX_ITERATIONS: u32 = 16;
+pub const MAX_PARALLELISM: u32 = 16;
 
 /// Checks an imported `password_hash`: an argon2 PHC string within the cost limits.
 pub fn acceptable_phc(s: &str) -> Result<(), String> {

@@ -12,6 +12,9 @@ use crate::store::service_providers::{
     AttributeMapping, Encryption, Endpoint, NameIdSource, ServiceProvider, Signed, SpSettings,
 };
 
+/// The longest an SP's assertions may be registered to live, in seconds.
+pub const MAX_ASSERTION_LIFETIME: i64 = 3600;
+
 /// Metadata larger than this is refused before parsing; real SP metadata is a few kilobytes.
 pub const MAX_METADATA_BYTES: usize = 256 * 1024;
 const MAX_ENTITY_ID: usize = 1024;
@@ -410,7 +413,7 @@ pub fn check(sp: &ServiceProvider) -> Result<(), RegistryError> {
         ));
     }
     if let Some(l) = s.assertion_lifetime
-        && !(30..=3600).contains(&l)
+        && !(30..=MAX_ASSERTION_LIFETIME).contains(&l)
     {
         return Err(invalid(
             "assertion_lifetime: give 30 to 3600 seconds (the default is 300)",

@@ -37,3 +37,29 @@ pub fn pending(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
     .map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(pending.iter().map(|m| m.name().to_string()).collect())
 }
+
+/// Migrations the database has that this binary does not: a newer Sesame upgraded it. Serving
+/// from an older binary would write rows the newer schema may not expect.
+pub fn unknown_applied(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
+    let known: Vec<String> = match conn {
+        Conn::Sqlite(_) => versions(SQLITE)?,
+        Conn::Postgres(_) => versions(POSTGRES)?,
+    };
+    let applied = conn
+        .applied_migrations()
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(applied
+        .iter()
+        .map(|v| v.to_string())
+        .filter(|v| !known.contains(v))
+        .collect())
+}
+
+fn versions<S: MigrationSource<MultiBackend>>(source: S) -> Result<Vec<String>, StoreError> {
+    Ok(source
+        .migrations()
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
+}

@@ -2,6 +2,7 @@
 //! (`/t/{tenant}/…`) or from a host listed for the tenant (`acme.example.com`).
 
 pub mod resolve;
+pub mod settings;
 
 use std::borrow::Borrow;
 use std::fmt;

@@ -540,3 +540,36 @@ fn free_trial_applications_are_listed_and_approved_by_id() {
     let err = env.fails(&["tenant", "approve", "nope", "--days", "0"]);
     assert!(err.contains("--days"), "{err}");
 }
+
+#[test]
+fn a_new_data_directory_is_announced_and_a_newer_schema_refused() {
+    use diesel::{Connection, RunQueryDsl};
+    let e = Env::new();
+    let out = e.run(&["migrate"]);
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stderr.contains("generated a new master key"), "{stderr}");
+    assert!(
+        stdout.contains("applied ") && stdout.contains("up to date"),
+        "{stdout}"
+    );
+    let out = e.run(&["migrate"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("generated"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("applied"));
+    // A migration of a newer Sesame: this one refuses the database rather than write to it.
+    let db = e.dir.path().join("sesame.db");
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "INSERT INTO __diesel_schema_migrations (version, run_on) VALUES ('20991231000099', CURRENT_TIMESTAMP)",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let err = e.fails(&["user", "list", "-t", "default"]);
+    assert!(
+        err.contains("migrated by a newer Sesame") && err.contains("20991231000099"),
+        "{err}"
+    );
+}

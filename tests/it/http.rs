@@ -945,3 +945,53 @@ async fn an_unreadable_path_is_refused_in_the_usual_shape() {
     assert_eq!(r.status, 400);
     assert!(r.text().contains("cannot be read"), "{}", r.text());
 }
+
+// An import states what it gives: hosts left out stay, and settings outside their rules are
+// refused with the key named, not dropped for their defaults at run time.
+#[tokio::test]
+async fn import_keeps_hosts_left_out_and_refuses_settings_outside_their_rules() {
+    let t = TestApp::new(TestDb::sqlite()).await;
+    let tenant = |extra: &str| format!("[[tenants]]\nid = \"hx\"\ndisplay_name = \"HX\"\n{extra}");
+    t.import(&tenant("hosts = [\"login.hx.test\"]\n")).await;
+    t.import(&tenant("")).await;
+    let hx = sesame::tenant::TenantId::parse("hx").unwrap();
+    let stored = t
+        .app
+        .store
+        .run_blocking(|c| sesame::store::tenants::find(c, &hx))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.hosts, ["login.hx.test"], "left out, the hosts stay");
+    t.import(&tenant("hosts = []\n")).await;
+    let stored = t
+        .app
+        .store
+        .run_blocking(|c| sesame::store::tenants::find(c, &hx))
+        .unwrap()
+        .unwrap();
+    assert!(stored.hosts.is_empty(), "an empty list removes them");
+    for (settings, named) in [
+        (
+            "settings = { password_min_length = 7 }",
+            "settings.password_min_length must be",
+        ),
+        (
+            "settings = { password_min_lenght = 9 }",
+            "password_min_lenght is not a setting",
+        ),
+        ("settings = { default_locale = \"fr\" }", "default_locale"),
+        (
+            "branding = { logo_url = \"http://x.test/l.png\" }",
+            "branding.logo_url must be an https",
+        ),
+    ] {
+        let err = t
+            .try_import("t.toml", &tenant(&format!("{settings}\n")))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("t.toml:2") && err.contains(named),
+            "{settings}: {err}"
+        );
+    }
+}

@@ -40,8 +40,10 @@ pub struct TenantEntry {
     pub status: Option<TenantStatus>,
     #[serde(default)]
     pub trial_expires_at: Option<i64>,
+    /// Host names the tenant's pages answer at. Given, they replace the stored ones (`[]`
+    /// removes them all); left out, those stay, as `settings` do.
     #[serde(default)]
-    pub hosts: Vec<Spanned<String>>,
+    pub hosts: Option<Vec<Spanned<String>>>,
     /// The sign-in page's settings (`default_locale`, `default_region`, `terms_url`, ...; see
     /// docs/sign-in.md). Given, they replace the stored ones; left out, those stay.
     #[serde(default)]
@@ -423,16 +425,37 @@ fn apply_tenant(
             ),
         );
     };
-    let mut hosts = Vec::new();
-    for h in &entry.hosts {
-        match normalize_host(h.get_ref()) {
-            Some(n) => hosts.push(n),
-            None => return src.err(h.span(), format!("'{}' is not a host name", h.get_ref())),
-        }
-    }
-    hosts.sort();
-    hosts.dedup();
     let existing = tenants::find(c, &tid)?;
+    let hosts = match &entry.hosts {
+        Some(given) => {
+            let mut hosts = Vec::new();
+            for h in given {
+                match normalize_host(h.get_ref()) {
+                    Some(n) => hosts.push(n),
+                    None => {
+                        return src.err(h.span(), format!("'{}' is not a host name", h.get_ref()));
+                    }
+                }
+            }
+            hosts.sort();
+            hosts.dedup();
+            hosts
+        }
+        None => existing
+            .as_ref()
+            .map(|t| t.hosts.clone())
+            .unwrap_or_default(),
+    };
+    if let Some(given) = &entry.settings
+        && let Err(why) = crate::tenant::settings::check_settings(given)
+    {
+        return src.err(entry.id.span(), format!("tenant '{tid}': {why}"));
+    }
+    if let Some(given) = &entry.branding
+        && let Err(why) = crate::tenant::settings::check_branding(given)
+    {
+        return src.err(entry.id.span(), format!("tenant '{tid}': {why}"));
+    }
     let spec = TenantSpec {
         display_name: entry.display_name.clone(),
         status: entry
