@@ -205,7 +205,7 @@ impl Default for Config {
 }
 
 impl Config {
-    /// A copy safe to print: the master key and any database password replaced.
+    /// A copy safe to print: the master key, passwords and the SMS gateway's likely keys replaced.
     pub fn redacted(&self) -> Config {
         let mut shown = self.clone();
         if shown.master_key.is_some() {
@@ -217,12 +217,19 @@ impl Config {
         if shown.email.password.is_some() {
             shown.email.password = Some("[redacted]".into());
         }
+        // Gateways carry their API key in a header, the query string or the body.
         if let Some(url) = &shown.sms.url {
-            shown.sms.url = Some(redact_url(url));
+            let url = redact_url(url);
+            shown.sms.url = Some(match url.split_once('?') {
+                Some((base, _)) => format!("{base}?[query redacted]"),
+                None => url,
+            });
         }
-        // Gateway headers usually carry the API key.
         for value in shown.sms.headers.values_mut() {
             *value = "[redacted]".into();
+        }
+        if !shown.sms.body.is_empty() {
+            shown.sms.body = format!("[redacted: {} characters]", shown.sms.body.chars().count());
         }
         shown
     }
@@ -853,6 +860,22 @@ mod tests {
         ] {
             Config::load_from(None, env(&[("SESAME_LOG_LEVEL", ok)])).unwrap();
         }
+    }
+
+    #[test]
+    fn what_is_printed_holds_no_gateway_key() {
+        let mut c = Config::load_from(None, env(&[])).unwrap();
+        c.sms.url = Some("https://sms.example/send?apikey=SMSQUERYKEY123&to={{ to }}".into());
+        c.sms.body = r#"{"key": "BODYKEY456", "text": "{{ text }}"}"#.into();
+        c.email.password = Some("SMTPPASS789".into());
+        let shown = format!("{:?}", c.redacted());
+        for secret in ["SMSQUERYKEY123", "BODYKEY456", "SMTPPASS789"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("https://sms.example/send?[query redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]

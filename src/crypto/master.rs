@@ -130,6 +130,24 @@ impl MasterKey {
     }
 }
 
+/// Says so on stderr (logging may not be set up yet) when the key file can be read by other
+/// users: whoever reads it can decrypt every signing key.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "warning: {} can be read by other users (mode {:o}); run chmod 600 on it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+}
+
 /// Where the master key comes from, for messages.
 #[derive(Debug, Clone)]
 pub enum MasterKeySource {
@@ -156,6 +174,7 @@ pub fn load(
             let key = MasterKey::from_base64(&text).map_err(|e| {
                 CryptoError::MasterKey(format!("master_key_file {}: {e}", path.display()))
             })?;
+            warn_if_readable_by_others(&path);
             Ok((key, MasterKeySource::File(path)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -262,6 +262,18 @@ pub(super) fn plan_passwords(
         let Ok(ids) = Identifiers::parse(src, u) else {
             continue;
         };
+        // The rules every tenant's policy starts from, as `sesame user add` applies them; the
+        // tenant's own stricter ones apply when the user next changes it.
+        let text = password.get_ref().expose();
+        if text.chars().count() < 8
+            || text.len() > crate::flow::password::MAX_LENGTH
+            || text.chars().any(char::is_control)
+        {
+            return src.err(
+                password.span(),
+                "the password must have 8 to 1024 characters, none of them control characters",
+            );
+        }
         let stored = match find_existing(c, tid, u, &ids)? {
             Some(user) => users::password_hash(c, tid, &user.id)?,
             None => None,
