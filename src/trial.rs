@@ -245,8 +245,20 @@ pub enum TrialError {
     TenantExists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the activation email was not delivered: {0}")]
-    Notify(#[from] notify::NotifyError),
+    #[error(
+        "email delivery is not configured for this process: set email.driver (docs/configuration.md) \
+         before approving; nothing was changed"
+    )]
+    NoEmail,
+    #[error(
+        "tenant '{tenant}' is approved, but the activation email was not delivered ({why}): the \
+         contact can set a password with Forgot password at {reset}"
+    )]
+    NotDelivered {
+        tenant: TenantId,
+        why: notify::NotifyError,
+        reset: String,
+    },
 }
 
 /// What an approval made.
@@ -291,6 +303,11 @@ pub async fn approve(
         .await?
         .filter(|a| !a.approved)
         .ok_or_else(|| TrialError::NotPending(id.to_string()))?;
+    // The contact learns of the approval only by email: without it, nothing is changed, rather
+    // than a tenant made whose owner cannot be told.
+    if !app.notifier.offers(Channel::Email) {
+        return Err(TrialError::NoEmail);
+    }
     let wanted = tenant_id
         .map(str::to_string)
         .unwrap_or_else(|| slug_of(&application.company));
@@ -377,7 +394,12 @@ pub async fn approve(
             locale,
             purpose: "trial.ready",
         })
-        .await?;
+        .await
+        .map_err(|why| TrialError::NotDelivered {
+            reset: format!("{}/forgot-password", app.issuer(&tenant)),
+            tenant: tenant.clone(),
+            why,
+        })?;
     Ok(Approved {
         tenant,
         user_id: user.id,

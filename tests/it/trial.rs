@@ -204,3 +204,23 @@ both_backends!(an_approval_never_takes_an_existing_tenant, |db| {
         .unwrap_err();
     assert!(err.to_string().contains("not a tenant id"), "{err}");
 });
+
+// The contact hears of the approval only by email: where this process cannot send one, nothing
+// is made, rather than a tenant whose owner is never told.
+both_backends!(an_approval_without_email_delivery_changes_nothing, |db| {
+    let b = Browser::new(db).await;
+    apply(&b, GOOD).await;
+    let id = pending(&b)[0].id.clone();
+    let err = sesame::trial::approve(&b.t.app, &id, None, 30)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("email.driver"), "{err}");
+    assert_eq!(pending(&b).len(), 1, "still pending");
+    let trading = sesame::tenant::TenantId::parse("acme-trading").unwrap();
+    let made =
+        b.t.app
+            .store
+            .run_blocking(|c| sesame::store::tenants::find(c, &trading))
+            .unwrap();
+    assert!(made.is_none(), "no tenant made");
+});
