@@ -471,12 +471,38 @@ impl Config {
                 ));
             }
         }
-        if self.database.pool_size == 0 {
+        if !(1..=1000).contains(&self.database.pool_size) {
             return Err(ConfigError::new(
                 "database.pool_size",
-                "is 0",
-                "set at least 1 (4-8 is typical)",
+                format!("{} is out of range", self.database.pool_size),
+                "set 1 to 1000 (4-8 is typical)",
             ));
+        }
+        for (key, value, max) in [
+            (
+                "database.connect_timeout_secs",
+                self.database.connect_timeout_secs,
+                300,
+            ),
+            (
+                "http.request_timeout_secs",
+                self.http.request_timeout_secs,
+                3600,
+            ),
+            (
+                "http.shutdown_grace_secs",
+                self.http.shutdown_grace_secs,
+                3600,
+            ),
+        ] {
+            // Zero would not mean "none": the server would take it as a second, or not wait.
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{value} is out of range"),
+                    format!("give 1 to {max} seconds"),
+                ));
+            }
         }
         if let Some(key) = &self.master_key {
             crate::crypto::master::MasterKey::from_base64(key).map_err(|_| {
@@ -842,6 +868,12 @@ mod tests {
                 "100",
                 "password_hash.iterations",
             ),
+            (
+                "SESAME_HTTP_REQUEST_TIMEOUT_SECS",
+                "0",
+                "http.request_timeout_secs",
+            ),
+            ("SESAME_DATABASE_POOL_SIZE", "100000", "database.pool_size"),
             (
                 "SESAME_TOKENS_ACCESS_TOKEN_LIFETIME",
                 "9223372036854775807",

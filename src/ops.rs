@@ -15,7 +15,13 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`: the database answers; a load balancer should stop sending traffic otherwise.
 pub async fn readyz(State(app): State<App>) -> Response {
-    match app.store.ping().await {
+    // A pooled connection the database dropped (a restart, a failover) fails once and is
+    // discarded; the second try takes a fresh one, so a database that is back reads as ready.
+    let pinged = match app.store.ping().await {
+        Err(_) => app.store.ping().await,
+        ok => ok,
+    };
+    match pinged {
         Ok(()) => (
             no_store(),
             Json(json!({ "status": "ready", "database": "ok" })),
