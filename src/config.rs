@@ -321,7 +321,11 @@ impl Config {
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         // Not a key, but read with them (telemetry): refused here rather than silently dropped.
-        if let Some((_, filter)) = env.iter().find(|(k, _)| k == "SESAME_LOG") {
+        // Empty, it is unset (as `telemetry` takes it).
+        if let Some((_, filter)) = env
+            .iter()
+            .find(|(k, v)| k == "SESAME_LOG" && !v.trim().is_empty())
+        {
             check_log_filter("SESAME_LOG", filter)?;
         }
         // (path, variable, value)

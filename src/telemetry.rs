@@ -25,6 +25,7 @@ pub fn init_logging(config: &LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("SESAME_LOG")
         .ok()
+        .filter(|f| !f.trim().is_empty())
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(&config.level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));

@@ -302,9 +302,7 @@ fn new_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let pw = line.trim_end_matches(['\r', '\n']).to_string();
-        if pw.len() < 8 {
-            bail!("the password must have at least 8 characters");
-        }
+        crate::flow::password::base_rules(&pw).map_err(|why| anyhow!(why))?;
         Ok((pw, false))
     } else {
         Ok((generate_password(), true))

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::account::REGIONS;
 use crate::i18n::Locale;
 
 /// What a setting's value must be.
@@ -16,9 +17,9 @@ enum Rule {
     /// An `https://` address.
     Https,
     Locale,
-    /// A region code such as `CN`: two ASCII letters.
+    /// A region code the page's selector offers, such as `CN`.
     Region,
-    /// A version: an integer of at least 1 or a non-empty string.
+    /// A version: any number, or non-empty text.
     Version,
 }
 
@@ -40,7 +41,13 @@ const SETTINGS: &[(&str, Rule)] = &[
     ("private_app_addresses", Rule::Bool),
 ];
 
-const BRANDING: &[(&str, Rule)] = &[("logo_url", Rule::Https)];
+/// The page also reads these three from `branding` when `settings` lacks them.
+const BRANDING: &[(&str, Rule)] = &[
+    ("logo_url", Rule::Https),
+    ("terms_url", Rule::Https),
+    ("privacy_url", Rule::Https),
+    ("default_region", Rule::Region),
+];
 
 /// Checks `settings`; the first problem, naming the key and what it takes.
 pub fn check_settings(settings: &Map<String, Value>) -> Result<(), String> {
@@ -79,9 +86,9 @@ fn valid(rule: &Rule, value: &Value) -> Result<(), String> {
         Rule::Locale => value.as_str().and_then(Locale::from_tag).is_some(),
         Rule::Region => value
             .as_str()
-            .is_some_and(|s| s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic())),
+            .is_some_and(|s| REGIONS.iter().any(|(code, ..)| *code == s)),
         Rule::Version => match value {
-            Value::Number(n) => n.as_i64().is_some_and(|n| n >= 1),
+            Value::Number(_) => true,
             Value::String(s) => !s.trim().is_empty(),
             _ => false,
         },
@@ -95,8 +102,8 @@ fn valid(rule: &Rule, value: &Value) -> Result<(), String> {
         Rule::Text => "text".into(),
         Rule::Https => "an https:// address".into(),
         Rule::Locale => "zh-CN, en or zh-TW".into(),
-        Rule::Region => "a two-letter region code, such as CN".into(),
-        Rule::Version => "a version: a number of at least 1, or text".into(),
+        Rule::Region => "a region code of the sign-in page's list, in capitals, such as CN".into(),
+        Rule::Version => "a version: a number, or text".into(),
     })
 }
 
@@ -137,6 +144,11 @@ mod tests {
             ),
             (json!({ "terms_url": "http://acme.example/terms" }), "https"),
             (
+                json!({ "default_region": "us" }),
+                "default_region must be a region code",
+            ),
+            (json!({ "default_region": "ZZ" }), "default_region"),
+            (
                 json!({ "password_min_lenght": 9 }),
                 "password_min_lenght is not a setting",
             ),
@@ -144,6 +156,13 @@ mod tests {
             let err = settings(bad.clone()).unwrap_err();
             assert!(err.contains(named), "{bad}: {err}");
         }
+        settings(json!({ "agreement_version": 2.1 })).unwrap();
+        check_branding(
+            json!({ "terms_url": "https://a.example/t" })
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
         let err = check_branding(json!({ "logo": "x" }).as_object().unwrap()).unwrap_err();
         assert!(err.contains("branding.logo is not a setting"), "{err}");
     }

@@ -262,18 +262,6 @@ pub(super) fn plan_passwords(
         let Ok(ids) = Identifiers::parse(src, u) else {
             continue;
         };
-        // The rules every tenant's policy starts from, as `sesame user add` applies them; the
-        // tenant's own stricter ones apply when the user next changes it.
-        let text = password.get_ref().expose();
-        if text.chars().count() < 8
-            || text.len() > crate::flow::password::MAX_LENGTH
-            || text.chars().any(char::is_control)
-        {
-            return src.err(
-                password.span(),
-                "the password must have 8 to 1024 characters, none of them control characters",
-            );
-        }
         let stored = match find_existing(c, tid, u, &ids)? {
             Some(user) => users::password_hash(c, tid, &user.id)?,
             None => None,
@@ -282,6 +270,10 @@ pub(super) fn plan_passwords(
             if stored.is_some_and(|h| hasher.verify_blocking(&h, password.get_ref().expose())) {
                 PasswordPlan::Keep
             } else {
+                // A password already set stays, whatever it is; a new one meets the base rules.
+                if let Err(why) = crate::flow::password::base_rules(password.get_ref().expose()) {
+                    return src.err(password.span(), why);
+                }
                 let hash = hasher
                     .hash_blocking(password.get_ref().expose())
                     .map_or_else(|e| src.err(password.span(), e.to_string()), Ok)?;

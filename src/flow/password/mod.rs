@@ -15,7 +15,7 @@ use crate::tenant::resolve::TenantCtx;
 use crate::web::ClientInfo;
 use crate::web::error::PageError;
 
-pub use policy::{MAX_LENGTH, PasswordPolicy, Rule};
+pub use policy::{MAX_LENGTH, PasswordPolicy, Rule, base_rules};
 
 /// Why a signed-in user must choose a new password before going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,21 @@ pub fn is_common(password: &str) -> bool {
 /// The longest password accepted; argon2 of a megabyte is a cheap denial of service.
 pub const MAX_LENGTH: usize = 1024;
 
+/// The rules every tenant's policy starts from, for a password an administrator gives (`sesame
+/// user add`, an import file), where no tenant policy is at hand: at least 8 characters, at most
+/// [`MAX_LENGTH`] bytes, no control characters. The tenant's own rules apply at its next change.
+pub fn base_rules(password: &str) -> Result<(), &'static str> {
+    let fits = password.chars().count() >= 8
+        && password.len() <= MAX_LENGTH
+        && !password.chars().any(char::is_control);
+    match fits {
+        true => Ok(()),
+        false => Err(
+            "the password must have at least 8 characters, at most 1024 bytes, and no control characters",
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordPolicy {
     /// Characters, not bytes (setting `password_min_length`, 8 to 128, default 8).
