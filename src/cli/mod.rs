@@ -346,6 +346,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(config, clock, args).await,
         Command::Config(ConfigCommand::Check) => {
+            // What `serve` would load, loaded: a file that exists but is no PEM fails here.
+            if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+                crate::server::tls_config(cert, key).await?;
+            }
             let shown = config.redacted();
             println!("configuration is valid\n");
             println!("{}", toml::to_string_pretty(&shown)?);

@@ -345,7 +345,19 @@ pub async fn end(app: &App, tenant: &TenantCtx, session: &Session) -> Result<(),
             })
         })
         .await?;
-    app.note_revoked(tenant.id(), Revoke::Session(&session.sid), now);
+    // A code redeemed at this moment (its statement holds the session row, so ours waited for
+    // it) signs its tokens after its commit: the revocation counts from after ours too. Moments
+    // are whole seconds, so this writes again only when a second passed meanwhile.
+    let after = app.now();
+    if after.0 > now.0 {
+        let (t, sid) = (tenant.id().clone(), session.sid.clone());
+        app.store
+            .run(move |c| {
+                crate::store::access_revocations::record(c, &t, Revoke::Session(&sid), after)
+            })
+            .await?;
+    }
+    app.note_revoked(tenant.id(), Revoke::Session(&session.sid), after);
     for client_id in clients {
         if let Some(client) = app.client(tenant.id(), &client_id).await?
             && client.backchannel_logout_uri.is_some()

@@ -112,6 +112,17 @@ fn config_problems_are_one_line_naming_the_key() {
         out.contains("configuration is valid") && out.contains("https://id.example.com"),
         "{out}"
     );
+    // Files that exist but are no certificate and key: refused here, not only by `serve`.
+    let (cert, key) = (e.dir.path().join("c.pem"), e.dir.path().join("k.pem"));
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    std::fs::write(
+        &file,
+        format!("[tls]\ncert = {:?}\nkey = {:?}\n", cert, key),
+    )
+    .unwrap();
+    let err = e.fails(&["--config", file.to_str().unwrap(), "config", "check"]);
+    assert!(err.contains("tls.cert"), "{err}");
 }
 
 #[test]
