@@ -85,15 +85,22 @@ pub async fn switch(
 }
 
 /// Whether `target` is a plain path under the tenant's base path: no scheme, no host, no
-/// `//` or backslash a browser might read as one, no dot segments.
+/// `//` or backslash a browser might read as one, no dot segments, written out or
+/// percent-encoded (browsers read `%2e%2e` as `..`, WHATWG URL §4.4), and no encoded slash.
 fn within(base: &str, target: &str) -> bool {
     let under = target
         .strip_prefix(base)
         .is_some_and(|rest| rest.starts_with('/'));
+    let path = target.split('?').next().unwrap_or_default();
+    let dot_or_slash = path.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == ".." || decoded == "." || decoded.contains(['/', '\\'])
+    });
     under
         && target.len() <= 2048
         && !target.contains("//")
         && !target.contains('\\')
+        && !dot_or_slash
         && !target.split(['/', '?']).any(|s| s == ".." || s == ".")
         && target
             .bytes()
@@ -112,6 +119,13 @@ mod tests {
         assert!(!within("/t/acme", "https://evil.example/t/acme/login"));
         assert!(!within("", "//evil.example/login"));
         assert!(!within("", "/\\evil.example"));
+        assert!(!within("/t/demo", "/t/demo/%2e%2e/%2E%2E/t/evil/login"));
+        assert!(!within("/t/demo", "/t/demo/.%2e/x"));
+        assert!(!within("/t/demo", "/t/demo/%2f%2fevil.example"));
+        assert!(
+            within("/t/demo", "/t/demo/login?flow=a%2eb"),
+            "a query may say anything"
+        );
         assert!(!within("/t/acme", "/t/acme/../other/login"));
         assert!(!within("/t/acme", "/t/acme/login\r\nSet-Cookie: x"));
     }

@@ -235,7 +235,7 @@ fn security_headers(https: bool, response: &mut Response) {
         .is_some_and(|ct| ct.as_bytes().starts_with(b"text/html"));
     let headers = response.headers_mut();
     // Room for these and the request id at once, rather than growing the map as they go in.
-    headers.reserve(7);
+    headers.reserve(8);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -256,6 +256,13 @@ fn security_headers(https: bool, response: &mut Response) {
         );
     }
     if is_html {
+        // Powerful features no Sesame page uses, off for it and anything it might embed.
+        headers.insert(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(
+                "camera=(), microphone=(), geolocation=(), payment=(), usb=(), display-capture=()",
+            ),
+        );
         headers
             .entry(header::CONTENT_SECURITY_POLICY)
             .or_insert(CSP);

@@ -177,6 +177,14 @@ async fn operations_endpoints_and_headers() {
             .contains("max-age=")
     );
     assert!(h.header("x-request-id").is_some());
+    // Pages turn off the powerful features none of them uses.
+    let page = t.get("/t/default/legal/terms").await;
+    assert!(
+        page.header("permissions-policy")
+            .is_some_and(|p| p.contains("camera=()") && p.contains("geolocation=()")),
+        "{:?}",
+        page.header("permissions-policy")
+    );
     assert_eq!(t.get("/readyz").await.json()["status"], "ready");
     t.get("/t/default/jwks").await;
     let m = t.get("/metrics").await;
