@@ -121,6 +121,8 @@ pub struct Inner {
     pub captchas_drawn: FailureLimiter,
     /// Free-trial applications per address (see `trial`).
     pub trial_applications: FailureLimiter,
+    /// Set once the node was told to stop: `/readyz` fails while it drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::ops::Deref for App {
@@ -204,6 +206,7 @@ impl App {
                 limits_window,
             ),
             trial_applications: crate::trial::limiter(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             sign_in_failures,
             address_failures,
         })))

@@ -15,6 +15,16 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`: the database answers; a load balancer should stop sending traffic otherwise.
 pub async fn readyz(State(app): State<App>) -> Response {
+    // Told to stop: the load balancer is to send its traffic elsewhere while in-flight
+    // requests finish (`http.shutdown_delay_secs`).
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            no_store(),
+            Json(json!({ "status": "draining" })),
+        )
+            .into_response();
+    }
     // A pooled connection the database dropped (a restart, a failover) fails once and is
     // discarded; the second try takes a fresh one, so a database that is back reads as ready.
     let pinged = match app.store.ping().await {

@@ -60,11 +60,27 @@ pub async fn serve(mut config: Config, clock: SharedClock, args: ServeArgs) -> a
     spawn_checkpointer(app.clone());
     let router = router::build(app.clone());
     tracing::info!(listen = %listener.local_addr()?, public_url = %config.public_url, tls = tls.is_some(), "sesame is serving");
+    let delay = Duration::from_secs(config.http.shutdown_delay_secs);
+    let draining = app.clone();
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        // Failing readiness first lets the balancer take the node out before connections close.
+        draining
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !delay.is_zero() {
+            tracing::info!(
+                seconds = delay.as_secs(),
+                "stopping: /readyz fails while the node drains"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    };
     server::run(
         listener,
         router,
         tls,
-        server::shutdown_signal(),
+        shutdown,
         Duration::from_secs(config.http.shutdown_grace_secs),
     )
     .await

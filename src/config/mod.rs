@@ -86,6 +86,9 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Seconds a node keeps serving after SIGTERM/SIGINT with `/readyz` failing, so the load
+    /// balancer stops sending to it before its listener closes. 0: close at once.
+    pub shutdown_delay_secs: u64,
     /// Load balancers (addresses or networks) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
 }
@@ -159,6 +162,7 @@ impl Default for Config {
                 max_body_bytes: 64 * 1024,
                 request_timeout_secs: 30,
                 shutdown_grace_secs: 20,
+                shutdown_delay_secs: 0,
                 trusted_proxies: Vec::new(),
             },
             tokens: TokenConfig {

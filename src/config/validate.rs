@@ -95,6 +95,13 @@ impl Config {
                 ));
             }
         }
+        if self.http.shutdown_delay_secs > 300 {
+            return Err(ConfigError::new(
+                "http.shutdown_delay_secs",
+                format!("{} is out of range", self.http.shutdown_delay_secs),
+                "give 0 to 300 seconds: a little more than the load balancer's health-check interval",
+            ));
+        }
         if let Some(key) = &self.master_key {
             crate::crypto::master::MasterKey::from_base64(key).map_err(|_| {
                 ConfigError::new(

@@ -423,6 +423,7 @@ async fn serve_demo_publishes_discovery_and_stops_on_sigterm() {
         .cmd(&["serve", "--demo"])
         .env("SESAME_LISTEN", &listen)
         .env("SESAME_PUBLIC_URL", &public)
+        .env("SESAME_HTTP_SHUTDOWN_DELAY_SECS", "2")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -463,6 +464,27 @@ async fn serve_demo_publishes_discovery_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(status.success());
+    // Draining: readiness fails at once, while requests are still served.
+    let mut draining = false;
+    for _ in 0..20 {
+        let r = client.get(format!("{public}/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            assert_eq!(
+                r.json::<serde_json::Value>().await.unwrap()["status"],
+                "draining"
+            );
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(draining, "/readyz fails once the node is told to stop");
+    let r = client
+        .get(doc["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "still serving while it drains");
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
