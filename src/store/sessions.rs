@@ -77,6 +77,17 @@ impl From<Row> for Session {
     }
 }
 
+/// Session `sid` of `tenant` unless it was ended: what ending it, renewing it and finding it by
+/// its public id all start from.
+macro_rules! unrevoked {
+    ($tenant:expr, $sid:expr) => {
+        s::table
+            .filter(s::tenant_id.eq($tenant.as_str()))
+            .filter(s::sid.eq($sid))
+            .filter(s::revoked_at.is_null())
+    };
+}
+
 pub fn create(
     conn: &mut Conn,
     tenant: &TenantId,
@@ -122,23 +133,18 @@ pub fn renew(
     absolute_expires_at: UnixTime,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let n = diesel::update(
-        s::table
-            .filter(s::tenant_id.eq(tenant.as_str()))
-            .filter(s::sid.eq(sid))
-            .filter(s::revoked_at.is_null()),
-    )
-    .set((
-        s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()),
-        s::auth_time.eq(auth_time.0),
-        s::amr.eq(serde_json::Value::from(amr.to_vec()).to_string()),
-        s::acr.eq(acr),
-        s::remember.eq(remember),
-        s::last_seen_at.eq(now.0),
-        s::idle_expires_at.eq(idle_expires_at.0.min(absolute_expires_at.0)),
-        s::absolute_expires_at.eq(absolute_expires_at.0),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(unrevoked!(tenant, sid))
+        .set((
+            s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()),
+            s::auth_time.eq(auth_time.0),
+            s::amr.eq(serde_json::Value::from(amr.to_vec()).to_string()),
+            s::acr.eq(acr),
+            s::remember.eq(remember),
+            s::last_seen_at.eq(now.0),
+            s::idle_expires_at.eq(idle_expires_at.0.min(absolute_expires_at.0)),
+            s::absolute_expires_at.eq(absolute_expires_at.0),
+        ))
+        .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -150,14 +156,9 @@ pub fn replace_cookie(
     sid: &str,
     cookie_hash: &TokenHash,
 ) -> Result<bool, StoreError> {
-    let n = diesel::update(
-        s::table
-            .filter(s::tenant_id.eq(tenant.as_str()))
-            .filter(s::sid.eq(sid))
-            .filter(s::revoked_at.is_null()),
-    )
-    .set(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
-    .execute(conn)?;
+    let n = diesel::update(unrevoked!(tenant, sid))
+        .set(s::cookie_hash.eq(cookie_hash.as_bytes().to_vec()))
+        .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -297,14 +298,9 @@ pub fn revoke(
     sid: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let n = diesel::update(
-        s::table
-            .filter(s::tenant_id.eq(tenant.as_str()))
-            .filter(s::sid.eq(sid))
-            .filter(s::revoked_at.is_null()),
-    )
-    .set(s::revoked_at.eq(now.0))
-    .execute(conn)?;
+    let n = diesel::update(unrevoked!(tenant, sid))
+        .set(s::revoked_at.eq(now.0))
+        .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -333,10 +329,7 @@ pub fn find_by_sid(
     sid: &str,
     now: UnixTime,
 ) -> Result<Option<Session>, StoreError> {
-    let row: Option<Row> = s::table
-        .filter(s::tenant_id.eq(tenant.as_str()))
-        .filter(s::sid.eq(sid))
-        .filter(s::revoked_at.is_null())
+    let row: Option<Row> = unrevoked!(tenant, sid)
         .filter(s::idle_expires_at.gt(now.0))
         .filter(s::absolute_expires_at.gt(now.0))
         .select(Row::as_select())
@@ -355,10 +348,7 @@ pub fn is_live(
 ) -> Result<bool, StoreError> {
     use diesel::dsl::exists;
     Ok(diesel::select(exists(
-        s::table
-            .filter(s::tenant_id.eq(tenant.as_str()))
-            .filter(s::sid.eq(sid))
-            .filter(s::revoked_at.is_null())
+        unrevoked!(tenant, sid)
             .filter(s::idle_expires_at.gt(now.0))
             .filter(s::absolute_expires_at.gt(now.0)),
     ))
