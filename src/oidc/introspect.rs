@@ -117,7 +117,8 @@ async fn refresh_token_claims(
     }
     let mut m = Map::new();
     m.insert("active".into(), json!(true));
-    m.insert("token_type".into(), json!("refresh_token"));
+    // No `token_type`: RFC 7662 defines it as an access token's type (RFC 6749 §7.1), which a
+    // refresh token does not have; "refresh_token" there read as a kind of Bearer to some RSs.
     m.insert("client_id".into(), json!(grant.client_id));
     if !grant.scope.is_empty() {
         m.insert("scope".into(), json!(grant.scope));

@@ -566,6 +566,14 @@ both_backends!(revoking_a_refresh_token_revokes_its_family, |db| {
     };
     assert_eq!(introspect("rt-1").await, true);
     assert_eq!(introspect("rt-1").await, true);
+    // RFC 7662 §2.2: what the grant says, and no `token_type` (an access token's type).
+    let r = post_to(&t, "/t/acme/introspect", Some(&svc), "token=rt-3").await;
+    let body = r.json();
+    assert_eq!(body["client_id"], "svc");
+    assert_eq!(body["scope"], "reports:read");
+    assert_eq!(body["exp"], now.plus(3600).0);
+    assert!(body.get("token_type").is_none(), "{body}");
+    assert!(body.get("sub").is_none(), "{body}");
     // Another client cannot revoke it; the answer is the same 200.
     let other = "client_id=svc-post&client_secret=post-secret-0123456789-0123456789-012";
     assert_eq!(
