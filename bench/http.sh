@@ -5,7 +5,9 @@
 #
 #   bench/http.sh                               # SQLite, 10 s per run
 #   DURATION=5 bench/http.sh
-#   SESAME_DATABASE_URL=postgres://postgres@127.0.0.1/bench bench/http.sh
+#   SESAME_DATABASE_URL=postgres://postgres@127.0.0.1/bench bench/http.sh   # an empty database,
+#                                               # given some history first (bench/history.sql;
+#                                               # HISTORY=0 skips it)
 #   SERVER_CORES=all bench/http.sh              # the server unpinned: both cores, one shared with
 #                                               # the load generator (the issue's own setup)
 set -euo pipefail
@@ -30,6 +32,9 @@ sized_port="$(free_port)"
 export SESAME_DATA_DIR="$data" SESAME_LISTEN="127.0.0.1:$port" SESAME_PUBLIC_URL="http://127.0.0.1:$port" \
   SESAME_LOG_LEVEL=warn
 SESAME_LOG_LEVEL=error "$bin" import bench/tenant.toml >/dev/null
+case "${SESAME_DATABASE_URL:-}" in
+  postgres*) [ "${HISTORY:-1}" = 0 ] || psql -q -v ON_ERROR_STOP=1 "$SESAME_DATABASE_URL" -f bench/history.sql ;;
+esac
 
 wrk_on() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | grep -E "Requests/sec|50%|99%|Non-2xx"; }
 

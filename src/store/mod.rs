@@ -15,6 +15,7 @@ pub mod clients;
 pub mod conn;
 pub mod consents;
 pub mod departments;
+pub mod fixed;
 pub mod flows;
 pub mod group;
 pub mod jtis;

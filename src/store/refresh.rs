@@ -209,7 +209,7 @@ fn issue_once_in_one_statement(
         #[diesel(sql_type = BigInt)]
         live: i64,
     }
-    let counts: Counts = diesel::sql_query(ISSUE_ONCE)
+    let counts: Counts = super::fixed::statement(ISSUE_ONCE)
         .bind::<Text, _>(tenant.as_str())
         .bind::<Text, _>(t.client_id)
         .bind::<Text, _>(once)
@@ -387,7 +387,7 @@ fn rotate_in_one_statement(
         SELECT family_id, client_id, user_id, sid, scope, auth_time, amr, acr, claims, \
                expires_at, family_expires_at \
         FROM old";
-    let row: Option<GrantRow> = diesel::sql_query(ROTATE)
+    let row: Option<GrantRow> = super::fixed::statement(ROTATE)
         .bind::<BigInt, _>(now.0)
         .bind::<Binary, _>(presented.as_bytes().to_vec())
         .bind::<Text, _>(tenant.as_str())

@@ -488,32 +488,110 @@ fn migration_folders_name_the_same_migrations() {
     }
 }
 
-/// Every PostgreSQL connection plans each statement with its values: a generic plan cached while
-/// a table was nearly empty once read every refresh token of the tenant to find one by hash.
+/// A PostgreSQL connection caches generic plans only once the hot tables have statistics under
+/// which their unique keys win: a generic plan cached while `refresh_tokens` was nearly empty once
+/// read every refresh token of the tenant to find one by hash.
 #[test]
-fn postgres_connections_never_settle_on_a_generic_plan() {
+fn postgres_connections_cache_plans_only_once_the_hot_tables_have_statistics() {
+    use diesel::connection::SimpleConnection;
     use diesel::prelude::*;
     use diesel::sql_types::Text;
+    use sesame::store::conn::Conn;
     #[derive(QueryableByName)]
     struct Setting {
         #[diesel(sql_type = Text)]
         plan_cache_mode: String,
     }
-    let Some(pg) = crate::support::TestDb::postgres() else {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        text: String,
+    }
+    fn pg(c: &mut Conn) -> &mut diesel::PgConnection {
+        match c {
+            Conn::Postgres(c) => c,
+            Conn::Sqlite(_) => unreachable!("a PostgreSQL store"),
+        }
+    }
+    let mode = |store: &Store| {
+        store
+            .run_blocking(|c| {
+                Ok(diesel::sql_query("SHOW plan_cache_mode")
+                    .get_result::<Setting>(pg(c))
+                    .map_err(StoreError::from)?
+                    .plan_cache_mode)
+            })
+            .unwrap()
+    };
+    // The generic plan of a lookup by each hot table's unique key, on one connection.
+    let generic_plans = |store: &Store| {
+        store
+            .run_blocking(|c| {
+                let c = pg(c);
+                c.batch_execute(
+                    "SET plan_cache_mode = force_generic_plan; \
+                     PREPARE rt(bytea, text, text, bigint) AS UPDATE refresh_tokens \
+                       SET rotated_at = $4 WHERE hash = $1 AND tenant_id = $2 AND client_id = $3 \
+                       AND rotated_at IS NULL AND revoked_at IS NULL \
+                       AND expires_at > $4 AND family_expires_at > $4; \
+                     PREPARE s(bytea, text, bigint) AS SELECT sid FROM sso_sessions \
+                       WHERE cookie_hash = $1 AND tenant_id = $2 AND revoked_at IS NULL \
+                       AND idle_expires_at > $3 AND absolute_expires_at > $3",
+                )?;
+                let mut plans = Vec::new();
+                for q in [
+                    "EXPLAIN EXECUTE rt('\\x00', 'acme', 'crm', 1)",
+                    "EXPLAIN EXECUTE s('\\x00', 'acme', 1)",
+                ] {
+                    let lines = diesel::sql_query(q).load::<Line>(c)?;
+                    plans.push(
+                        lines
+                            .into_iter()
+                            .map(|l| l.text)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    );
+                }
+                c.batch_execute("DEALLOCATE ALL; RESET plan_cache_mode")?;
+                Ok(plans)
+            })
+            .unwrap()
+    };
+    let Some(db) = crate::support::TestDb::postgres() else {
         eprintln!("skipped: SESAME_TEST_DATABASE_URL is not set");
         return;
     };
-    let mode = pg
-        .store()
-        .run_blocking(|c| match c {
-            sesame::store::conn::Conn::Postgres(c) => Ok(diesel::sql_query("SHOW plan_cache_mode")
-                .get_result::<Setting>(c)
-                .map_err(StoreError::from)?
-                .plan_cache_mode),
-            sesame::store::conn::Conn::Sqlite(_) => unreachable!("a PostgreSQL store"),
+    let young = db.store();
+    young.run_blocking(migrate::run_pending).unwrap();
+    assert_eq!(mode(&young), "force_custom_plan");
+    young
+        .run_blocking(|c| {
+            pg(c).batch_execute(
+                "INSERT INTO tenants (id, display_name, status, created_at, updated_at) \
+                   VALUES ('acme', 'Acme', 'active', 0, 0); \
+                 INSERT INTO users (tenant_id, id, display_name, status, created_at, updated_at) \
+                   SELECT 'acme', 'u' || i, 'U', 'active', 0, 0 FROM generate_series(1, 50) i; \
+                 INSERT INTO sso_sessions (cookie_hash, tenant_id, sid, user_id, auth_time, \
+                     created_at, last_seen_at, idle_expires_at, absolute_expires_at) \
+                   SELECT sha256(i::text::bytea), 'acme', 's' || i, 'u' || (i % 50 + 1), 0, 0, 0, \
+                     9, 9 FROM generate_series(1, 1200) i; \
+                 INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, \
+                     scope, created_at, expires_at, family_expires_at) \
+                   SELECT sha256(i::text::bytea), 'acme', 'f' || (i % 300), 'crm', \
+                     'u' || (i % 50 + 1), 'openid', 0, 9, 9 FROM generate_series(1, 1200) i; \
+                 ANALYZE refresh_tokens, sso_sessions",
+            )?;
+            Ok(())
         })
         .unwrap();
-    assert_eq!(mode, "force_custom_plan");
+    let grown = db.store();
+    assert_eq!(mode(&grown), "auto");
+    for plan in generic_plans(&grown) {
+        assert!(
+            plan.contains("refresh_tokens_pkey") || plan.contains("sso_sessions_pkey"),
+            "{plan}"
+        );
+    }
 }
 
 #[tokio::test]
