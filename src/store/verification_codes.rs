@@ -175,7 +175,7 @@ pub fn store_if<D>(
 ) -> Result<D, StoreError> {
     super::tx::write(conn, |c| {
         if let Conn::Postgres(pg) = c {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            super::fixed::statement("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind::<diesel::sql_types::Text, _>(format!("{tenant} {}", code.destination))
                 .execute(pg)?;
         }
