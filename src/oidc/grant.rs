@@ -26,7 +26,7 @@ use crate::store::access_revocations::Revoke;
 use crate::store::clients::Client;
 use crate::store::refresh::{self, NewRefreshToken, Once, Rotation};
 use crate::store::subjects::Subject;
-use crate::store::{jtis, sessions, tx};
+use crate::store::{sessions, tx};
 use crate::tenant::TenantId;
 use crate::tenant::resolve::TenantCtx;
 
@@ -110,15 +110,7 @@ async fn spend_sealed(
         let sid = grant.sid.clone();
         return Ok(app
             .store
-            .run_quick(move |c| {
-                if !jtis::remember(c, &t, &cid, &once, once_until)? {
-                    return Ok(Once::Used);
-                }
-                Ok(match sessions::is_live(c, &t, &sid, now)? {
-                    true => Once::Issued,
-                    false => Once::SessionEnded,
-                })
-            })
+            .run_quick(move |c| refresh::spend_once(c, &t, &cid, (&once, once_until), &sid, now))
             .await?);
     };
     let (sliding, absolute) = new_family_lifetimes(app, client);

@@ -172,6 +172,71 @@ pub fn issue_once(
     })
 }
 
+/// [`issue_once`] with no token to issue: records `once` (a single-use ID of `client_id`, kept
+/// until `once_until`) and tells whether session `sid` is still live, as one atomic step. On
+/// PostgreSQL one statement that reads the session `FOR SHARE`, as [`issue_once`] does, so a
+/// logout either ends the session first or waits for this commit and then revokes what it grants.
+pub fn spend_once(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    client_id: &str,
+    (once, once_until): (&str, UnixTime),
+    sid: &str,
+    now: UnixTime,
+) -> Result<Once, StoreError> {
+    if let Conn::Postgres(pg) = conn {
+        use diesel::sql_types::{BigInt, Text};
+        const SPEND_ONCE: &str = "\
+            WITH live AS ( \
+                SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $5 \
+                AND revoked_at IS NULL AND idle_expires_at > $6 AND absolute_expires_at > $6 \
+                FOR SHARE \
+            ), used AS ( \
+                INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) \
+                VALUES ($1, $2, $3, $4) \
+                ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
+            ) \
+            SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live";
+        let counts: Counts = super::fixed::statement(SPEND_ONCE)
+            .bind::<Text, _>(tenant.as_str())
+            .bind::<Text, _>(client_id)
+            .bind::<Text, _>(once)
+            .bind::<BigInt, _>(once_until.0)
+            .bind::<Text, _>(sid)
+            .bind::<BigInt, _>(now.0)
+            .get_result(pg)?;
+        return Ok(counts.once());
+    }
+    tx::write(conn, |c| {
+        if !super::jtis::remember(c, tenant, client_id, once, once_until)? {
+            return Ok(Once::Used);
+        }
+        Ok(match super::sessions::is_live(c, tenant, sid, now)? {
+            true => Once::Issued,
+            false => Once::SessionEnded,
+        })
+    })
+}
+
+/// What the single-statement spends found: rows inserted into `used_jtis`, sessions live.
+#[derive(QueryableByName)]
+struct Counts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    used: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    live: i64,
+}
+
+impl Counts {
+    fn once(&self) -> Once {
+        match (self.used, self.live) {
+            (0, _) => Once::Used,
+            (_, 0) => Once::SessionEnded,
+            _ => Once::Issued,
+        }
+    }
+}
+
 /// [`issue_once`] in one PostgreSQL statement, for a token of session `sid`: one round trip
 /// instead of five. A concurrent use of the same ID waits for the first one's row to commit and
 /// then finds the ID taken. The session's row is read `FOR SHARE`: a logout ending it waits for
@@ -202,13 +267,6 @@ fn issue_once_in_one_statement(
             SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $16, $13, $14, $15 FROM used, live \
         ) \
         SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live";
-    #[derive(QueryableByName)]
-    struct Counts {
-        #[diesel(sql_type = BigInt)]
-        used: i64,
-        #[diesel(sql_type = BigInt)]
-        live: i64,
-    }
     let counts: Counts = super::fixed::statement(ISSUE_ONCE)
         .bind::<Text, _>(tenant.as_str())
         .bind::<Text, _>(t.client_id)
@@ -227,11 +285,7 @@ fn issue_once_in_one_statement(
         .bind::<BigInt, _>(t.family_expires_at.0)
         .bind::<Nullable<Text>, _>(t.claims.as_deref())
         .get_result(pg)?;
-    Ok(match (counts.used, counts.live) {
-        (0, _) => Once::Used,
-        (_, 0) => Once::SessionEnded,
-        _ => Once::Issued,
-    })
+    Ok(counts.once())
 }
 
 /// Rotates `presented` (a token of `client_id`) to `next`, whose sliding expiry is `now + sliding`

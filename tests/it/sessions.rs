@@ -1,5 +1,6 @@
 //! Sign-in state storage on both backends: refresh-token families, SSO sessions, login flows.
 
+use sesame::clock::UnixTime;
 use sesame::crypto::secret::TokenHash;
 use sesame::flow::session::{CLASS_CODE, CLASS_PASSWORD};
 use sesame::store::refresh::{self, NewRefreshToken, Once, Rotation};
@@ -246,6 +247,40 @@ both_backends!(issue_once_stores_a_token_on_the_first_use_only, |db| {
         })
         .unwrap();
     assert_eq!(again, Once::Used, "the id was spent all the same");
+});
+
+// A code redeemed without a refresh token: its id spent and its session checked in one step.
+both_backends!(spend_once_spends_an_id_once_and_sees_a_session_end, |db| {
+    let store = prepared(&db);
+    let (cookie, pwd) = (TokenHash::of("cookie-1"), ["pwd".to_string()]);
+    store
+        .run_blocking(|c| sessions::create(c, &acme(), &a_session(&cookie, &pwd), T0))
+        .unwrap();
+    let spend = |client: &'static str, id: &'static str, now: UnixTime| {
+        store
+            .run_blocking(move |c| {
+                refresh::spend_once(c, &acme(), client, (id, T0.plus(60)), "sid-1", now)
+            })
+            .unwrap()
+    };
+    assert_eq!(spend("crm", "code:1", T0), Once::Issued, "the first use");
+    assert_eq!(spend("crm", "code:1", T0), Once::Used, "the second use");
+    assert_eq!(
+        spend("other", "code:1", T0),
+        Once::Issued,
+        "another client's id"
+    );
+    // Past its idle expiry (half an hour) a session is as ended as a revoked one.
+    assert_eq!(spend("crm", "code:3", T0.plus(1800)), Once::SessionEnded);
+    store
+        .run_blocking(|c| sessions::revoke(c, &acme(), "sid-1", T0.plus(1)))
+        .unwrap();
+    assert_eq!(spend("crm", "code:2", T0.plus(2)), Once::SessionEnded);
+    assert_eq!(
+        spend("crm", "code:2", T0.plus(3)),
+        Once::Used,
+        "the id was spent all the same"
+    );
 });
 
 // A rotation whose request is refused after the consume is undone: the presented token is live
