@@ -72,17 +72,19 @@ impl Config {
             .collect();
         // A variable's value is read as a number or a boolean when it looks like one; where the
         // key wants text (an all-digit SMTP password), it is read again as text, and where it
-        // wants a list, as a comma-separated one.
+        // wants a list (or a pair, such as `sms.success_status`), as a comma-separated one whose
+        // items are read the same way: as numbers where they look like them, else as text.
         let (mut as_text, mut as_list): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
         let mut config: Config = loop {
             let mut merged = figment.clone();
             for (key, _, value) in &env {
                 let value = if as_list.contains(key) {
-                    let items: Vec<String> = value
-                        .split(',')
-                        .map(|v| v.trim().to_string())
-                        .filter(|v| !v.is_empty())
-                        .collect();
+                    let items = value.split(',').map(str::trim).filter(|v| !v.is_empty());
+                    let items: Vec<figment::value::Value> = if as_text.contains(key) {
+                        items.map(figment::value::Value::from).collect()
+                    } else {
+                        items.map(parse_env_value).collect()
+                    };
                     figment::value::Value::from(items)
                 } else if as_text.contains(key) {
                     figment::value::Value::from(value.clone())
@@ -95,14 +97,23 @@ impl Config {
                 Ok(config) => break config,
                 Err(e) => e,
             };
-            let path = e.path.join(".");
+            let mut path = e.path.join(".");
+            // An item of a list read from a variable: its error is the variable's.
+            if let Some((list, index)) = path.rsplit_once('.')
+                && index.bytes().all(|b| b.is_ascii_digit())
+                && as_list.iter().any(|l| l == list)
+            {
+                path = list.to_string();
+            }
             let variable = env.iter().find(|(key, ..)| *key == path);
             if let (figment::error::Kind::InvalidType(_, expected), Some(_)) = (&e.kind, variable) {
-                if expected.contains("sequence") && !as_list.contains(&path) {
+                let wants_list = expected.contains("sequence") || expected.contains("array");
+                if wants_list && !as_list.contains(&path) {
                     as_list.push(path);
                     continue;
                 }
-                if !as_text.contains(&path) && !as_list.contains(&path) {
+                // Text for a plain key; for a list, text items.
+                if !as_text.contains(&path) {
                     as_text.push(path);
                     continue;
                 }

@@ -379,9 +379,20 @@ mod tests {
                 ("SESAME_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7"),
                 ("SESAME_EMAIL_PASSWORD", "20481937"),
                 ("SESAME_EMAIL_USERNAME", "true"),
+                ("SESAME_SMS_SUCCESS_STATUS", "200, 202"),
             ]),
         )
         .unwrap();
+        assert_eq!(c.sms.success_status, [200, 202], "a pair of numbers");
+        // A list of text whose item looks like a number is still read as text, and judged as
+        // what it is (here, not a proxy address) rather than as a wrong type.
+        let e = Config::load_from(
+            None,
+            env(&[("SESAME_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, 8")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("trusted_proxies") && !e.contains("type"), "{e}");
         assert_eq!(c.sign_in.lockout_threshold, 3);
         assert_eq!(c.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
         assert_eq!(
