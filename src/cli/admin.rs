@@ -169,7 +169,7 @@ fn run_blocking(command: Command, config: Config, clock: SharedClock) -> anyhow:
         Command::Keys(KeysCommand::Rotate { tenant, alg, force }) => {
             let tid = tenant_of(&store, &tenant)?;
             let kinds: Vec<KeyKind> = match alg {
-                Some(a) => vec![a.parse()?],
+                Some(kind) => vec![kind],
                 None => Alg::ALL.into_iter().map(KeyKind::Jws).collect(),
             };
             let longest = store

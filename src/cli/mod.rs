@@ -330,13 +330,19 @@ pub enum KeysCommand {
         /// Only this kind: RS256, PS256, ES256, EdDSA, or SAML (the SAML signing certificate).
         /// Without it, every JWS algorithm; the SAML key only when named, since SPs that do not
         /// refresh the IdP's metadata must be given the new certificate by hand.
-        #[arg(long)]
-        alg: Option<String>,
+        #[arg(long, value_parser = key_kind)]
+        alg: Option<crate::crypto::keys::KeyKind>,
         /// Rotate even if the next key was published too recently for every relying party to
         /// have fetched it (use when the active key is compromised).
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `--alg` as clap checks it, so a wrong kind is a usage error (exit status 2) like any other.
+fn key_kind(s: &str) -> Result<crate::crypto::keys::KeyKind, String> {
+    s.parse()
+        .map_err(|e: crate::crypto::CryptoError| e.to_string())
 }
 
 /// Runs the parsed command; the error is printed by `main` as one line.

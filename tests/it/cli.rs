@@ -326,6 +326,14 @@ fn tenants_users_clients_and_keys_from_the_command_line() {
     assert!(!all.contains("SAML"), "{all}");
     let err = e.fails(&["keys", "rotate", "-t", "acme", "--alg", "saml"]);
     assert!(err.contains("next SAML key"), "{err}");
+    // A kind Sesame does not sign with is a usage error, as clap reports one: exit status 2.
+    let out = e.run(&["keys", "rotate", "-t", "acme", "--alg", "HS256", "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--alg") && err.contains("RS256, PS256"),
+        "{err}"
+    );
     let out = e.ok(&["keys", "rotate", "-t", "acme", "--alg", "saml", "--force"]);
     assert!(out.contains("SAML: now signing with"), "{out}");
     let keys = e.ok(&["keys", "list", "-t", "acme"]);
