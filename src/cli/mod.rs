@@ -341,8 +341,9 @@ pub enum KeysCommand {
 
 /// `--alg` as clap checks it, so a wrong kind is a usage error (exit status 2) like any other.
 fn key_kind(s: &str) -> Result<crate::crypto::keys::KeyKind, String> {
-    s.parse()
-        .map_err(|e: crate::crypto::CryptoError| e.to_string())
+    s.parse().map_err(|_: crate::crypto::CryptoError| {
+        "Sesame signs with RS256, PS256, ES256, EdDSA or SAML".to_string()
+    })
 }
 
 /// Runs the parsed command; the error is printed by `main` as one line.

@@ -98,15 +98,21 @@ impl Config {
                 Err(e) => e,
             };
             let mut path = e.path.join(".");
-            // An item of a list read from a variable: its error is the variable's.
+            // An item of a list read from a variable: its error is the variable's, and reading
+            // the items again as text helps only if this one wanted text.
+            let mut item_wants_text = true;
             if let Some((list, index)) = path.rsplit_once('.')
                 && index.bytes().all(|b| b.is_ascii_digit())
                 && as_list.iter().any(|l| l == list)
             {
+                item_wants_text = matches!(&e.kind,
+                    figment::error::Kind::InvalidType(_, expected) if expected.contains("string"));
                 path = list.to_string();
             }
             let variable = env.iter().find(|(key, ..)| *key == path);
-            if let (figment::error::Kind::InvalidType(_, expected), Some(_)) = (&e.kind, variable) {
+            if let (figment::error::Kind::InvalidType(_, expected), Some(_), true) =
+                (&e.kind, variable, item_wants_text)
+            {
                 let wants_list = expected.contains("sequence") || expected.contains("array");
                 if wants_list && !as_list.contains(&path) {
                     as_list.push(path);

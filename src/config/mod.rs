@@ -393,6 +393,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("trusted_proxies") && !e.contains("type"), "{e}");
+        // A wrong item of a list of numbers is the one named.
+        let e = Config::load_from(None, env(&[("SESAME_SMS_SUCCESS_STATUS", "200,abc")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("success_status.1") && !e.contains("abc"), "{e}");
         assert_eq!(c.sign_in.lockout_threshold, 3);
         assert_eq!(c.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
         assert_eq!(

@@ -71,14 +71,17 @@ impl Manager {
 /// Every PostgreSQL connection's settings: UTC, and how it plans prepared statements.
 ///
 /// diesel prepares a statement once per connection, and after five runs PostgreSQL may keep a
-/// generic plan, made without the values, for the connection's life. Made while a hot table is
-/// nearly empty, such a plan can settle on the wrong index: on a new `refresh_tokens`, a rotation
-/// read every token of the tenant to find one by hash (refreshes fell from 3,800/s to 1,300/s, and
-/// stayed there until an `ANALYZE` replaced the plan). Once `refresh_tokens` and `sso_sessions`
-/// have statistics of some size, each hot lookup's unique key is the clear choice with or
-/// without values, and a cached plan saves a third of the database's CPU per request. Until
-/// then every statement is planned with its values. r2d2 replaces a connection after 30 minutes,
-/// so a pool opened on a young database moves over within the half hour.
+/// generic plan, made without the values, until the table is analysed again or the connection
+/// closes. Made while a hot table is nearly empty, such a plan can settle on the wrong index: on
+/// a new `refresh_tokens`, a rotation read every token of the tenant to find one by hash
+/// (refreshes fell from 3,800/s to 1,300/s, and stayed there until an `ANALYZE` replaced the
+/// plan; autovacuum's comes a minute or more later). Once `refresh_tokens` and `sso_sessions`,
+/// the tables every sign-in and refresh writes, have statistics of some size, their unique keys
+/// are the clear choice with or without values, and cached plans save a third of the database's
+/// CPU per request. Until then every statement is planned with its values. The other tables are
+/// small or grow with these; a plan made while one of them was young lasts until its next
+/// `ANALYZE`. r2d2 closes a connection older than 30 minutes when it finds it idle, so a pool
+/// opened on a young database moves over as its connections are replaced.
 const PG_SESSION: &str = "\
     SET TIME ZONE 'UTC'; \
     SELECT set_config('plan_cache_mode', \

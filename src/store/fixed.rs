@@ -19,7 +19,8 @@ use diesel::sql_types::{HasSqlType, Untyped};
 /// A statement whose text is fixed at compile time, with its bind parameters. `$n` in the text
 /// is the n-th value given to [`Fixed::bind`], and may appear more than once; the text is sent
 /// with the database's own placeholders (`$1`… on PostgreSQL, `?` on SQLite), one per
-/// occurrence. Rows load through `QueryableByName`, as with `sql_query`.
+/// occurrence. Rows load through `QueryableByName`, as with `sql_query`. Every `$` is read as a
+/// placeholder, in string literals and comments too: the text must have no other.
 #[must_use = "a statement does nothing until it is run"]
 pub struct Fixed<Binds = NoBinds> {
     sql: &'static str,

@@ -536,12 +536,16 @@ fn postgres_connections_cache_plans_only_once_the_hot_tables_have_statistics() {
                        AND expires_at > $4 AND family_expires_at > $4; \
                      PREPARE s(bytea, text, bigint) AS SELECT sid FROM sso_sessions \
                        WHERE cookie_hash = $1 AND tenant_id = $2 AND revoked_at IS NULL \
-                       AND idle_expires_at > $3 AND absolute_expires_at > $3",
+                       AND idle_expires_at > $3 AND absolute_expires_at > $3; \
+                     PREPARE live(text, text, bigint) AS SELECT 1 FROM sso_sessions \
+                       WHERE tenant_id = $1 AND sid = $2 AND revoked_at IS NULL \
+                       AND idle_expires_at > $3 AND absolute_expires_at > $3 FOR SHARE",
                 )?;
                 let mut plans = Vec::new();
                 for q in [
                     "EXPLAIN EXECUTE rt('\\x00', 'acme', 'crm', 1)",
                     "EXPLAIN EXECUTE s('\\x00', 'acme', 1)",
+                    "EXPLAIN EXECUTE live('acme', 's1', 1)",
                 ] {
                     let lines = diesel::sql_query(q).load::<Line>(c)?;
                     plans.push(
@@ -586,11 +590,14 @@ fn postgres_connections_cache_plans_only_once_the_hot_tables_have_statistics() {
         .unwrap();
     let grown = db.store();
     assert_eq!(mode(&grown), "auto");
-    for plan in generic_plans(&grown) {
-        assert!(
-            plan.contains("refresh_tokens_pkey") || plan.contains("sso_sessions_pkey"),
-            "{plan}"
-        );
+    let plans = generic_plans(&grown);
+    let keys = [
+        "refresh_tokens_pkey",
+        "sso_sessions_pkey",
+        "sso_sessions_sid_unique",
+    ];
+    for (plan, key) in plans.iter().zip(keys) {
+        assert!(plan.contains(key), "{plan}");
     }
 }
 
