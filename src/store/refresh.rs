@@ -172,6 +172,22 @@ pub fn issue_once(
     })
 }
 
+/// The start of the statements that spend a single-use ID on PostgreSQL: `used` records ID `$3`
+/// of client `$2` in tenant `$1` until `$4` (a row only if it is new), and `live` reads session
+/// `$5` if it is live at `$6`, `FOR SHARE`, so a logout ending it waits for this commit.
+macro_rules! spend_once_ctes {
+    () => {
+        "WITH live AS ( \
+            SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $5 \
+            AND revoked_at IS NULL AND idle_expires_at > $6 AND absolute_expires_at > $6 \
+            FOR SHARE \
+        ), used AS ( \
+            INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) VALUES ($1, $2, $3, $4) \
+            ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
+        )"
+    };
+}
+
 /// [`issue_once`] with no token to issue: records `once` (a single-use ID of `client_id`, kept
 /// until `once_until`) and tells whether session `sid` is still live, as one atomic step. On
 /// PostgreSQL one statement that reads the session `FOR SHARE`, as [`issue_once`] does, so a
@@ -186,17 +202,10 @@ pub fn spend_once(
 ) -> Result<Once, StoreError> {
     if let Conn::Postgres(pg) = conn {
         use diesel::sql_types::{BigInt, Text};
-        const SPEND_ONCE: &str = "\
-            WITH live AS ( \
-                SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $5 \
-                AND revoked_at IS NULL AND idle_expires_at > $6 AND absolute_expires_at > $6 \
-                FOR SHARE \
-            ), used AS ( \
-                INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) \
-                VALUES ($1, $2, $3, $4) \
-                ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
-            ) \
-            SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live";
+        const SPEND_ONCE: &str = concat!(
+            spend_once_ctes!(),
+            " SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live"
+        );
         let counts: Counts = super::fixed::statement(SPEND_ONCE)
             .bind::<Text, _>(tenant.as_str())
             .bind::<Text, _>(client_id)
@@ -252,35 +261,30 @@ fn issue_once_in_one_statement(
     now: UnixTime,
 ) -> Result<Once, StoreError> {
     use diesel::sql_types::{BigInt, Binary, Nullable, Text};
-    const ISSUE_ONCE: &str = "\
-        WITH live AS ( \
-            SELECT 1 FROM sso_sessions WHERE tenant_id = $1 AND sid = $8 \
-            AND revoked_at IS NULL AND idle_expires_at > $13 AND absolute_expires_at > $13 \
-            FOR SHARE \
-        ), used AS ( \
-            INSERT INTO used_jtis (tenant_id, client_id, jti, expires_at) VALUES ($1, $2, $3, $4) \
-            ON CONFLICT (tenant_id, client_id, jti) DO NOTHING RETURNING 1 \
-        ), issued AS ( \
+    const ISSUE_ONCE: &str = concat!(
+        spend_once_ctes!(),
+        ", issued AS ( \
             INSERT INTO refresh_tokens (hash, tenant_id, family_id, client_id, user_id, sid, scope, \
                                         auth_time, amr, acr, claims, created_at, expires_at, \
                                         family_expires_at) \
-            SELECT $5, $1, $6, $2, $7, $8, $9, $10, $11, $12, $16, $13, $14, $15 FROM used, live \
+            SELECT $7, $1, $8, $2, $9, $5, $10, $11, $12, $13, $16, $6, $14, $15 FROM used, live \
         ) \
-        SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live";
+        SELECT (SELECT count(*) FROM used) AS used, (SELECT count(*) FROM live) AS live"
+    );
     let counts: Counts = super::fixed::statement(ISSUE_ONCE)
         .bind::<Text, _>(tenant.as_str())
         .bind::<Text, _>(t.client_id)
         .bind::<Text, _>(once)
         .bind::<BigInt, _>(once_until.0)
+        .bind::<Text, _>(sid)
+        .bind::<BigInt, _>(now.0)
         .bind::<Binary, _>(t.hash.as_bytes().to_vec())
         .bind::<Text, _>(t.family_id)
         .bind::<Nullable<Text>, _>(t.user_id)
-        .bind::<Text, _>(sid)
         .bind::<Text, _>(t.scope)
         .bind::<Nullable<BigInt>, _>(t.auth_time.map(|x| x.0))
         .bind::<Text, _>(amr_text(t.amr))
         .bind::<Nullable<Text>, _>(t.acr)
-        .bind::<BigInt, _>(now.0)
         .bind::<BigInt, _>(t.expires_at.0.min(t.family_expires_at.0))
         .bind::<BigInt, _>(t.family_expires_at.0)
         .bind::<Nullable<Text>, _>(t.claims.as_deref())
