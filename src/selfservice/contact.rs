@@ -131,6 +131,11 @@ pub async fn confirm(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let (form, me) = Me::form(&app, &tenant, &headers, &body).await?;
+    // The change is what needs a recent sign-in, not only the asking for a code: a code asked
+    // for at the window's end outlives it. The code is not tried, so it is not used up.
+    if !me.fresh(&app) {
+        return show(&app, &tenant, &me, Some(super::reauth()), None, None).await;
+    }
     let Some(to) = destination(&form) else {
         return show(
             &app,

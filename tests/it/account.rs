@@ -544,6 +544,31 @@ both_backends!(changing_where_codes_go_needs_a_recent_sign_in, |db| {
     )
     .await;
     assert!(said(&r.text().await.unwrap()).contains("on its way"));
+    // A code asked for just inside the window and entered just outside it changes nothing: the
+    // change itself needs the recent sign-in, not only the asking.
+    b.t.clock.advance(sesame::selfservice::REAUTH_WINDOW - 60);
+    let page = account(&b).await;
+    let r = post(
+        &b,
+        &page,
+        "/t/acme/account/contact",
+        "kind=email&address=later%40acme.test",
+    )
+    .await;
+    let pending = r.text().await.unwrap();
+    assert!(said(&pending).contains("on its way"), "{pending}");
+    let code = code_in(&outbox_for(&b, "later@acme.test")[0].body);
+    b.t.clock.advance(120);
+    let r = post(
+        &b,
+        &pending,
+        "/t/acme/account/contact/confirm",
+        &format!("kind=email&address=later%40acme.test&region=CN&code={code}"),
+    )
+    .await;
+    let html = r.text().await.unwrap();
+    assert!(said(&html).contains("sign in again"), "{html}");
+    assert_eq!(alice(&b).profile.email, Email::parse("alice@acme.test"));
 });
 
 both_backends!(
